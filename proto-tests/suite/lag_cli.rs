@@ -1,0 +1,667 @@
+//! `kafka-observer lag` against the real broker, with kafka-consumer-groups as the oracle.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{self, USERS};
+
+/// Runs the binary with a clean environment (no Event Streams variables leak in).
+pub fn ko(args: &[&str]) -> Output {
+    ko_env(args, &[])
+}
+
+pub fn ko_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kafka-observer"));
+    cmd.args(args);
+    for v in [
+        "MESSAGEHUB_KAFKA_BROKERS_SASL",
+        "MESSAGEHUB_USER",
+        "MESSAGEHUB_PASSWORD",
+        "KAFKA_SASL_MECHANISM",
+        "KAFKA_TLS",
+        "KAFKA_CA_FILE",
+        "RUST_LOG",
+        "LOG_LEVEL",
+    ] {
+        cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run kafka-observer")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `lag --json` parsed into group → (topic, partition) → row.
+fn lag_json(args: &[&str]) -> BTreeMap<String, BTreeMap<(String, i64), Value>> {
+    let out = ko(args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("lag --json prints JSON");
+    let mut groups = BTreeMap::new();
+    for g in v["groups"].as_array().expect("groups array") {
+        let mut rows = BTreeMap::new();
+        for p in g["partitions"].as_array().expect("partitions array") {
+            rows.insert(
+                (
+                    p["topic"].as_str().unwrap().to_string(),
+                    p["partition"].as_i64().unwrap(),
+                ),
+                p.clone(),
+            );
+        }
+        groups.insert(g["group"].as_str().unwrap().to_string(), rows);
+    }
+    groups
+}
+
+/// Polls `f` until it returns Some, or panics after `secs` with `what`.
+fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A topic with `counts[p]` records in partition p.
+fn topic_with(counts: &[u32]) -> String {
+    let b = harness::broker();
+    let topic = harness::unique("lag");
+    b.create_topic(&topic, counts.len() as i32);
+    for (p, n) in counts.iter().enumerate() {
+        if *n > 0 {
+            b.produce(&topic, p as i32, *n);
+        }
+    }
+    topic
+}
+
+#[test]
+fn every_listener_and_mechanism_reads_offsets() {
+    let b = harness::broker();
+    let topic = topic_with(&[3, 0]);
+    let group = harness::unique("g");
+    b.commit_offset(&group, &topic, 0, 1);
+    let ca = b.ca_file().to_str().unwrap().to_string();
+    let plain = b.plaintext();
+    let sasl = b.sasl_plaintext();
+    let ssl = b.sasl_ssl();
+    let (user, pass) = USERS[0];
+    let mut cases: Vec<(String, Vec<String>)> =
+        vec![("PLAINTEXT".into(), vec!["--bootstrap".into(), plain])];
+    for mech in ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] {
+        let mut a: Vec<String> = [
+            "--bootstrap",
+            &sasl,
+            "--username",
+            user,
+            "--password",
+            pass,
+            "--sasl-mechanism",
+            mech,
+        ]
+        .map(String::from)
+        .to_vec();
+        if mech == "PLAIN" {
+            a.push("--allow-plain-without-tls".into());
+        }
+        cases.push((format!("SASL_PLAINTEXT {mech}"), a));
+        cases.push((
+            format!("SASL_SSL {mech}"),
+            [
+                "--bootstrap",
+                &ssl,
+                "--tls",
+                "--ca-file",
+                &ca,
+                "--username",
+                user,
+                "--password",
+                pass,
+                "--sasl-mechanism",
+                mech,
+            ]
+            .map(String::from)
+            .to_vec(),
+        ));
+    }
+    for (name, conn) in cases {
+        let mut args: Vec<&str> = vec!["lag", "--json", "--group", &group, "--topic", &topic];
+        args.extend(conn.iter().map(String::as_str));
+        let groups = lag_json(&args);
+        let rows = &groups[&group];
+        let p0 = &rows[&(topic.clone(), 0)];
+        assert_eq!(p0["committed"], 1, "{name}: {p0}");
+        assert_eq!(p0["high_watermark"], 3, "{name}: {p0}");
+        assert_eq!(p0["last_stable"], 3, "{name}: {p0}");
+        assert_eq!(p0["log_start"], 0, "{name}: {p0}");
+        assert_eq!(p0["lag"], 2, "{name}: {p0}");
+        let p1 = &rows[&(topic.clone(), 1)];
+        assert_eq!(p1["committed"], Value::Null, "{name}: {p1}");
+        assert_eq!(p1["lag"], Value::Null, "{name}: {p1}");
+        assert_eq!(p1["high_watermark"], 0, "{name}: {p1}");
+    }
+}
+
+#[test]
+fn the_event_streams_environment_is_understood() {
+    // The binding's variables: brokers as a JSON array, user and password; TLS implied.
+    let b = harness::broker();
+    let topic = topic_with(&[2]);
+    let group = harness::unique("g");
+    b.commit_offset(&group, &topic, 0, 2);
+    let brokers = format!("[\"{}\"]", b.sasl_ssl());
+    let out = ko_env(
+        &["lag", "--json", "--group", &group, "--topic", &topic],
+        &[
+            ("MESSAGEHUB_KAFKA_BROKERS_SASL", &brokers),
+            ("MESSAGEHUB_USER", "alice"),
+            ("MESSAGEHUB_PASSWORD", "alice-secret"),
+            ("KAFKA_CA_FILE", b.ca_file().to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["groups"][0]["partitions"][0]["committed"], 2, "{v}");
+    assert_eq!(v["groups"][0]["total_lag"], 0, "{v}");
+}
+
+#[test]
+fn wrong_password_is_a_clear_authentication_error() {
+    let b = harness::broker();
+    for (mech, addr, tls) in [
+        ("SCRAM-SHA-256", b.sasl_plaintext(), false),
+        ("SCRAM-SHA-512", b.sasl_ssl(), true),
+        ("PLAIN", b.sasl_ssl(), true),
+    ] {
+        let mut args = vec![
+            "lag",
+            "--group",
+            "g",
+            "--topic",
+            "t",
+            "--bootstrap",
+            &addr,
+            "--username",
+            "alice",
+            "--password",
+            "not-the-Secret-42",
+            "--sasl-mechanism",
+            mech,
+        ];
+        let ca = b.ca_file().to_str().unwrap().to_string();
+        if tls {
+            args.extend(["--tls", "--ca-file", &ca]);
+        }
+        let out = ko(&args);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{mech}: {all}");
+        assert!(
+            all.contains(&format!(
+                "authentication failed for user 'alice' with {mech}"
+            )),
+            "{mech}: {all}"
+        );
+        assert!(
+            !all.contains("not-the-Secret-42"),
+            "{mech}: the password leaked: {all}"
+        );
+    }
+}
+
+#[test]
+fn wrong_ca_is_a_clear_certificate_error() {
+    let b = harness::broker();
+    let ssl = b.sasl_ssl();
+    let out = ko(&[
+        "lag",
+        "--group",
+        "g",
+        "--topic",
+        "t",
+        "--bootstrap",
+        &ssl,
+        "--tls",
+        "--ca-file",
+        b.wrong_ca_file().to_str().unwrap(),
+        "--username",
+        "alice",
+        "--password",
+        "alice-secret",
+        "--sasl-mechanism",
+        "SCRAM-SHA-256",
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("TLS handshake with"), "{all}");
+    assert!(all.contains("certificate"), "{all}");
+    assert!(all.contains("--ca-file"), "{all}");
+    assert!(!all.contains("alice-secret"), "{all}");
+}
+
+#[test]
+fn plain_without_tls_is_refused_unless_allowed() {
+    let b = harness::broker();
+    let sasl = b.sasl_plaintext();
+    let out = ko(&[
+        "lag",
+        "--group",
+        "g",
+        "--topic",
+        "t",
+        "--bootstrap",
+        &sasl,
+        "--username",
+        "alice",
+        "--password",
+        "alice-secret",
+        "--sasl-mechanism",
+        "PLAIN",
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("--allow-plain-without-tls"), "{all}");
+}
+
+#[test]
+fn unreachable_broker_is_exit_1_with_address_and_cause() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let out = ko(&[
+        "lag",
+        "--group",
+        "g",
+        "--topic",
+        "t",
+        "--bootstrap",
+        &addr,
+        "--connect-timeout",
+        "2",
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains(&addr), "{all}");
+    assert!(all.to_lowercase().contains("refused"), "{all}");
+}
+
+#[test]
+fn json_agrees_with_kafka_consumer_groups() {
+    let b = harness::broker();
+    let a = topic_with(&[10, 7, 4]);
+    let t2 = topic_with(&[5, 9]);
+    let g1 = harness::unique("g1");
+    let g2 = harness::unique("g2");
+    let g3 = harness::unique("g3");
+    // g1: some partitions committed, one not; g2: one group on two topics; g3: caught up.
+    b.commit_offset(&g1, &a, 0, 2);
+    b.commit_offset(&g1, &a, 1, 7);
+    b.commit_offset(&g2, &a, 2, 1);
+    b.commit_offset(&g2, &t2, 1, 3);
+    b.commit_offset(&g3, &t2, 0, 5);
+    let ours = lag_json(&[
+        "lag",
+        "--json",
+        "--bootstrap",
+        &b.plaintext(),
+        "--group",
+        &g1,
+        "--group",
+        &g2,
+        "--group",
+        &g3,
+    ]);
+    for g in [&g1, &g2, &g3] {
+        let java = b.describe_group(g);
+        assert!(
+            !java.is_empty(),
+            "kafka-consumer-groups shows nothing for {g}"
+        );
+        let rows = &ours[g];
+        assert_eq!(
+            rows.len(),
+            java.len(),
+            "{g}: rows differ: ours {rows:?} java {java:?}"
+        );
+        for j in &java {
+            let r = &rows[&(j.topic.clone(), j.partition as i64)];
+            assert_eq!(
+                r["committed"].as_i64(),
+                j.current_offset,
+                "{g} {}-{}",
+                j.topic,
+                j.partition
+            );
+            assert_eq!(
+                r["high_watermark"].as_i64(),
+                j.log_end_offset,
+                "{g} {}-{}",
+                j.topic,
+                j.partition
+            );
+            assert_eq!(r["lag"].as_i64(), j.lag, "{g} {}-{}", j.topic, j.partition);
+        }
+    }
+    // Totals: g1 = (10-2) + (7-7) = 8 with one lagging partition.
+    let out = ko(&[
+        "lag",
+        "--json",
+        "--bootstrap",
+        &b.plaintext(),
+        "--group",
+        &g1,
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["groups"][0]["total_lag"], 8, "{v}");
+    assert_eq!(v["groups"][0]["lagging_partitions"], 1, "{v}");
+
+    // With --topic, partitions without a commit are listed too, with no lag.
+    let filtered = lag_json(&[
+        "lag",
+        "--json",
+        "--bootstrap",
+        &b.plaintext(),
+        "--group",
+        &g1,
+        "--topic",
+        &a,
+    ]);
+    let rows = &filtered[&g1];
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[&(a.clone(), 2)]["committed"], Value::Null);
+    assert_eq!(rows[&(a.clone(), 2)]["high_watermark"], 4);
+}
+
+#[test]
+fn table_output_and_all_groups() {
+    let b = harness::broker();
+    let t = topic_with(&[6]);
+    let g = harness::unique("tbl");
+    b.commit_offset(&g, &t, 0, 2);
+    let out = ko(&["lag", "--bootstrap", &b.plaintext(), "--all-groups"]);
+    let s = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{s}");
+    let line = s
+        .lines()
+        .find(|l| l.starts_with(&g) && l.contains(&t))
+        .unwrap_or_else(|| panic!("no row for {g}: {s}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cols,
+        [g.as_str(), t.as_str(), "0", "2", "0", "6", "6", "4"],
+        "{line}"
+    );
+    assert!(
+        s.contains(&format!("{g}: total lag 4, 1 of 1 partitions lagging")),
+        "{s}"
+    );
+}
+
+#[test]
+fn kafkadata_mapping_selects_groups_and_topics() {
+    let b = harness::broker();
+    let pay = topic_with(&[3, 1]);
+    let ship = topic_with(&[2]);
+    let g = harness::unique("paygroup");
+    let g2 = harness::unique("shipgroup");
+    b.commit_offset(&g, &pay, 0, 3);
+    let dir = std::env::temp_dir().join(harness::unique("kd"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kafkadata");
+    std::fs::write(
+        &file,
+        format!(
+            "{pay}:\n  partitions: 2\n  jobs:\n    - name: pay-consumer\n      consumer_group: {g}\n\
+             {ship}:\n  partitions: 1\n  jobs:\n    - name: ship-consumer\n      consumer_group: {g2}\n    - name: pay-consumer\n      consumer_group: {g}\n"
+        ),
+    )
+    .unwrap();
+    let groups = lag_json(&[
+        "lag",
+        "--json",
+        "--bootstrap",
+        &b.plaintext(),
+        "--kafkadata",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    let rows = &groups[&g];
+    assert_eq!(rows.len(), 3, "{rows:?}"); // pay 0,1 + ship 0
+    assert_eq!(rows[&(pay.clone(), 0)]["lag"], 0);
+    assert_eq!(rows[&(pay.clone(), 1)]["committed"], Value::Null);
+    assert_eq!(rows[&(ship.clone(), 0)]["high_watermark"], 2);
+    assert_eq!(groups[&g2].len(), 1);
+}
+
+#[test]
+fn transactional_topic_last_stable_offset_and_lag() {
+    let b = harness::broker();
+    let t = harness::unique("txn");
+    b.create_topic(&t, 1);
+    let g = harness::unique("txg");
+    // ProducerPerformance in transactions: every record plus one marker per transaction.
+    b.producer_perf_txn(&t, 500, &harness::unique("perf"));
+    let committed = b.produce_txn(&t, 0, 5, true);
+    let aborted = b.produce_txn(&t, 0, 3, false);
+    assert!(aborted.start > committed.end, "{committed:?} {aborted:?}");
+    // After the abort marker the log ends at aborted.end + 1 and nothing is open: LSO = HW.
+    let end = aborted.end + 1;
+    b.commit_offset(&g, &t, 0, committed.end);
+    let row = eventually(60, "markers to land", || {
+        let groups = lag_json(&[
+            "lag",
+            "--json",
+            "--bootstrap",
+            &b.plaintext(),
+            "--group",
+            &g,
+        ]);
+        let row = groups[&g][&(t.clone(), 0)].clone();
+        (row["high_watermark"] == end).then_some(row)
+    });
+    assert_eq!(row["last_stable"], end, "{row}");
+    assert_eq!(row["lag"], end - committed.end, "{row}");
+    let java = b.describe_group(&g);
+    assert_eq!(java[0].log_end_offset, Some(end));
+    // A consumer that read everything commits past the last marker: lag 0, not 1.
+    b.commit_offset(&g, &t, 0, end);
+    let groups = lag_json(&[
+        "lag",
+        "--json",
+        "--bootstrap",
+        &b.plaintext(),
+        "--group",
+        &g,
+    ]);
+    assert_eq!(groups[&g][&(t.clone(), 0)]["lag"], 0);
+    assert!(end > 500 + 5 + 3, "markers count in the offsets: end {end}");
+}
+
+#[test]
+fn bad_flags_and_env_exit_2_naming_the_culprit() {
+    // (arguments, environment, what stderr must name)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (&["lag", "--group", "g"], &[], "--bootstrap"),
+        (
+            &["lag", "--group", "g", "--bootstrap", "nohostport"],
+            &[],
+            "--bootstrap",
+        ),
+        (
+            &["lag", "--group", "g"],
+            &[("MESSAGEHUB_KAFKA_BROKERS_SASL", "[\"host-without-port\"]")],
+            "MESSAGEHUB_KAFKA_BROKERS_SASL",
+        ),
+        (
+            &[
+                "lag",
+                "--group",
+                "g",
+                "--bootstrap",
+                "h:1",
+                "--sasl-mechanism",
+                "GSSAPI",
+                "--username",
+                "u",
+                "--password",
+                "p",
+            ],
+            &[],
+            "--sasl-mechanism",
+        ),
+        (
+            &[
+                "lag",
+                "--group",
+                "g",
+                "--bootstrap",
+                "h:1",
+                "--username",
+                "u",
+            ],
+            &[],
+            "--password",
+        ),
+        (
+            &[
+                "lag",
+                "--group",
+                "g",
+                "--bootstrap",
+                "h:1",
+                "--password",
+                "hunter2-Secret",
+            ],
+            &[],
+            "--username",
+        ),
+        (&["lag", "--bootstrap", "h:1"], &[], "--group"),
+        (
+            &["lag", "--group", "g", "--bootstrap", "h:1", "--watch", "0"],
+            &[],
+            "--watch",
+        ),
+        (
+            &["lag", "--group", "g", "--bootstrap", "h:1"],
+            &[("KAFKA_TLS", "maybe")],
+            "KAFKA_TLS",
+        ),
+        (
+            &[
+                "lag",
+                "--bootstrap",
+                "h:1",
+                "--kafkadata",
+                "/nonexistent/kafkadata",
+            ],
+            &[],
+            "--kafkadata",
+        ),
+        (
+            &[
+                "lag",
+                "--group",
+                "g",
+                "--bootstrap",
+                "h:1",
+                "--tls",
+                "--ca-file",
+                "/nonexistent/ca.pem",
+            ],
+            &[],
+            "/nonexistent/ca.pem",
+        ),
+        (
+            &[
+                "lag",
+                "--group",
+                "g",
+                "--bootstrap",
+                "h:1",
+                "--no-such-flag",
+            ],
+            &[],
+            "--no-such-flag",
+        ),
+        (
+            &[
+                "lag",
+                "--group",
+                "g",
+                "--bootstrap",
+                "h:1",
+                "--isolation",
+                "dirty",
+            ],
+            &[],
+            "--isolation",
+        ),
+        (
+            &[
+                "lag",
+                "--group",
+                "g",
+                "--bootstrap",
+                "h:1",
+                "--ca-file",
+                "/tmp/x.pem",
+            ],
+            &[],
+            "--tls",
+        ),
+    ];
+    for (args, env, culprit) in cases {
+        let out = ko_env(args, env);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {all}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(culprit),
+            "{args:?}: stderr does not name {culprit}: {all}"
+        );
+        assert!(
+            !all.contains("hunter2-Secret"),
+            "{args:?}: password leaked: {all}"
+        );
+    }
+}
+
+#[test]
+fn bad_kafkadata_is_exit_2_naming_the_field() {
+    let dir = std::env::temp_dir().join(harness::unique("kdbad"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kafkadata");
+    std::fs::write(&file, "payments:\n  partitions: 4\n  jobs:\n    - name: Payments_Consumer\n      consumer_group: g\n").unwrap();
+    let out = ko(&[
+        "lag",
+        "--bootstrap",
+        "h:1",
+        "--kafkadata",
+        file.to_str().unwrap(),
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("payments") && all.contains("Payments_Consumer"),
+        "{all}"
+    );
+}

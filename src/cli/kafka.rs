@@ -1,0 +1,210 @@
+//! Broker connection settings shared by every subcommand, with the IBM sample's variable names.
+//!
+//! Environment fallbacks are resolved here by hand rather than by clap, so that an error can say
+//! whether the bad value came from a flag or from the Event Streams binding.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{invalid, CliError};
+use crate::config::brokers::{parse_brokers, BrokerAddr};
+use crate::config::secret::Secret;
+use crate::wire::sasl::{Credentials, Mechanism};
+use crate::wire::tls::{client_config, TlsOptions};
+use crate::wire::{ConnectOptions, SaslConfig};
+
+pub const ENV_BROKERS: &str = "MESSAGEHUB_KAFKA_BROKERS_SASL";
+pub const ENV_USER: &str = "MESSAGEHUB_USER";
+pub const ENV_PASSWORD: &str = "MESSAGEHUB_PASSWORD";
+pub const ENV_MECHANISM: &str = "KAFKA_SASL_MECHANISM";
+pub const ENV_TLS: &str = "KAFKA_TLS";
+pub const ENV_CA_FILE: &str = "KAFKA_CA_FILE";
+
+/// How to reach and authenticate to the cluster.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KafkaArgs {
+    /// Bootstrap brokers, host:port, comma-separated or a JSON array
+    /// [env: MESSAGEHUB_KAFKA_BROKERS_SASL]
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub bootstrap: Option<String>,
+
+    /// SASL user name [env: MESSAGEHUB_USER]
+    #[arg(long)]
+    pub username: Option<String>,
+
+    /// SASL password or Event Streams API key [env: MESSAGEHUB_PASSWORD]
+    #[arg(long)]
+    pub password: Option<String>,
+
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default PLAIN when a user name is given)
+    /// [env: KAFKA_SASL_MECHANISM]
+    #[arg(long, value_name = "MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+
+    /// Use TLS: true or false (default: true when the brokers come from
+    /// MESSAGEHUB_KAFKA_BROKERS_SASL, else false) [env: KAFKA_TLS]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tls: Option<String>,
+
+    /// PEM file of the CA(s) to trust instead of the system roots [env: KAFKA_CA_FILE]
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// PEM client certificate chain for mutual TLS
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of the client certificate
+    #[arg(long, value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
+
+    /// Allow SASL PLAIN on a connection without TLS (sends the password in clear)
+    #[arg(long)]
+    pub allow_plain_without_tls: bool,
+
+    /// Seconds to wait for a broker's answer
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub request_timeout: u64,
+
+    /// Seconds to wait for a TCP connect or TLS handshake
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub connect_timeout: u64,
+
+    /// Largest response frame accepted from a broker
+    #[arg(long, default_value_t = 100 * 1024 * 1024, value_name = "BYTES")]
+    pub max_frame_bytes: usize,
+}
+
+/// Resolved connection settings.
+#[derive(Debug, Clone)]
+pub struct Kafka {
+    pub bootstrap: Vec<BrokerAddr>,
+    pub options: ConnectOptions,
+}
+
+/// Reads the environment; absent and empty are the same.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl KafkaArgs {
+    /// Flags first, then the environment; every problem names its flag or variable.
+    pub fn resolve(&self) -> Result<Kafka, CliError> {
+        let (brokers_text, origin, from_binding) = match (&self.bootstrap, env(ENV_BROKERS)) {
+            (Some(b), _) => (b.clone(), "--bootstrap", false),
+            (None, Some(b)) => (b, ENV_BROKERS, true),
+            (None, None) => {
+                return Err(invalid(
+                    "--bootstrap",
+                    format!("no brokers given: pass --bootstrap HOST:PORT or set {ENV_BROKERS}"),
+                ))
+            }
+        };
+        let bootstrap = parse_brokers(&brokers_text, origin)?;
+
+        let tls = match (&self.tls, env(ENV_TLS)) {
+            (Some(v), _) => parse_bool(v, "--tls")?,
+            (None, Some(v)) => parse_bool(&v, ENV_TLS)?,
+            (None, None) => from_binding,
+        };
+
+        let username = self.username.clone().or_else(|| env(ENV_USER));
+        let password = self.password.clone().or_else(|| env(ENV_PASSWORD));
+        let mechanism = match (&self.sasl_mechanism, env(ENV_MECHANISM)) {
+            (Some(m), _) => Some(parse_mechanism(m, "--sasl-mechanism")?),
+            (None, Some(m)) => Some(parse_mechanism(&m, ENV_MECHANISM)?),
+            (None, None) => None,
+        };
+        let sasl = match (username, password, mechanism) {
+            (None, None, None) => None,
+            (Some(u), Some(p), m) => Some(SaslConfig {
+                mechanism: m.unwrap_or(Mechanism::Plain),
+                credentials: Credentials {
+                    username: u,
+                    password: Secret::new(p),
+                },
+            }),
+            (None, _, _) => {
+                return Err(invalid(
+                    "--username",
+                    format!("SASL needs a user name: pass --username or set {ENV_USER}"),
+                ))
+            }
+            (Some(_), None, _) => {
+                return Err(invalid(
+                    "--password",
+                    format!("SASL needs a password: pass --password or set {ENV_PASSWORD}"),
+                ))
+            }
+        };
+
+        if let Some(s) = &sasl {
+            if s.mechanism == Mechanism::Plain && !tls && !self.allow_plain_without_tls {
+                return Err(invalid(
+                    "--sasl-mechanism",
+                    "PLAIN would send the password in clear text without TLS: add --tls, use SCRAM-SHA-256 or SCRAM-SHA-512, or pass --allow-plain-without-tls",
+                ));
+            }
+        }
+        let ca_file = self
+            .ca_file
+            .clone()
+            .or_else(|| env(ENV_CA_FILE).map(PathBuf::from));
+        let tls_config = if tls {
+            let opts = TlsOptions {
+                ca_file,
+                client_cert: self.client_cert.clone(),
+                client_key: self.client_key.clone(),
+            };
+            Some(client_config(&opts).map_err(|e| CliError::Usage(e.to_string()))?)
+        } else {
+            if ca_file.is_some() || self.client_cert.is_some() || self.client_key.is_some() {
+                return Err(invalid(
+                    "--tls",
+                    "a CA file or client certificate was given but TLS is off: add --tls",
+                ));
+            }
+            None
+        };
+        if self.request_timeout == 0 {
+            return Err(invalid("--request-timeout", "must be at least 1 second"));
+        }
+        if self.connect_timeout == 0 {
+            return Err(invalid("--connect-timeout", "must be at least 1 second"));
+        }
+        Ok(Kafka {
+            bootstrap,
+            options: ConnectOptions {
+                tls: tls_config,
+                sasl,
+                allow_plain_without_tls: self.allow_plain_without_tls,
+                connect_timeout: Duration::from_secs(self.connect_timeout),
+                request_timeout: Duration::from_secs(self.request_timeout),
+                max_frame_bytes: self.max_frame_bytes,
+                client_id: "kafka-observer".into(),
+            },
+        })
+    }
+}
+
+fn parse_bool(v: &str, origin: &str) -> Result<bool, CliError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        other => Err(invalid(
+            origin,
+            format!("expected true or false, got '{other}'"),
+        )),
+    }
+}
+
+fn parse_mechanism(v: &str, origin: &str) -> Result<Mechanism, CliError> {
+    v.parse::<Mechanism>().map_err(|_| {
+        invalid(
+            origin,
+            format!("unknown SASL mechanism '{v}': use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+        )
+    })
+}

@@ -1,0 +1,890 @@
+//! The kafkadata mapping: which Code Engine jobs consume which topics, in which groups.
+//!
+//! The format is the IBM sample's (a configmap whose file name, `kafkadata`, becomes an env
+//! var), so existing deployments work unchanged. It is parsed into a YAML value first rather
+//! than straight into structs so that every problem can name its exact place
+//! (`payments.jobs[1].name`) and so unknown keys — usually typos like `consumer-group` that
+//! would otherwise silently drop a setting — become warnings instead of either hard failures or
+//! silence. The observer thinks in jobs and groups, not topics, so the derived views
+//! [`Kafkadata::jobs`] and [`Kafkadata::groups`] live here, next to the checks that make them
+//! consistent (one group per job).
+
+use serde_norway::{Mapping, Value};
+
+use super::ConfigError;
+
+/// The whole mapping, topics in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kafkadata {
+    /// One entry per top-level key, in file order.
+    pub topics: Vec<TopicSpec>,
+}
+
+/// One topic and the jobs that consume it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Kafka topic name.
+    pub name: String,
+    /// The partition count the file claims (informational; the broker's metadata wins).
+    pub partitions: Option<u32>,
+    /// Consumer jobs, in file order; never empty.
+    pub jobs: Vec<JobSpec>,
+}
+
+/// One `jobs:` entry under a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    /// Code Engine job name.
+    pub name: String,
+    /// Kafka consumer group the job commits to.
+    pub consumer_group: String,
+}
+
+/// A job with every topic it consumes, merged across the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// Code Engine job name.
+    pub name: String,
+    /// Its (single) consumer group.
+    pub consumer_group: String,
+    /// Topics in order of first appearance.
+    pub topics: Vec<String>,
+}
+
+const TOPIC_KEYS: &[&str] = &["partitions", "jobs"];
+const JOB_KEYS: &[&str] = &["name", "consumer_group"];
+const EXAMPLE: &str =
+    "payments: {partitions: 4, jobs: [{name: payments-consumer, consumer_group: payments-consumer-group}]}";
+
+impl Kafkadata {
+    /// Parses and validates a kafkadata document. `source` names where it came from (a file
+    /// path, `env kafkadata`) for error messages. Returns the mapping and warnings about keys
+    /// that were ignored or combinations that are legal but suspicious.
+    pub fn parse(text: &str, source: &str) -> Result<(Kafkadata, Vec<String>), ConfigError> {
+        let mut p = Parser {
+            source,
+            warnings: Vec::new(),
+        };
+        let data = p.document(text)?;
+        p.cross_check(&data)?;
+        Ok((data, p.warnings))
+    }
+
+    /// Each job once, with all its topics (order of first appearance).
+    pub fn jobs(&self) -> Vec<Job> {
+        let mut out: Vec<Job> = Vec::new();
+        for topic in &self.topics {
+            for spec in &topic.jobs {
+                match out.iter_mut().find(|j| j.name == spec.name) {
+                    Some(job) => push_unique(&mut job.topics, &topic.name),
+                    None => out.push(Job {
+                        name: spec.name.clone(),
+                        consumer_group: spec.consumer_group.clone(),
+                        topics: vec![topic.name.clone()],
+                    }),
+                }
+            }
+        }
+        out
+    }
+
+    /// Each consumer group once with the topics it covers (order of first appearance): what
+    /// the observer fetches committed offsets for.
+    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for topic in &self.topics {
+            for spec in &topic.jobs {
+                match out.iter_mut().find(|(g, _)| *g == spec.consumer_group) {
+                    Some((_, topics)) => push_unique(topics, &topic.name),
+                    None => out.push((spec.consumer_group.clone(), vec![topic.name.clone()])),
+                }
+            }
+        }
+        out
+    }
+
+    /// The topic with this name, if listed.
+    pub fn topic(&self, name: &str) -> Option<&TopicSpec> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+}
+
+fn push_unique(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|t| t == item) {
+        list.push(item.to_string());
+    }
+}
+
+struct Parser<'a> {
+    source: &'a str,
+    warnings: Vec<String>,
+}
+
+impl Parser<'_> {
+    fn err(&self, path: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Kafkadata {
+            origin: self.source.to_string(),
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn document(&mut self, text: &str) -> Result<Kafkadata, ConfigError> {
+        let value: Value = serde_norway::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let mut message = e.to_string();
+            if message.starts_with("duplicate entry") {
+                message.push_str(
+                    " (each topic, and each key of a job, may appear only once: merge the entries)",
+                );
+            }
+            ConfigError::Yaml {
+                origin: self.source.to_string(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        let map = match &value {
+            Value::Null => {
+                return Err(self.err(
+                    "(document)",
+                    format!("the document is empty; map each topic to its jobs, e.g. '{EXAMPLE}'"),
+                ))
+            }
+            Value::Mapping(m) if m.is_empty() => {
+                return Err(self.err(
+                    "(document)",
+                    format!("no topics are listed; map each topic to its jobs, e.g. '{EXAMPLE}'"),
+                ))
+            }
+            Value::Mapping(m) => m,
+            other => {
+                return Err(self.err(
+                    "(document)",
+                    format!(
+                        "expected a mapping of topic names to their settings, got {}; write it like '{EXAMPLE}'",
+                        describe(other)
+                    ),
+                ))
+            }
+        };
+        let mut topics = Vec::with_capacity(map.len());
+        for (key, value) in map {
+            topics.push(self.topic(key, value)?);
+        }
+        Ok(Kafkadata { topics })
+    }
+
+    fn topic(&mut self, key: &Value, value: &Value) -> Result<TopicSpec, ConfigError> {
+        let name = match key {
+            Value::String(s) => s.clone(),
+            other => {
+                return Err(self.err(
+                    &yaml_text(other),
+                    format!(
+                        "a topic name must be a string, but YAML read {}; quote it, e.g. '\"{}\":'",
+                        describe(other),
+                        yaml_text(other)
+                    ),
+                ))
+            }
+        };
+        if let Some(problem) = topic_name_problem(&name) {
+            return Err(self.err(&name, problem));
+        }
+        let map = match value {
+            Value::Mapping(m) => m,
+            Value::Null => {
+                return Err(self.err(
+                    &name,
+                    format!(
+                    "topic '{name}' has no settings; add a 'jobs' list under it, e.g. '{EXAMPLE}'"
+                ),
+                ))
+            }
+            other => {
+                return Err(self.err(
+                    &name,
+                    format!(
+                        "expected the topic's settings ('partitions', 'jobs'), got {}",
+                        describe(other)
+                    ),
+                ))
+            }
+        };
+        self.unknown_keys(map, TOPIC_KEYS, &name);
+
+        let partitions = match map.get("partitions") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(self.partitions(v, &format!("{name}.partitions"))?),
+        };
+
+        let jobs_path = format!("{name}.jobs");
+        let items = match map.get("jobs") {
+            None | Some(Value::Null) => {
+                return Err(self.err(
+                    &jobs_path,
+                    format!(
+                        "topic '{name}' has no 'jobs'; list the Code Engine jobs that consume it, each with 'name' and 'consumer_group'"
+                    ),
+                ))
+            }
+            Some(Value::Sequence(items)) if items.is_empty() => {
+                return Err(self.err(
+                    &jobs_path,
+                    format!("the jobs list of topic '{name}' is empty; add at least one job with 'name' and 'consumer_group'"),
+                ))
+            }
+            Some(Value::Sequence(items)) => items,
+            Some(other) => {
+                return Err(self.err(
+                    &jobs_path,
+                    format!(
+                        "expected a list of jobs (lines starting with '- name:'), got {}",
+                        describe(other)
+                    ),
+                ))
+            }
+        };
+        let mut jobs: Vec<JobSpec> = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{jobs_path}[{i}]");
+            let job = self.job(item, &path)?;
+            if jobs.contains(&job) {
+                self.warnings.push(format!(
+                    "{path}: job '{}' is listed twice under topic '{name}'; the duplicate is ignored",
+                    job.name
+                ));
+                continue;
+            }
+            jobs.push(job);
+        }
+        Ok(TopicSpec {
+            name,
+            partitions,
+            jobs,
+        })
+    }
+
+    fn partitions(&self, v: &Value, path: &str) -> Result<u32, ConfigError> {
+        let bad = |what: String| {
+            self.err(
+                path,
+                format!("'partitions' must be a whole number of at least 1, got {what}"),
+            )
+        };
+        match v {
+            Value::Number(n) => match n.as_u64() {
+                Some(p) if p >= 1 && p <= i32::MAX as u64 => Ok(p as u32),
+                _ => Err(bad(describe(v))),
+            },
+            Value::String(_) => Err(bad(format!("{}; remove the quotes", describe(v)))),
+            _ => Err(bad(describe(v))),
+        }
+    }
+
+    fn job(&mut self, item: &Value, path: &str) -> Result<JobSpec, ConfigError> {
+        let map = match item {
+            Value::Mapping(m) => m,
+            other => {
+                return Err(self.err(
+                    path,
+                    format!(
+                        "expected a job with 'name' and 'consumer_group', got {}",
+                        describe(other)
+                    ),
+                ))
+            }
+        };
+        self.unknown_keys(map, JOB_KEYS, path);
+
+        let name_path = format!("{path}.name");
+        let name = self.string_field(map, "name", &name_path, "the Code Engine job to start")?;
+        if let Some(problem) = job_name_problem(&name) {
+            return Err(self.err(&name_path, problem));
+        }
+        let group_path = format!("{path}.consumer_group");
+        let consumer_group = self.string_field(
+            map,
+            "consumer_group",
+            &group_path,
+            "the Kafka consumer group the job commits to",
+        )?;
+        Ok(JobSpec {
+            name,
+            consumer_group,
+        })
+    }
+
+    fn string_field(
+        &self,
+        map: &Mapping,
+        key: &str,
+        path: &str,
+        meaning: &str,
+    ) -> Result<String, ConfigError> {
+        match map.get(key) {
+            None | Some(Value::Null) => {
+                Err(self.err(path, format!("'{key}' is missing; set it to {meaning}")))
+            }
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                Err(self.err(path, format!("'{key}' is empty; set it to {meaning}")))
+            }
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(self.err(
+                path,
+                format!(
+                    "'{key}' must be a string, got {}; quote it",
+                    describe(other)
+                ),
+            )),
+        }
+    }
+
+    fn unknown_keys(&mut self, map: &Mapping, known: &[&str], path: &str) {
+        for key in map.keys() {
+            if key.as_str().is_some_and(|k| known.contains(&k)) {
+                continue;
+            }
+            let text = yaml_text(key);
+            let hint = match suggest(&text, known) {
+                Some(s) => format!(" (did you mean '{s}'?)"),
+                None => format!(" (known keys: {})", known.join(", ")),
+            };
+            self.warnings
+                .push(format!("{path}: unknown key '{text}'{hint}; it is ignored"));
+        }
+    }
+
+    /// A job has exactly one consumer group; a group shared by two jobs is legal in Kafka but
+    /// makes them split partitions, which is rarely intended.
+    fn cross_check(&mut self, data: &Kafkadata) -> Result<(), ConfigError> {
+        // (job, group, topic, index) of first sight.
+        let mut seen: Vec<(&str, &str, &str)> = Vec::new();
+        for topic in &data.topics {
+            for (i, job) in topic.jobs.iter().enumerate() {
+                match seen.iter().find(|(n, _, _)| *n == job.name) {
+                    Some((_, group, first_topic)) if *group != job.consumer_group => {
+                        return Err(self.err(
+                            &format!("{}.jobs[{i}]", topic.name),
+                            format!(
+                                "job '{}' uses consumer group '{}' here but '{}' under topic '{}'; \
+                                 a job has one consumer group, so use the same group in both places \
+                                 or give one of them another job name",
+                                job.name, job.consumer_group, group, first_topic
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => seen.push((&job.name, &job.consumer_group, &topic.name)),
+                }
+            }
+        }
+        for (i, (name, group, _)) in seen.iter().enumerate() {
+            if let Some((other, _, _)) = seen[..i].iter().find(|(_, g, _)| g == group) {
+                self.warnings.push(format!(
+                    "consumer group '{group}' is used by jobs '{other}' and '{name}'; \
+                     they will split its partitions between them"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+fn topic_name_problem(name: &str) -> Option<String> {
+    let rule = "a Kafka topic name is 1 to 249 letters, digits, '.', '_' or '-'";
+    if name.is_empty() {
+        return Some(format!("the topic name is empty; {rule}"));
+    }
+    if name == "." || name == ".." {
+        return Some(format!(
+            "'{name}' is not a valid Kafka topic name; {rule}, and not '.' or '..'"
+        ));
+    }
+    if name.len() > 249 {
+        return Some(format!(
+            "the topic name is {} characters long; {rule}",
+            name.chars().count()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Some(format!(
+            "'{name}' is not a valid Kafka topic name ({c:?} is not allowed); {rule}"
+        ));
+    }
+    None
+}
+
+/// Code Engine's rule for job names.
+fn job_name_problem(name: &str) -> Option<String> {
+    let valid = |s: &str| {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.len() <= 63
+            && b[0].is_ascii_lowercase()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    };
+    if valid(name) {
+        return None;
+    }
+    let fixed: String = name
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c == '_' || c == '.' || c == ' ' {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let hint = if valid(&fixed) {
+        format!(" (e.g. '{fixed}')")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "'{name}' is not a valid Code Engine job name: use lowercase letters, digits and '-', \
+         start with a letter, end with a letter or digit, at most 63 characters{hint}"
+    ))
+}
+
+/// The known key a typo most likely meant: same after normalising case and separators, a
+/// common alias, or within edit distance 2.
+fn suggest(key: &str, known: &[&str]) -> Option<&'static str> {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '_' | '-' | ' '))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let k = norm(key);
+    let aliases: &[(&str, &'static str)] = &[
+        ("group", "consumer_group"),
+        ("groupid", "consumer_group"),
+        ("consumer", "consumer_group"),
+        ("job", "name"),
+        ("jobname", "name"),
+        ("partition", "partitions"),
+        ("job", "jobs"),
+        ("consumers", "jobs"),
+    ];
+    for &(alias, target) in aliases {
+        if k == alias && known.contains(&target) {
+            return Some(target);
+        }
+    }
+    let statics: [&'static str; 4] = ["partitions", "jobs", "name", "consumer_group"];
+    statics
+        .into_iter()
+        .filter(|s| known.contains(s))
+        .map(|s| (edit_distance(&k, &norm(s)), s))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, s)| s)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// A short, human description of a YAML value for error messages.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "nothing".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string '{s}'"),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        Value::Tagged(t) => format!("a value tagged {}", t.tag),
+    }
+}
+
+/// A scalar as it was probably written (for keys in paths and warnings).
+fn yaml_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "~".into(),
+        other => describe(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+payments:
+  partitions: 4
+  jobs:
+    - name: payments-consumer
+      consumer_group: payments-consumer-group
+    - name: foobar-consumer
+      consumer_group: foobar-consumer-group
+shipping:
+  partitions: 3
+  jobs:
+    - name: shipping-consumer
+      consumer_group: shipping-consumer-group
+";
+
+    const SHARED_GROUP: &str = "\
+payments:
+  partitions: 2
+  jobs:
+    - name: foobar-consumer
+      consumer_group: foobar-consumer-group
+shipping:
+  partitions: 3
+  jobs:
+    - name: foobar-consumer
+      consumer_group: foobar-consumer-group
+";
+
+    fn job(name: &str, group: &str) -> JobSpec {
+        JobSpec {
+            name: name.into(),
+            consumer_group: group.into(),
+        }
+    }
+
+    fn parse_ok(text: &str) -> (Kafkadata, Vec<String>) {
+        Kafkadata::parse(text, "test.yaml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn sample_expected() -> Kafkadata {
+        Kafkadata {
+            topics: vec![
+                TopicSpec {
+                    name: "payments".into(),
+                    partitions: Some(4),
+                    jobs: vec![
+                        job("payments-consumer", "payments-consumer-group"),
+                        job("foobar-consumer", "foobar-consumer-group"),
+                    ],
+                },
+                TopicSpec {
+                    name: "shipping".into(),
+                    partitions: Some(3),
+                    jobs: vec![job("shipping-consumer", "shipping-consumer-group")],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn seed_sample_mapping() {
+        let (data, warnings) = parse_ok(SAMPLE);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(data, sample_expected());
+        let jobs: Vec<(String, String, Vec<String>)> = data
+            .jobs()
+            .into_iter()
+            .map(|j| (j.name, j.consumer_group, j.topics))
+            .collect();
+        assert_eq!(
+            jobs,
+            vec![
+                (
+                    "payments-consumer".into(),
+                    "payments-consumer-group".into(),
+                    vec!["payments".into()]
+                ),
+                (
+                    "foobar-consumer".into(),
+                    "foobar-consumer-group".into(),
+                    vec!["payments".into()]
+                ),
+                (
+                    "shipping-consumer".into(),
+                    "shipping-consumer-group".into(),
+                    vec!["shipping".into()]
+                ),
+            ]
+        );
+        assert_eq!(
+            data.groups(),
+            vec![
+                ("payments-consumer-group".into(), vec!["payments".into()]),
+                ("foobar-consumer-group".into(), vec!["payments".into()]),
+                ("shipping-consumer-group".into(), vec!["shipping".into()]),
+            ]
+        );
+        assert_eq!(data.topic("shipping").unwrap().partitions, Some(3));
+        assert!(data.topic("nope").is_none());
+    }
+
+    #[test]
+    fn repository_kafkadata_file_is_the_sample() {
+        let (data, warnings) = parse_ok(include_str!("../../kafkadata"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(data, sample_expected());
+    }
+
+    #[test]
+    fn same_group_for_multiple_topics_merges_into_one_job() {
+        let (data, warnings) = parse_ok(SHARED_GROUP);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            data.jobs(),
+            vec![Job {
+                name: "foobar-consumer".into(),
+                consumer_group: "foobar-consumer-group".into(),
+                topics: vec!["payments".into(), "shipping".into()],
+            }]
+        );
+        assert_eq!(
+            data.groups(),
+            vec![(
+                "foobar-consumer-group".into(),
+                vec!["payments".into(), "shipping".into()]
+            )]
+        );
+    }
+
+    #[test]
+    fn accepted_variants() {
+        let cases: &[(&str, &str)] = &[
+            // partitions is optional
+            ("t:\n  jobs:\n    - {name: a, consumer_group: g}\n", "t"),
+            (
+                "t:\n  partitions: ~\n  jobs:\n    - {name: a, consumer_group: g}\n",
+                "t",
+            ),
+            // flow style and comments
+            (
+                "# comment\nt: {partitions: 1, jobs: [{name: a1, consumer_group: 'g 1'}]}\n",
+                "t",
+            ),
+            // Kafka allows dots, underscores, upper case in topic names
+            (
+                "My.Topic_v2-x:\n  jobs: [{name: a, consumer_group: g}]\n",
+                "My.Topic_v2-x",
+            ),
+            ("'123':\n  jobs: [{name: a, consumer_group: g}]\n", "123"),
+        ];
+        for (text, topic) in cases {
+            let (data, _) = parse_ok(text);
+            assert_eq!(data.topics[0].name, *topic, "{text}");
+        }
+        let long_job = format!(
+            "t: {{jobs: [{{name: a{}, consumer_group: g}}]}}",
+            "b".repeat(62)
+        );
+        parse_ok(&long_job);
+        let long_topic = format!(
+            "{}: {{jobs: [{{name: a, consumer_group: g}}]}}",
+            "t".repeat(249)
+        );
+        parse_ok(&long_topic);
+    }
+
+    #[test]
+    fn rejected_documents_name_the_place_and_the_fix() {
+        let too_long_job = format!(
+            "t: {{jobs: [{{name: a{}, consumer_group: g}}]}}",
+            "b".repeat(63)
+        );
+        let too_long_topic = format!(
+            "{}: {{jobs: [{{name: a, consumer_group: g}}]}}",
+            "t".repeat(250)
+        );
+        let cases: Vec<(&str, &str, &str)> = vec![
+            // (input, expected path, expected message fragment)
+            ("", "(document)", "the document is empty"),
+            ("# only a comment\n", "(document)", "the document is empty"),
+            ("{}", "(document)", "no topics are listed"),
+            ("- a\n- b\n", "(document)", "got a list"),
+            ("just text", "(document)", "got the string 'just text'"),
+            ("payments:\n", "payments", "has no settings"),
+            ("payments: 4\n", "payments", "got the number 4"),
+            ("payments:\n  partitions: 4\n", "payments.jobs", "has no 'jobs'"),
+            ("payments:\n  jobs: []\n", "payments.jobs", "is empty"),
+            ("payments:\n  jobs: a-job\n", "payments.jobs", "expected a list of jobs"),
+            ("payments:\n  jobs:\n    - a-job\n", "payments.jobs[0]", "expected a job"),
+            ("p:\n  jobs:\n    - consumer_group: g\n", "p.jobs[0].name", "'name' is missing"),
+            ("p:\n  jobs:\n    - name: ''\n      consumer_group: g\n", "p.jobs[0].name", "'name' is empty"),
+            ("p:\n  jobs:\n    - name: 42\n      consumer_group: g\n", "p.jobs[0].name", "must be a string"),
+            ("p:\n  jobs:\n    - name: Payments_Consumer\n      consumer_group: g\n", "p.jobs[0].name", "e.g. 'payments-consumer'"),
+            ("p:\n  jobs:\n    - name: 1job\n      consumer_group: g\n", "p.jobs[0].name", "not a valid Code Engine job name"),
+            ("p:\n  jobs:\n    - name: job-\n      consumer_group: g\n", "p.jobs[0].name", "end with a letter or digit"),
+            (too_long_job.as_str(), "t.jobs[0].name", "at most 63 characters"),
+            ("p:\n  jobs:\n    - {name: a, consumer_group: b}\n    - name: c\n", "p.jobs[1].consumer_group", "'consumer_group' is missing"),
+            ("p:\n  jobs:\n    - {name: a, consumer_group: '  '}\n", "p.jobs[0].consumer_group", "'consumer_group' is empty"),
+            ("p:\n  partitions: 0\n  jobs: [{name: a, consumer_group: g}]\n", "p.partitions", "got the number 0"),
+            ("p:\n  partitions: -3\n  jobs: [{name: a, consumer_group: g}]\n", "p.partitions", "got the number -3"),
+            ("p:\n  partitions: 2.5\n  jobs: [{name: a, consumer_group: g}]\n", "p.partitions", "got the number 2.5"),
+            ("p:\n  partitions: '4'\n  jobs: [{name: a, consumer_group: g}]\n", "p.partitions", "remove the quotes"),
+            ("p:\n  partitions: [4]\n  jobs: [{name: a, consumer_group: g}]\n", "p.partitions", "got a list"),
+            ("p:\n  partitions: 99999999999\n  jobs: [{name: a, consumer_group: g}]\n", "p.partitions", "whole number of at least 1"),
+            ("pay ments:\n  jobs: [{name: a, consumer_group: g}]\n", "pay ments", "not a valid Kafka topic name (' '"),
+            ("'..':\n  jobs: [{name: a, consumer_group: g}]\n", "..", "not '.' or '..'"),
+            ("'.':\n  jobs: [{name: a, consumer_group: g}]\n", ".", "not a valid Kafka topic name"),
+            ("'':\n  jobs: [{name: a, consumer_group: g}]\n", "", "the topic name is empty"),
+            (too_long_topic.as_str(), &too_long_topic[..250], "250 characters long"),
+            ("123:\n  jobs: [{name: a, consumer_group: g}]\n", "123", "quote it"),
+            (
+                "a:\n  jobs: [{name: j, consumer_group: g1}]\nb:\n  jobs: [{name: k, consumer_group: g}, {name: j, consumer_group: g2}]\n",
+                "b.jobs[1]",
+                "job 'j' uses consumer group 'g2' here but 'g1' under topic 'a'",
+            ),
+        ];
+        for (text, path, fragment) in cases {
+            match Kafkadata::parse(text, "env kafkadata") {
+                Err(ConfigError::Kafkadata {
+                    origin,
+                    path: got_path,
+                    message,
+                }) => {
+                    assert_eq!(origin, "env kafkadata");
+                    assert_eq!(got_path, path, "{text:?}: {message}");
+                    assert!(message.contains(fragment), "{text:?}: {message}");
+                }
+                other => panic!("{text:?}: expected a kafkadata error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn yaml_syntax_errors_carry_line_and_column() {
+        let cases: &[(&str, usize)] = &[
+            (
+                "payments:\n  jobs:\n    - name: a\n   consumer_group: g\n",
+                4,
+            ),
+            ("payments: [unclosed\n", 2),
+            ("a: 1\na: 2\n", 1),
+            ("t:\n\tjobs: []\n", 2),
+        ];
+        for (text, line) in cases {
+            match Kafkadata::parse(text, "kafkadata") {
+                Err(e @ ConfigError::Yaml { .. }) => {
+                    let ConfigError::Yaml {
+                        line: got, column, ..
+                    } = &e
+                    else {
+                        unreachable!()
+                    };
+                    assert_eq!(got, line, "{text:?}: {e}");
+                    assert!(*column >= 1, "{e}");
+                    let shown = e.to_string();
+                    assert!(
+                        shown.contains("kafkadata") && shown.contains("not valid YAML"),
+                        "{shown}"
+                    );
+                }
+                other => panic!("{text:?}: expected a YAML error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_with_suggestions() {
+        let text = "\
+payments:
+  partition: 4
+  color: blue
+  jobs:
+    - name: payments-consumer
+      consumer-group: payments-consumer-group
+      consumer_group: payments-consumer-group
+      image: x
+";
+        let (data, warnings) = parse_ok(text);
+        assert_eq!(data.topics[0].partitions, None);
+        assert_eq!(
+            warnings,
+            vec![
+                "payments: unknown key 'partition' (did you mean 'partitions'?); it is ignored",
+                "payments: unknown key 'color' (known keys: partitions, jobs); it is ignored",
+                "payments.jobs[0]: unknown key 'consumer-group' (did you mean 'consumer_group'?); it is ignored",
+                "payments.jobs[0]: unknown key 'image' (known keys: name, consumer_group); it is ignored",
+            ]
+        );
+        // The typo alone is still an error, because the real key is then missing.
+        let err = Kafkadata::parse(
+            "p:\n  jobs:\n    - name: a\n      consumerGroup: g\n",
+            "kafkadata",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("'consumer_group' is missing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn suspicious_but_legal_combinations_warn() {
+        let text = "\
+t:
+  jobs:
+    - {name: a, consumer_group: g}
+    - {name: a, consumer_group: g}
+    - {name: b, consumer_group: g}
+";
+        let (data, warnings) = parse_ok(text);
+        assert_eq!(data.topics[0].jobs.len(), 2);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("t.jobs[1]: job 'a' is listed twice"));
+        assert!(warnings[1].contains("consumer group 'g' is used by jobs 'a' and 'b'"));
+    }
+
+    #[test]
+    fn hostile_input_is_an_error_not_a_crash() {
+        let deep = "[".repeat(10_000);
+        assert!(Kafkadata::parse(&deep, "x").is_err());
+        let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n\
+                    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n\
+                    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n\
+                    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n";
+        assert!(Kafkadata::parse(bomb, "x").is_err());
+        assert!(Kafkadata::parse("!!binary 'AAAA'", "x").is_err());
+        assert!(Kafkadata::parse("t: !custom {jobs: []}", "x").is_err());
+    }
+
+    #[test]
+    fn errors_read_as_sentences() {
+        let err = Kafkadata::parse("payments:\n  partitions: 4\n", "/etc/kafkadata").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("The kafkadata in /etc/kafkadata is invalid at payments.jobs: "),
+            "{text}"
+        );
+        assert!(text.ends_with('.'), "{text}");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn edit_distance_basics() {
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(suggest("Name", JOB_KEYS), Some("name"));
+        assert_eq!(suggest("group", JOB_KEYS), Some("consumer_group"));
+        assert_eq!(suggest("zzzzzz", JOB_KEYS), None);
+    }
+}

@@ -1,0 +1,64 @@
+//! `kafka-observer`: one binary, several roles chosen by subcommand. Wiring only.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kafka_observer::cli::{lag, CliError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kafka-observer",
+    version,
+    about = "Runs Kafka consumers only when there is work for them"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show per-partition offsets and lag of consumer groups
+    Lag(lag::LagArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result: Result<(), CliError> = runtime.block_on(async {
+        match cli.command {
+            Command::Lag(args) => lag::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Logs go to stderr; `LOG_LEVEL` or `RUST_LOG` set the filter (default `warn`).
+fn init_logging() {
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("LOG_LEVEL"))
+        .unwrap_or_else(|_| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,38 @@
+//! Batched offset snapshots: where each partition's log starts and ends, and where each group is.
+//!
+//! Requests are grouped by destination — one ListOffsets per leader broker per kind, one
+//! OffsetFetch per coordinator — so a snapshot's cost grows with brokers, not with partitions or
+//! groups. Errors are per partition or per group: one bad broker leaves the rest of the snapshot
+//! intact, and an unknown value is reported as unknown, never as zero.
+
+mod committed;
+mod ends;
+mod groups;
+
+use std::fmt;
+
+pub use committed::{fetch_committed, Committed, GroupOffsets, GroupQuery};
+pub use ends::{fetch_ends, Ends};
+pub use groups::list_groups;
+
+/// A partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
