@@ -8,6 +8,8 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod lag;
+pub mod launch;
+pub mod observer;
 pub mod offsets;
 pub mod protocol;
 pub mod wire;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kafka_observer::cli::{lag, CliError};
+use kafka_observer::cli::{check, lag, observe, CliError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,13 +18,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Watch consumer-group lag and start consumer job runs when there is work
+    Observe(Box<observe::ObserveArgs>),
     /// Show per-partition offsets and lag of consumer groups
-    Lag(lag::LagArgs),
+    Lag(Box<lag::LagArgs>),
+    /// Validate a kafkadata mapping (offline, and against the cluster with --bootstrap)
+    Check(Box<check::CheckArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(match cli.command {
+        Command::Observe(_) => "info",
+        _ => "warn",
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -38,7 +45,9 @@ fn main() -> ExitCode {
     };
     let result: Result<(), CliError> = runtime.block_on(async {
         match cli.command {
-            Command::Lag(args) => lag::run(args).await,
+            Command::Observe(args) => observe::run(*args).await,
+            Command::Lag(args) => lag::run(*args).await,
+            Command::Check(args) => check::run(*args).await,
         }
     });
     match result {
@@ -50,11 +59,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `LOG_LEVEL` or `RUST_LOG` set the filter (default `warn`).
-fn init_logging() {
+/// Logs go to stderr; `LOG_LEVEL` or `RUST_LOG` set the filter (default per role).
+fn init_logging(default: &str) {
     let filter = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("LOG_LEVEL"))
-        .unwrap_or_else(|_| "warn".into());
+        .unwrap_or_else(|_| default.into());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()

@@ -438,6 +438,13 @@ impl Broker {
         self.kotool(&["produce", topic, &partition.to_string(), &count.to_string()])
     }
 
+    /// `count` records to each `(partition, count)` from one producer with one flush, so they
+    /// land within milliseconds of each other (one observer cycle sees them all).
+    pub fn produce_spread(&self, topic: &str, parts: &[(i32, u32)]) {
+        let spec: Vec<String> = parts.iter().map(|(p, n)| format!("{p}:{n}")).collect();
+        self.kotool(&["produce-spread", topic, &spec.join(",")]);
+    }
+
     /// Like [`Broker::produce`] inside one transaction, then commit or abort. The log end offset
     /// grows by `count + 1` (the control marker; it may land a moment after this returns).
     pub fn produce_txn(&self, topic: &str, partition: i32, count: u32, commit: bool) -> Range<i64> {

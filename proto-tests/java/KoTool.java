@@ -5,6 +5,7 @@
 //   produce     TOPIC PARTITION COUNT                 COUNT records to exactly that partition, acks=all
 //   produce-txn TOPIC PARTITION COUNT commit|abort    the same inside one transaction, then commit/abort
 //   commit      GROUP TOPIC PARTITION OFFSET          set a group's committed offset (assign, no membership)
+//   produce-spread TOPIC P:N[,P:N...]                 N records to each partition P from one producer, one flush
 // Prints "offsets FIRST LAST" (produce*) or "committed OFFSET" on success; exits 1 with a message
 // on stderr otherwise.
 
@@ -45,6 +46,10 @@ public final class KoTool {
                     }
                     produce(bootstrap, args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]),
                             args[5].equals("commit"));
+                    break;
+                case "produce-spread":
+                    need(args, 4);
+                    produceSpread(bootstrap, args[2], args[3]);
                     break;
                 case "commit":
                     need(args, 6);
@@ -118,6 +123,34 @@ public final class KoTool {
                 }
             }
             System.out.println("offsets " + first + " " + last);
+        }
+    }
+
+    /** Records to several partitions in one go: they land within milliseconds of each other. */
+    private static void produceSpread(String bootstrap, String topic, String spec) throws Exception {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("acks", "all");
+        p.put("enable.idempotence", "true");
+        p.put("linger.ms", "0");
+        p.put("key.serializer", StringSerializer.class.getName());
+        p.put("value.serializer", StringSerializer.class.getName());
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+            producer.partitionsFor(topic);
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
+            for (String part : spec.split(",")) {
+                String[] pn = part.split(":");
+                int partition = Integer.parseInt(pn[0]);
+                int count = Integer.parseInt(pn[1]);
+                for (int i = 0; i < count; i++) {
+                    sent.add(producer.send(new ProducerRecord<>(topic, partition, "key-" + i, "value-" + i)));
+                }
+            }
+            producer.flush();
+            for (Future<RecordMetadata> f : sent) {
+                f.get();
+            }
+            System.out.println("offsets -1 -1");
         }
     }
 

@@ -7,3 +7,5 @@ mod harness;
 mod harness_selftest;
 mod hostile;
 mod lag_cli;
+mod observer_local;
+mod observer_proc;

@@ -21,6 +21,7 @@ pub const ENV_PASSWORD: &str = "MESSAGEHUB_PASSWORD";
 pub const ENV_MECHANISM: &str = "KAFKA_SASL_MECHANISM";
 pub const ENV_TLS: &str = "KAFKA_TLS";
 pub const ENV_CA_FILE: &str = "KAFKA_CA_FILE";
+pub const ENV_ALLOW_PLAIN: &str = "KAFKA_ALLOW_PLAIN_WITHOUT_TLS";
 
 /// How to reach and authenticate to the cluster.
 #[derive(Debug, Clone, Default, Args)]
@@ -61,6 +62,7 @@ pub struct KafkaArgs {
     pub client_key: Option<PathBuf>,
 
     /// Allow SASL PLAIN on a connection without TLS (sends the password in clear)
+    /// [env: KAFKA_ALLOW_PLAIN_WITHOUT_TLS]
     #[arg(long)]
     pub allow_plain_without_tls: bool,
 
@@ -140,8 +142,13 @@ impl KafkaArgs {
             }
         };
 
+        let allow_plain = self.allow_plain_without_tls
+            || match env(ENV_ALLOW_PLAIN) {
+                Some(v) => parse_bool(&v, ENV_ALLOW_PLAIN)?,
+                None => false,
+            };
         if let Some(s) = &sasl {
-            if s.mechanism == Mechanism::Plain && !tls && !self.allow_plain_without_tls {
+            if s.mechanism == Mechanism::Plain && !tls && !allow_plain {
                 return Err(invalid(
                     "--sasl-mechanism",
                     "PLAIN would send the password in clear text without TLS: add --tls, use SCRAM-SHA-256 or SCRAM-SHA-512, or pass --allow-plain-without-tls",
@@ -179,7 +186,7 @@ impl KafkaArgs {
             options: ConnectOptions {
                 tls: tls_config,
                 sasl,
-                allow_plain_without_tls: self.allow_plain_without_tls,
+                allow_plain_without_tls: allow_plain,
                 connect_timeout: Duration::from_secs(self.connect_timeout),
                 request_timeout: Duration::from_secs(self.request_timeout),
                 max_frame_bytes: self.max_frame_bytes,

@@ -3,8 +3,11 @@
 //! Exit codes are part of the interface: 0 ok, 1 a runtime failure (a broker unreachable, an
 //! answer missing), 2 a usage or configuration error that no retry can fix.
 
+pub mod check;
 pub mod kafka;
 pub mod lag;
+pub mod observe;
+pub mod settings;
 
 use std::fmt;
 

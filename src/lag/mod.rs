@@ -5,6 +5,9 @@
 //! transactions don't count as work; a group without a commit starts at the log start, not at 0,
 //! so retention-deleted records are never counted; lag is never negative.
 
+pub mod decide;
+pub mod stuck;
+
 use crate::offsets::Ends;
 
 /// Which end of the log a consumer reads up to.

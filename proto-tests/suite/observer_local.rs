@@ -1,0 +1,336 @@
+//! The observer with the local launcher against the real broker: which jobs wake, when, and
+//! how often. A stand-in consumer (a shell script) records each start and stays alive until the
+//! test releases its run, so "active" is under the test's control.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::harness;
+use crate::observer_proc::ObserverProc;
+
+/// A stand-in consumer: logs `CE_JOB CE_JOBRUN JOB_INDEX JOB_ARRAY_SIZE KAFKA_TOPIC CONSUMER_GROUP`
+/// and lives until `release-<run>` (or `release-all`) exists in its directory.
+pub struct StandIn {
+    pub dir: PathBuf,
+}
+
+impl StandIn {
+    pub fn new() -> StandIn {
+        let dir = std::env::temp_dir().join(harness::unique("standin"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("consumer.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$CE_JOB $CE_JOBRUN $JOB_INDEX $JOB_ARRAY_SIZE $KAFKA_TOPIC $CONSUMER_GROUP\" >> {dir}/starts\n\
+                 while [ ! -e {dir}/release-$CE_JOBRUN ] && [ ! -e {dir}/release-all ]; do sleep 0.05; done\n",
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        let _ = std::process::Command::new("chmod")
+            .args(["+x", script.to_str().unwrap()])
+            .status();
+        StandIn { dir }
+    }
+
+    pub fn exe(&self) -> String {
+        self.dir.join("consumer.sh").display().to_string()
+    }
+
+    /// Every start so far: (job, run, index, size, topics, group).
+    pub fn starts(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.dir.join("starts"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split(' ').map(String::from).collect())
+            .collect()
+    }
+
+    /// Runs per job: job → [(run, instances started)].
+    pub fn runs(&self) -> BTreeMap<String, BTreeMap<String, usize>> {
+        let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        for s in self.starts() {
+            *out.entry(s[0].clone())
+                .or_default()
+                .entry(s[1].clone())
+                .or_default() += 1;
+        }
+        out
+    }
+
+    pub fn release(&self, run: &str) {
+        std::fs::write(self.dir.join(format!("release-{run}")), "").unwrap();
+    }
+
+    pub fn release_all(&self) {
+        std::fs::write(self.dir.join("release-all"), "").unwrap();
+    }
+
+    pub fn wait<T>(&self, secs: u64, what: &str, f: impl Fn(&Self) -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; starts: {:?}",
+                self.starts()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The sample mapping with unique topic, job and group names: (file, pay topic, ship topic,
+/// [pay job, foo job, ship job], [groups]).
+pub struct Mapping {
+    pub file: PathBuf,
+    pub pay: String,
+    pub ship: String,
+    pub jobs: [String; 3],
+    pub groups: [String; 3],
+}
+
+pub fn sample_mapping(dir: &Path) -> Mapping {
+    let b = harness::broker();
+    let pay = harness::unique("payments");
+    let ship = harness::unique("shipping");
+    b.create_topic(&pay, 4);
+    b.create_topic(&ship, 3);
+    let jobs = [
+        harness::unique("payments-consumer"),
+        harness::unique("foobar-consumer"),
+        harness::unique("shipping-consumer"),
+    ];
+    let groups = [
+        harness::unique("payments-consumer-group"),
+        harness::unique("foobar-consumer-group"),
+        harness::unique("shipping-consumer-group"),
+    ];
+    let file = dir.join("kafkadata");
+    std::fs::write(
+        &file,
+        format!(
+            "{pay}:\n  partitions: 4\n  jobs:\n    - name: {}\n      consumer_group: {}\n    - name: {}\n      consumer_group: {}\n\
+             {ship}:\n  partitions: 3\n  jobs:\n    - name: {}\n      consumer_group: {}\n",
+            jobs[0], groups[0], jobs[1], groups[1], jobs[2], groups[2]
+        ),
+    )
+    .unwrap();
+    Mapping {
+        file,
+        pay,
+        ship,
+        jobs,
+        groups,
+    }
+}
+
+fn local_observer(standin: &StandIn, m: &Mapping, extra: &[&str]) -> ObserverProc {
+    let b = harness::broker();
+    let bootstrap = b.plaintext();
+    let exe = standin.exe();
+    let mut args = vec![
+        "--launcher",
+        "local",
+        "--consumer-exe",
+        &exe,
+        "--bootstrap",
+        &bootstrap,
+        "--kafkadata",
+        m.file.to_str().unwrap(),
+    ];
+    if !extra.contains(&"--ticker-ms") {
+        args.extend(["--ticker-ms", "100"]);
+    }
+    args.extend_from_slice(extra);
+    ObserverProc::start(&standin.dir, &args, &[])
+}
+
+#[test]
+fn local_launcher_wakes_exactly_the_lagging_jobs_and_heals() {
+    let b = harness::broker();
+    let standin = StandIn::new();
+    let m = sample_mapping(&standin.dir);
+    let mut obs = local_observer(&standin, &m, &[]);
+    obs.wait_cycles(3);
+    assert!(
+        standin.starts().is_empty(),
+        "nothing to do yet: {:?}",
+        standin.starts()
+    );
+
+    // (a) Records in partitions 0 and 1 of payments: both payments jobs get one run of 2.
+    b.produce_spread(&m.pay, &[(0, 3), (1, 2)]);
+    let runs = standin.wait(60, "both payments jobs to start 2 instances", |s| {
+        let r = s.runs();
+        let n = |j: &str| {
+            r.get(j)
+                .map(|runs| runs.values().sum::<usize>())
+                .unwrap_or(0)
+        };
+        (n(&m.jobs[0]) == 2 && n(&m.jobs[1]) == 2).then_some(r)
+    });
+    // The observer cycles every 100 ms and the two partitions may be seen a cycle apart: two
+    // runs of one are as right as one of two. Never more instances than lagging partitions.
+    for j in &m.jobs[..2] {
+        assert!(runs[j].len() <= 2, "{j}: {runs:?}");
+    }
+    assert!(
+        !runs.contains_key(&m.jobs[2]),
+        "shipping has no work: {runs:?}"
+    );
+    let starts = standin.starts();
+    for s in starts.iter().filter(|s| s[0] == m.jobs[0]) {
+        let (index, size): (u32, u32) = (s[2].parse().unwrap(), s[3].parse().unwrap());
+        assert!(index < size, "{s:?}");
+        assert_eq!(
+            (s[4].as_str(), s[5].as_str()),
+            (m.pay.as_str(), m.groups[0].as_str())
+        );
+    }
+
+    // (b) While they are active, later cycles start nothing.
+    obs.wait_cycles(15);
+    assert_eq!(standin.starts().len(), 4, "{:?}", standin.starts());
+
+    // (e) The payments runs end with lag left: the job is woken again.
+    let pay_runs = runs[&m.jobs[0]].len();
+    let foo_runs = runs[&m.jobs[1]].len();
+    for run in runs[&m.jobs[0]].keys() {
+        standin.release(run);
+    }
+    standin.wait(60, "payments-consumer to be woken again", |s| {
+        (s.runs().get(&m.jobs[0]).map_or(0, |r| r.len()) > pay_runs).then_some(())
+    });
+    assert_eq!(
+        standin.runs()[&m.jobs[1]].len(),
+        foo_runs,
+        "foobar was still active"
+    );
+
+    // (c) Groups commit to the end; after every instance ends, nothing is started again.
+    for g in &m.groups[..2] {
+        b.commit_offset(g, &m.pay, 0, 3);
+        b.commit_offset(g, &m.pay, 1, 2);
+    }
+    obs.wait_cycles(3);
+    standin.release_all();
+    let lag_gone = format!(
+        "kafka_consumergroup_group_sum_lag{{group=\"{}\"}}",
+        m.groups[0]
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while obs.metric(&lag_gone) != Some(0.0) {
+        assert!(
+            Instant::now() < deadline,
+            "lag never reached 0:\n{}",
+            obs.get("/metrics").1
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = standin.starts().len();
+    obs.wait_cycles(15);
+    assert_eq!(
+        standin.starts().len(),
+        before,
+        "started after lag reached 0: {:?}",
+        standin.starts()
+    );
+
+    // Metrics name what happened.
+    let created = format!(
+        "kafka_observer_jobruns_created_total{{job=\"{}\"}}",
+        m.jobs[0]
+    );
+    assert_eq!(
+        obs.metric(&created),
+        Some(standin.runs()[&m.jobs[0]].len() as f64)
+    );
+    let (status, body) = obs.get("/healthz");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        obs.stop(),
+        Some(0),
+        "observer exits 0 on SIGTERM:\n{}",
+        obs.log_text()
+    );
+}
+
+#[test]
+fn backlog_present_at_start_is_dispatched_in_the_first_cycle() {
+    let b = harness::broker();
+    let standin = StandIn::new();
+    let m = sample_mapping(&standin.dir);
+    b.produce(&m.ship, 2, 4);
+    // One cycle a minute: a launch within 30 s can only come from the first cycle.
+    let mut obs = local_observer(&standin, &m, &["--ticker-ms", "60000"]);
+    let runs = standin.wait(30, "shipping-consumer to start", |s| {
+        s.runs().get(&m.jobs[2]).cloned()
+    });
+    assert_eq!(runs.values().sum::<usize>(), 1, "{runs:?}");
+    assert_eq!(
+        standin.runs().len(),
+        1,
+        "only shipping lags: {:?}",
+        standin.runs()
+    );
+    assert!(obs.metric("kafka_observer_cycles_total").unwrap_or(0.0) <= 1.0);
+    standin.release_all();
+    obs.stop();
+}
+
+#[test]
+fn stuck_lag_is_reported_and_wake_ups_back_off() {
+    let b = harness::broker();
+    let standin = StandIn::new();
+    let m = sample_mapping(&standin.dir);
+    // Instances that die at once without committing: the classic crash loop.
+    standin.release_all();
+    b.produce(&m.ship, 0, 1);
+    let mut obs = local_observer(
+        &standin,
+        &m,
+        &["--stuck-cycles", "5", "--stuck-backoff", "3600"],
+    );
+    let stuck = format!(
+        "kafka_observer_partition_stuck{{group=\"{}\",topic=\"{}\",partition=\"0\"}}",
+        m.groups[2], m.ship
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while obs.metric(&stuck) != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "never reported stuck:\n{}",
+            obs.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        obs.log_text().contains("lag is stuck"),
+        "{}",
+        obs.log_text()
+    );
+    let after = standin.runs()[&m.jobs[2]].len();
+    obs.wait_cycles(30);
+    let later = standin.runs()[&m.jobs[2]].len();
+    assert!(
+        later <= after + 1,
+        "wake-ups did not back off: {after} → {later} runs"
+    );
+    // The commit moves: no longer stuck.
+    b.commit_offset(&m.groups[2], &m.ship, 0, 1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while obs.metric(&stuck) != Some(0.0) {
+        assert!(
+            Instant::now() < deadline,
+            "still stuck after commit:\n{}",
+            obs.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    obs.stop();
+}

@@ -1,0 +1,72 @@
+//! `kafka-observer check`: validate a kafkadata mapping before deploying it — offline always,
+//! and against the cluster when brokers are given (topics exist, partition counts agree).
+
+use clap::Args;
+
+use super::kafka::{env, KafkaArgs, ENV_BROKERS};
+use super::observe::load_kafkadata;
+use super::CliError;
+use crate::cluster::Cluster;
+
+/// Validate a kafkadata mapping, offline or against the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// kafkadata mapping file [env: kafkadata holds the mapping itself]
+    #[arg(long, value_name = "FILE")]
+    pub kafkadata: Option<std::path::PathBuf>,
+}
+
+pub async fn run(a: CheckArgs) -> Result<(), CliError> {
+    let data = load_kafkadata(&a.kafkadata)?;
+    let jobs = data.jobs();
+    println!(
+        "kafkadata: {} topics, {} jobs, {} groups: valid",
+        data.topics.len(),
+        jobs.len(),
+        data.groups().len()
+    );
+    for j in &jobs {
+        println!(
+            "  job {} (group {}) ← {}",
+            j.name,
+            j.consumer_group,
+            j.topics.join(", ")
+        );
+    }
+    if a.kafka.bootstrap.is_none() && env(ENV_BROKERS).is_none() {
+        println!("no brokers given (--bootstrap): the cluster was not checked");
+        return Ok(());
+    }
+    let kafka = a.kafka.resolve()?;
+    let cluster = Cluster::new(kafka.bootstrap, kafka.options);
+    let topics: Vec<String> = data.topics.iter().map(|t| t.name.clone()).collect();
+    let md = cluster.refresh_metadata(Some(&topics)).await?;
+    let mut problems = 0;
+    for t in &data.topics {
+        match md.topics.get(&t.name).filter(|m| m.error_code == 0) {
+            None => {
+                problems += 1;
+                println!("  topic {}: does not exist in the cluster", t.name);
+            }
+            Some(m) => {
+                let actual = m.partitions.len();
+                match t.partitions {
+                    Some(d) if d as usize != actual => println!(
+                        "  topic {}: kafkadata says {d} partitions, the cluster has {actual} (the cluster's count is used)",
+                        t.name
+                    ),
+                    _ => println!("  topic {}: {actual} partitions: ok", t.name),
+                }
+            }
+        }
+    }
+    if problems > 0 {
+        return Err(CliError::Runtime(format!(
+            "{problems} topic(s) of the mapping do not exist in the cluster"
+        )));
+    }
+    Ok(())
+}

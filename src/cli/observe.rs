@@ -1,0 +1,368 @@
+//! `kafka-observer observe`: the daemon. Resolves settings (flags win over the sample's
+//! environment variables), then wires cluster, launcher, metrics and the loop together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::kafka::{env, Kafka, KafkaArgs};
+use super::settings::{choice, number, parsed, required, setting};
+use super::{invalid, CliError};
+use crate::cluster::Cluster;
+use crate::config::kafkadata::Kafkadata;
+use crate::lag::stuck::StuckPolicy;
+use crate::lag::{EndKind, NoCommit, Policy};
+use crate::launch::local::LocalLauncher;
+use crate::launch::Launcher;
+use crate::observer::http::{self, Health};
+use crate::observer::metrics::Metrics;
+use crate::observer::{Observer, ObserverConfig};
+
+/// Watch lag and start consumer job runs when there is work.
+#[derive(Debug, Clone, Args)]
+pub struct ObserveArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// kafkadata mapping file [env: kafkadata holds the mapping itself]
+    #[arg(long, value_name = "FILE")]
+    pub kafkadata: Option<PathBuf>,
+
+    /// Where consumers run: codeengine or local [env: OBSERVER_LAUNCHER] [default: codeengine]
+    #[arg(long, value_name = "KIND")]
+    pub launcher: Option<String>,
+
+    /// Cycle period in milliseconds [env: OBSERVER_TICKER] [default: 500]
+    #[arg(long, value_name = "MS")]
+    pub ticker_ms: Option<String>,
+
+    /// Most instances per job [env: MAX_INSTANCES] [default: one per partition]
+    #[arg(long, value_name = "N")]
+    pub max_instances: Option<String>,
+
+    /// read_committed (lag to the last stable offset) or read_uncommitted (to the high
+    /// watermark) [env: KAFKA_ISOLATION] [default: read_committed]
+    #[arg(long, value_name = "LEVEL")]
+    pub isolation: Option<String>,
+
+    /// Where a group without a commit starts: earliest or latest [env: OFFSET_RESET]
+    /// [default: earliest]
+    #[arg(long, value_name = "POLICY")]
+    pub offset_reset: Option<String>,
+
+    /// Address of /metrics and /healthz [env: METRICS_ADDR] [default: 127.0.0.1:9464]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+
+    /// Seconds between metadata refreshes (new partitions) [env: METADATA_REFRESH] [default: 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub metadata_refresh: Option<String>,
+
+    /// Cycles without commit progress, while consumers run, before lag counts as stuck
+    /// [env: STUCK_CYCLES] [default: 120]
+    #[arg(long, value_name = "N")]
+    pub stuck_cycles: Option<String>,
+
+    /// First wake-up delay for a stuck job, doubling per wake-up [env: STUCK_BACKOFF]
+    /// [default: 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub stuck_backoff: Option<String>,
+
+    /// IBM Cloud API key for Code Engine [env: IAM_API_KEY]
+    #[arg(long, value_name = "KEY")]
+    pub iam_api_key: Option<String>,
+
+    /// IAM token endpoint [env: IAM_URL] [default: https://iam.cloud.ibm.com/identity/token]
+    #[arg(long, value_name = "URL")]
+    pub iam_url: Option<String>,
+
+    /// Code Engine project id [env: CE_PROJECT_ID]
+    #[arg(long, value_name = "GUID")]
+    pub project_id: Option<String>,
+
+    /// Code Engine API URL, with or without /v2 [env: CE_API_BASE_URL] [default: derived from
+    /// CE_REGION]
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<String>,
+
+    /// Local launcher: the consumer program [default: this binary, `consume`]
+    #[arg(long, value_name = "PATH")]
+    pub consumer_exe: Option<PathBuf>,
+}
+
+/// Reads the mapping from `--kafkadata FILE` or the `kafkadata` variable.
+pub fn load_kafkadata(file: &Option<PathBuf>) -> Result<Kafkadata, CliError> {
+    let (text, source) = match (file, env("kafkadata")) {
+        (Some(path), _) => (
+            std::fs::read_to_string(path).map_err(|e| {
+                invalid(
+                    "--kafkadata",
+                    format!("cannot read '{}': {e}", path.display()),
+                )
+            })?,
+            path.display().to_string(),
+        ),
+        (None, Some(text)) => (text, "env kafkadata".to_string()),
+        (None, None) => {
+            return Err(invalid(
+                "--kafkadata",
+                "the topic → job mapping is required: pass --kafkadata FILE or set the variable kafkadata to its YAML",
+            ))
+        }
+    };
+    let (data, warnings) = Kafkadata::parse(&text, &source)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(data)
+}
+
+/// Everything `observe` needs, validated before anything starts.
+struct Resolved {
+    kafka: Kafka,
+    cfg: ObserverConfig,
+    launcher: String,
+    metrics_addr: SocketAddr,
+}
+
+fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
+    let kafkadata = load_kafkadata(&a.kafkadata)?;
+    let kafka = a.kafka.resolve()?;
+    let ticker = parsed(
+        setting(&a.ticker_ms, "--ticker-ms", "OBSERVER_TICKER"),
+        500,
+        number(10, 3_600_000),
+    )?;
+    let max_instances = parsed(
+        setting(&a.max_instances, "--max-instances", "MAX_INSTANCES"),
+        None,
+        |v| number(1, 1000)(v).map(|n| Some(n as u32)),
+    )?;
+    let isolation = parsed(
+        setting(&a.isolation, "--isolation", "KAFKA_ISOLATION"),
+        "read_committed".to_string(),
+        choice(&["read_committed", "read_uncommitted"]),
+    )?;
+    let reset = parsed(
+        setting(&a.offset_reset, "--offset-reset", "OFFSET_RESET"),
+        "earliest".to_string(),
+        choice(&["earliest", "latest"]),
+    )?;
+    let metrics_addr = parsed(
+        setting(&a.metrics_addr, "--metrics-addr", "METRICS_ADDR"),
+        SocketAddr::from(([127, 0, 0, 1], 9464)),
+        |v| {
+            v.parse::<SocketAddr>()
+                .map_err(|_| format!("expected IP:PORT such as 127.0.0.1:9464, got '{v}'"))
+        },
+    )?;
+    let metadata_refresh = parsed(
+        setting(
+            &a.metadata_refresh,
+            "--metadata-refresh",
+            "METADATA_REFRESH",
+        ),
+        30,
+        number(1, 86_400),
+    )?;
+    let stuck_cycles = parsed(
+        setting(&a.stuck_cycles, "--stuck-cycles", "STUCK_CYCLES"),
+        120,
+        number(1, 1_000_000),
+    )?;
+    let stuck_backoff = parsed(
+        setting(&a.stuck_backoff, "--stuck-backoff", "STUCK_BACKOFF"),
+        30,
+        number(1, 86_400),
+    )?;
+    let launcher = parsed(
+        setting(&a.launcher, "--launcher", "OBSERVER_LAUNCHER"),
+        "codeengine".to_string(),
+        choice(&["codeengine", "local"]),
+    )?;
+    let cfg = ObserverConfig {
+        kafkadata,
+        policy: Policy {
+            end: if isolation == "read_committed" {
+                EndKind::LastStable
+            } else {
+                EndKind::HighWatermark
+            },
+            no_commit: if reset == "earliest" {
+                NoCommit::Earliest
+            } else {
+                NoCommit::Latest
+            },
+        },
+        ticker: Duration::from_millis(ticker),
+        max_instances,
+        stuck: StuckPolicy {
+            cycles: stuck_cycles as u32,
+            backoff: Duration::from_secs(stuck_backoff),
+            max_backoff: Duration::from_secs(3600),
+        },
+        metadata_refresh: Duration::from_secs(metadata_refresh),
+        // Code Engine may list a fresh run a moment late; local children are counted exactly.
+        launch_grace: Duration::from_secs(if launcher == "local" { 0 } else { 5 }),
+    };
+    Ok(Resolved {
+        kafka,
+        cfg,
+        launcher,
+        metrics_addr,
+    })
+}
+
+/// The consumer children's environment: the broker settings this observer resolved, in the
+/// variables `consume` reads, so flags given to the observer reach its consumers.
+fn child_env(a: &KafkaArgs, k: &Kafka) -> Vec<(String, String)> {
+    let mut env = vec![(
+        "MESSAGEHUB_KAFKA_BROKERS_SASL".to_string(),
+        k.bootstrap
+            .iter()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    )];
+    env.push(("KAFKA_TLS".into(), k.options.tls.is_some().to_string()));
+    if let Some(s) = &k.options.sasl {
+        env.push(("MESSAGEHUB_USER".into(), s.credentials.username.clone()));
+        env.push((
+            "MESSAGEHUB_PASSWORD".into(),
+            s.credentials.password.expose().to_string(),
+        ));
+        env.push((
+            "KAFKA_SASL_MECHANISM".into(),
+            s.mechanism.name().to_string(),
+        ));
+    }
+    if let Some(ca) = a.ca_file.clone().or_else(|| env_path("KAFKA_CA_FILE")) {
+        env.push(("KAFKA_CA_FILE".into(), ca.display().to_string()));
+    }
+    if a.allow_plain_without_tls {
+        env.push(("KAFKA_ALLOW_PLAIN_WITHOUT_TLS".into(), "true".into()));
+    }
+    env
+}
+
+fn env_path(var: &str) -> Option<PathBuf> {
+    env(var).map(PathBuf::from)
+}
+
+fn make_launcher(a: &ObserveArgs, r: &Resolved) -> Result<Launcher, CliError> {
+    match r.launcher.as_str() {
+        "local" => {
+            let (exe, args) = match &a.consumer_exe {
+                Some(p) => (p.clone(), vec![]),
+                None => (
+                    std::env::current_exe().map_err(|e| {
+                        CliError::Runtime(format!("cannot find this program's path: {e}"))
+                    })?,
+                    vec!["consume".to_string()],
+                ),
+            };
+            Ok(Launcher::Local(LocalLauncher::new(
+                exe,
+                args,
+                child_env(&a.kafka, &r.kafka),
+            )))
+        }
+        _ => code_engine_launcher(a),
+    }
+}
+
+fn code_engine_launcher(a: &ObserveArgs) -> Result<Launcher, CliError> {
+    let _key = required(
+        &a.iam_api_key,
+        "--iam-api-key",
+        "IAM_API_KEY",
+        "an IBM Cloud API key",
+    )?;
+    let _project = required(
+        &a.project_id,
+        "--project-id",
+        "CE_PROJECT_ID",
+        "the Code Engine project id",
+    )?;
+    let _base = api_base(a)?;
+    Err(CliError::Usage(
+        "the Code Engine launcher is not built into this binary yet: use --launcher local".into(),
+    ))
+}
+
+/// `…/v2` from --api-base / CE_API_BASE_URL, else the public endpoint of CE_REGION.
+pub fn api_base(a: &ObserveArgs) -> Result<String, CliError> {
+    if let Some(s) = setting(&a.api_base, "--api-base", "CE_API_BASE_URL") {
+        let v = s.value.trim().trim_end_matches('/');
+        if !(v.starts_with("https://") || v.starts_with("http://")) {
+            return Err(invalid(
+                &s.origin,
+                format!("expected an http(s) URL such as https://api.us-south.codeengine.cloud.ibm.com, got '{v}'"),
+            ));
+        }
+        return Ok(if v.ends_with("/v2") {
+            v.to_string()
+        } else {
+            format!("{v}/v2")
+        });
+    }
+    match env("CE_REGION") {
+        Some(region) => Ok(format!(
+            "https://api.{}.codeengine.cloud.ibm.com/v2",
+            region.trim()
+        )),
+        None => Err(invalid(
+            "--api-base",
+            "the Code Engine API URL is required: pass --api-base URL or set CE_API_BASE_URL (or CE_REGION)",
+        )),
+    }
+}
+
+pub async fn run(a: ObserveArgs) -> Result<(), CliError> {
+    let r = resolve(&a)?;
+    let launcher = make_launcher(&a, &r)?;
+    let metrics = Arc::new(Metrics::new());
+    let stale = (r.cfg.ticker * 5).max(Duration::from_secs(10)) + r.kafka.options.request_timeout;
+    let health = Arc::new(Health::new(stale));
+    let (bound, _server) = http::serve(r.metrics_addr, metrics.clone(), health.clone())
+        .await
+        .map_err(|e| {
+            CliError::Runtime(format!(
+                "cannot listen on {} for /metrics: {e}",
+                r.metrics_addr
+            ))
+        })?;
+    tracing::info!(
+        metrics = %format!("http://{bound}/metrics"),
+        launcher = launcher.kind(),
+        jobs = r.cfg.kafkadata.jobs().len(),
+        ticker_ms = r.cfg.ticker.as_millis() as u64,
+        "observer started"
+    );
+    let cluster = Arc::new(Cluster::new(
+        r.kafka.bootstrap.clone(),
+        r.kafka.options.clone(),
+    ));
+    let observer = Observer::new(r.cfg, cluster, launcher, metrics, health);
+    observer.run(shutdown_signal()).await;
+    Ok(())
+}
+
+/// SIGTERM (Code Engine, `kill`) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

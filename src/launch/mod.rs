@@ -1,0 +1,62 @@
+//! Launching consumer instances: Code Engine job runs, or local processes.
+//!
+//! The observer sees one interface — how many instances of a job are active, start k more —
+//! so the same reconcile loop runs in the cloud, on a laptop and in the tests.
+
+pub mod local;
+
+use std::fmt;
+
+use crate::config::kafkadata::Job;
+
+/// A launch or count that failed; the message names the job and the cause, never a secret.
+#[derive(Debug, Clone)]
+pub struct LaunchError(String);
+
+impl LaunchError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        LaunchError(msg.into())
+    }
+}
+
+impl fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LaunchError {}
+
+/// Where consumer instances run.
+pub enum Launcher {
+    Local(local::LocalLauncher),
+}
+
+impl Launcher {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Launcher::Local(_) => "local",
+        }
+    }
+
+    /// Instances of `job` that are requested, pending or running.
+    pub async fn active(&self, job: &Job) -> Result<u32, LaunchError> {
+        match self {
+            Launcher::Local(l) => Ok(l.active(&job.name)),
+        }
+    }
+
+    /// Starts `instances` more instances of `job` as one run; returns the run's name.
+    pub async fn launch(&self, job: &Job, instances: u32) -> Result<String, LaunchError> {
+        match self {
+            Launcher::Local(l) => l.launch(job, instances),
+        }
+    }
+
+    /// Stops what this process started itself (local children); Code Engine runs stay.
+    pub async fn shutdown(&self) {
+        match self {
+            Launcher::Local(l) => l.shutdown(std::time::Duration::from_secs(20)).await,
+        }
+    }
+}

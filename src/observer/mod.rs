@@ -1,0 +1,330 @@
+//! The reconcile loop: every cycle, one snapshot → lag per job → start what is missing.
+//!
+//! Level-triggered (see `lag::decide`): each cycle compares the instances a job should have
+//! with those it has, so a backlog present at start, a lost wake-up or a consumer that died with
+//! work left are all served by the next cycle. The loop only moves data; every decision is a
+//! pure function in `lag`.
+
+pub mod http;
+pub mod metrics;
+pub mod snapshot;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+
+use crate::cluster::Cluster;
+use crate::config::kafkadata::{Job, Kafkadata};
+use crate::lag::decide::{decide, job_lag, JobLag};
+use crate::lag::stuck::{StuckEvent, StuckPolicy, StuckTracker};
+use crate::lag::Policy;
+use crate::launch::Launcher;
+use crate::wire::api_name;
+use http::Health;
+use metrics::Metrics;
+use snapshot::Topology;
+
+/// Settings of the loop.
+#[derive(Debug, Clone)]
+pub struct ObserverConfig {
+    pub kafkadata: Kafkadata,
+    pub policy: Policy,
+    pub ticker: Duration,
+    pub max_instances: Option<u32>,
+    pub stuck: StuckPolicy,
+    pub metadata_refresh: Duration,
+    /// How long a freshly created run counts as active even if the launcher does not list it yet.
+    pub launch_grace: Duration,
+}
+
+/// The observer: owns the loop's state.
+pub struct Observer {
+    cfg: ObserverConfig,
+    jobs: Vec<Job>,
+    groups: Vec<(String, Vec<String>)>,
+    cluster: Arc<Cluster>,
+    launcher: Launcher,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    topology: Topology,
+    stuck: StuckTracker,
+    /// Instances started per job and when, for the launch grace.
+    recent: BTreeMap<String, Vec<(Instant, u32)>>,
+    /// Last launch per job: a job launched moments ago counts as working even if its instances
+    /// already died (a consumer that crashes at once must still be seen as stuck).
+    last_launch: BTreeMap<String, Instant>,
+    last_error: Option<(String, Instant)>,
+}
+
+/// What one cycle did, for tests and logs.
+#[derive(Debug, Default, Clone)]
+pub struct CycleReport {
+    pub launched: Vec<(String, u32)>,
+    pub requests: u64,
+}
+
+impl Observer {
+    pub fn new(
+        cfg: ObserverConfig,
+        cluster: Arc<Cluster>,
+        launcher: Launcher,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Self {
+        Observer {
+            jobs: cfg.kafkadata.jobs(),
+            groups: cfg.kafkadata.groups(),
+            topology: Topology::new(&cfg.kafkadata, cfg.metadata_refresh),
+            stuck: StuckTracker::new(cfg.stuck),
+            cfg,
+            cluster,
+            launcher,
+            metrics,
+            health,
+            recent: BTreeMap::new(),
+            last_launch: BTreeMap::new(),
+            last_error: None,
+        }
+    }
+
+    /// Cycles until `shutdown` resolves, then stops local children.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let started = tokio::time::Instant::now();
+            self.cycle_once().await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(started + self.cfg.ticker) => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        tracing::info!("shutting down");
+        self.launcher.shutdown().await;
+    }
+
+    /// One cycle with metrics, health and error logging around it.
+    pub async fn cycle_once(&mut self) -> Option<CycleReport> {
+        let t = Instant::now();
+        let before = self.cluster.stats().total();
+        let result = self.cycle().await;
+        let requests = self.cluster.stats().total() - before;
+        self.metrics.cycles.inc();
+        self.metrics
+            .cycle_seconds
+            .observe(t.elapsed().as_secs_f64());
+        self.metrics.requests_per_cycle.set(requests as i64);
+        for (key, n) in self.cluster.stats().snapshot() {
+            let c = self.metrics.requests.get_or_create(&metrics::ApiLabel {
+                api: api_name(key).to_string(),
+            });
+            let seen = c.get();
+            if n > seen {
+                c.inc_by(n - seen);
+            }
+        }
+        match result {
+            Ok(mut report) => {
+                self.health.ok();
+                self.last_error = None;
+                report.requests = requests;
+                Some(report)
+            }
+            Err(e) => {
+                self.metrics.cycle_failures.inc();
+                self.health.failed(e.clone());
+                // Once per distinct error, then once a minute: a broker outage must not flood logs.
+                let repeat = matches!(&self.last_error, Some((m, at)) if *m == e && at.elapsed() < Duration::from_secs(60));
+                if !repeat {
+                    tracing::error!(error = %e, "cycle failed");
+                    self.last_error = Some((e, Instant::now()));
+                }
+                None
+            }
+        }
+    }
+
+    async fn cycle(&mut self) -> Result<CycleReport, String> {
+        self.topology.update(&self.cluster).await?;
+        let snap = snapshot::take(&self.cluster, self.topology.partitions(), &self.groups).await;
+        if !snap.ends.is_empty() && snap.ends.values().all(|e| e.is_err()) {
+            let first = snap.ends.values().find_map(|e| e.clone().err());
+            return Err(first.unwrap_or_default());
+        }
+        self.export_offsets(&snap);
+
+        // Lag per job (pure), then active instances of the jobs that have work.
+        let lags: Vec<JobLag> = self
+            .jobs
+            .iter()
+            .map(|j| {
+                job_lag(
+                    &j.topics,
+                    &snap.partitions,
+                    &snap.ends,
+                    snap.committed.get(&j.consumer_group),
+                    &self.cfg.policy,
+                )
+            })
+            .collect();
+        let launcher = &self.launcher;
+        let actives = join_all(self.jobs.iter().zip(&lags).map(|(job, lag)| async move {
+            if lag.lagging() == 0 {
+                Ok(0)
+            } else {
+                launcher.active(job).await
+            }
+        }))
+        .await;
+
+        // Decide (pure), remembering stuck partitions.
+        let now = Instant::now();
+        let mut plan: Vec<(usize, u32)> = Vec::new();
+        for (i, job) in self.jobs.iter().enumerate() {
+            let lag = &lags[i];
+            let label = metrics::job(&job.name);
+            let listed = match &actives[i] {
+                Ok(n) => *n,
+                Err(e) => {
+                    self.metrics.launcher_errors.get_or_create(&label).inc();
+                    tracing::warn!(job = %job.name, error = %e, "cannot count active instances; not launching this cycle");
+                    self.metrics
+                        .desired
+                        .get_or_create(&label)
+                        .set(lag.lagging() as i64);
+                    continue;
+                }
+            };
+            let grace = self.cfg.launch_grace;
+            let recent = self.recent.entry(job.name.clone()).or_default();
+            recent.retain(|(at, _)| now.duration_since(*at) < grace);
+            let active = listed.max(recent.iter().map(|(_, k)| *k).sum());
+            let window = (self.cfg.ticker * 3).max(Duration::from_secs(5));
+            let working = active > 0
+                || self
+                    .last_launch
+                    .get(&job.name)
+                    .is_some_and(|t| now.duration_since(*t) < window);
+            let mut all_stuck = lag.lagging() > 0;
+            for p in &lag.partitions {
+                match self
+                    .stuck
+                    .observe(&job.consumer_group, &p.tp, p.committed, p.lag, working)
+                {
+                    Some(StuckEvent::Stuck {
+                        group,
+                        tp,
+                        committed,
+                        lag,
+                    }) => tracing::warn!(
+                        job = %job.name, %group, partition = %tp, ?committed, lag,
+                        "lag is stuck: the committed offset has not moved although consumers were running; wake-ups back off"
+                    ),
+                    Some(StuckEvent::Moving { group, tp }) => {
+                        tracing::info!(job = %job.name, %group, partition = %tp, "stuck partition is moving again")
+                    }
+                    None => {}
+                }
+                if p.lag.is_some_and(|l| l > 0) && !self.stuck.is_stuck(&job.consumer_group, &p.tp)
+                {
+                    all_stuck = false;
+                }
+            }
+            let gate = self.stuck.may_wake(&job.name, all_stuck, now);
+            let d = decide(lag.lagging(), active, self.cfg.max_instances, gate);
+            self.metrics
+                .desired
+                .get_or_create(&label)
+                .set(d.desired as i64);
+            self.metrics.active.get_or_create(&label).set(active as i64);
+            if d.launch > 0 {
+                plan.push((i, d.launch));
+                self.stuck.woke(&job.name, all_stuck, now);
+            } else if !gate && lag.lagging() > active {
+                tracing::debug!(job = %job.name, held_for = ?self.stuck.held_for(&job.name, now), "stuck job: wake-up held back");
+            }
+            for p in &lag.partitions {
+                let stuck = self.stuck.is_stuck(&job.consumer_group, &p.tp) as i64;
+                self.metrics
+                    .stuck
+                    .get_or_create(&metrics::gp(
+                        &job.consumer_group,
+                        &p.tp.topic,
+                        p.tp.partition,
+                    ))
+                    .set(stuck);
+            }
+        }
+
+        // Act: one job run per job, jobs in parallel.
+        let (jobs, launcher) = (&self.jobs, &self.launcher);
+        let results = join_all(plan.iter().map(|(i, k)| {
+            let job = &jobs[*i];
+            async move { (job, *k, launcher.launch(job, *k).await) }
+        }))
+        .await;
+        let mut report = CycleReport::default();
+        for (job, k, result) in results {
+            let label = metrics::job(&job.name);
+            match result {
+                Ok(run) => {
+                    tracing::info!(job = %job.name, instances = k, run = %run, "woke consumers");
+                    self.metrics.jobruns_created.get_or_create(&label).inc();
+                    self.metrics
+                        .instances_started
+                        .get_or_create(&label)
+                        .inc_by(k as u64);
+                    self.recent
+                        .entry(job.name.clone())
+                        .or_default()
+                        .push((now, k));
+                    self.last_launch.insert(job.name.clone(), now);
+                    report.launched.push((job.name.clone(), k));
+                }
+                Err(e) => {
+                    self.metrics.launcher_errors.get_or_create(&label).inc();
+                    tracing::warn!(job = %job.name, instances = k, error = %e, "launch failed; retrying next cycle");
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Offsets and lag per group and partition, as of this snapshot.
+    fn export_offsets(&self, snap: &snapshot::Snapshot) {
+        let m = &self.metrics;
+        m.clear_partitions();
+        for (tp, e) in &snap.ends {
+            if let Ok(e) = e {
+                let l = metrics::tpl(&tp.topic, tp.partition);
+                m.latest.get_or_create(&l).set(e.high_watermark);
+                m.stable.get_or_create(&l).set(e.last_stable);
+                m.earliest.get_or_create(&l).set(e.log_start);
+            }
+        }
+        for (group, topics) in &self.groups {
+            let lag = job_lag(
+                topics,
+                &snap.partitions,
+                &snap.ends,
+                snap.committed.get(group),
+                &self.cfg.policy,
+            );
+            for p in &lag.partitions {
+                let l = metrics::gp(group, &p.tp.topic, p.tp.partition);
+                if let Some(v) = p.lag {
+                    m.lag.get_or_create(&l).set(v);
+                }
+                if let Some(c) = p.committed {
+                    m.committed.get_or_create(&l).set(c);
+                }
+            }
+            let g = metrics::GroupLabel {
+                group: group.clone(),
+            };
+            m.group_lag.get_or_create(&g).set(lag.total_lag());
+            m.unknown.get_or_create(&g).set(lag.unknown() as i64);
+        }
+    }
+}
