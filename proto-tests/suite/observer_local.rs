@@ -334,3 +334,144 @@ fn stuck_lag_is_reported_and_wake_ups_back_off() {
     }
     obs.stop();
 }
+
+/// Requests per cycle for a mapping: the maximum of `kafka_observer_broker_requests_per_cycle`
+/// over `cycles` steady cycles.
+fn max_requests_per_cycle(obs: &mut ObserverProc, cycles: u64) -> f64 {
+    let mut max = 0.0f64;
+    for _ in 0..cycles {
+        obs.wait_cycles(1);
+        max = max.max(
+            obs.metric("kafka_observer_broker_requests_per_cycle")
+                .unwrap_or(f64::MAX),
+        );
+    }
+    max
+}
+
+#[test]
+fn broker_requests_per_cycle_do_not_grow_with_partitions_or_groups() {
+    // One broker leads every partition and coordinates every group: per cycle at most one
+    // ListOffsets per kind (log start, high watermark, last stable) + one OffsetFetch + one
+    // Metadata when a refresh is due — whatever the number of topics, partitions and groups.
+    const BOUND: f64 = 3.0 + 1.0 + 1.0;
+    let b = harness::broker();
+    let standin = StandIn::new();
+    let small = sample_mapping(&standin.dir);
+    let mut obs = local_observer(&standin, &small, &["--metadata-refresh", "2"]);
+    obs.wait_cycles(2);
+    let few = max_requests_per_cycle(&mut obs, 30);
+    obs.stop();
+
+    // 12 topics × 6 partitions, 20 groups, 24 jobs.
+    let mut yaml = String::new();
+    for t in 0..12 {
+        let topic = harness::unique("wide");
+        b.create_topic(&topic, 6);
+        yaml.push_str(&format!("{topic}:\n  jobs:\n"));
+        for j in 0..2 {
+            let n = t * 2 + j;
+            yaml.push_str(&format!(
+                "    - name: {}\n      consumer_group: {}\n",
+                harness::unique(&format!("job{n}")),
+                harness::unique(&format!("group{}", n % 20))
+            ));
+        }
+    }
+    let wide_dir = standin.dir.join("wide");
+    std::fs::create_dir_all(&wide_dir).unwrap();
+    std::fs::write(wide_dir.join("kafkadata"), yaml).unwrap();
+    let exe = standin.exe();
+    let bootstrap = b.plaintext();
+    let mut obs = ObserverProc::start(
+        &wide_dir,
+        &[
+            "--launcher",
+            "local",
+            "--consumer-exe",
+            &exe,
+            "--bootstrap",
+            &bootstrap,
+            "--kafkadata",
+            wide_dir.join("kafkadata").to_str().unwrap(),
+            "--ticker-ms",
+            "100",
+            "--metadata-refresh",
+            "2",
+        ],
+        &[],
+    );
+    obs.wait_cycles(2);
+    let many = max_requests_per_cycle(&mut obs, 30);
+    obs.stop();
+    eprintln!("broker requests per cycle (max of 30): sample mapping {few}, 72 partitions / 24 groups {many}");
+    // At least the 3 ListOffsets and 1 OffsetFetch: the metric measures real traffic.
+    assert!(few >= 4.0 && many >= 4.0, "{few} {many}");
+    assert!(few <= BOUND, "sample mapping: {few} requests in a cycle");
+    assert!(
+        many <= BOUND,
+        "72 partitions, 24 groups: {many} requests in a cycle"
+    );
+}
+
+#[test]
+fn partitions_added_later_are_watched_after_a_metadata_refresh() {
+    let b = harness::broker();
+    let standin = StandIn::new();
+    let m = sample_mapping(&standin.dir);
+    let mut obs = local_observer(&standin, &m, &["--metadata-refresh", "1"]);
+    obs.wait_cycles(2);
+    b.add_partitions(&m.ship, 5);
+    b.produce(&m.ship, 4, 2);
+    let runs = standin.wait(60, "shipping-consumer woken by the new partition", |s| {
+        s.runs().get(&m.jobs[2]).cloned()
+    });
+    assert_eq!(runs.values().sum::<usize>(), 1, "{runs:?}");
+    let series = format!(
+        "kafka_partition_latest_offset{{topic=\"{}\",partition=\"4\"}}",
+        m.ship
+    );
+    assert_eq!(obs.metric(&series), Some(2.0));
+    standin.release_all();
+    obs.stop();
+}
+
+#[test]
+fn transaction_markers_alone_never_wake_a_consumer() {
+    let b = harness::broker();
+    let standin = StandIn::new();
+    let m = sample_mapping(&standin.dir);
+    // Committed and aborted transactions; the group read everything and committed at the end
+    // (past the markers), as a read_committed Java consumer does.
+    let c = b.produce_txn(&m.ship, 1, 3, true);
+    let a = b.produce_txn(&m.ship, 1, 2, false);
+    let end = a.end + 1;
+    let _ = c;
+    let hw = format!(
+        "kafka_partition_latest_offset{{topic=\"{}\",partition=\"1\"}}",
+        m.ship
+    );
+    b.commit_offset(&m.groups[2], &m.ship, 1, end);
+    let mut obs = local_observer(&standin, &m, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while obs.metric(&hw) != Some(end as f64) {
+        assert!(
+            Instant::now() < deadline,
+            "markers never landed:\n{}",
+            obs.get("/metrics").1
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    obs.wait_cycles(10);
+    assert!(
+        standin.starts().is_empty(),
+        "woken by markers: {:?}",
+        standin.starts()
+    );
+    let lag = format!(
+        "kafka_consumergroup_group_lag{{group=\"{}\",topic=\"{}\",partition=\"1\"}}",
+        m.groups[2], m.ship
+    );
+    assert_eq!(obs.metric(&lag), Some(0.0));
+    obs.stop();
+}
