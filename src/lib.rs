@@ -7,6 +7,9 @@
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod consumer;
+pub mod http_client;
+pub mod iam;
 pub mod lag;
 pub mod launch;
 pub mod observer;

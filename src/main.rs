@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kafka_observer::cli::{check, lag, observe, CliError};
+use kafka_observer::cli::{check, consume, lag, observe, CliError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Watch consumer-group lag and start consumer job runs when there is work
     Observe(Box<observe::ObserveArgs>),
+    /// Join a consumer group, handle its records, exit when idle
+    Consume(Box<consume::ConsumeArgs>),
     /// Show per-partition offsets and lag of consumer groups
     Lag(Box<lag::LagArgs>),
     /// Validate a kafkadata mapping (offline, and against the cluster with --bootstrap)
@@ -29,7 +31,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(match cli.command {
-        Command::Observe(_) => "info",
+        Command::Observe(_) | Command::Consume(_) => "info",
         _ => "warn",
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     let result: Result<(), CliError> = runtime.block_on(async {
         match cli.command {
             Command::Observe(args) => observe::run(*args).await,
+            Command::Consume(args) => consume::run(*args).await,
             Command::Lag(args) => lag::run(*args).await,
             Command::Check(args) => check::run(*args).await,
         }

@@ -1,5 +1,7 @@
-//! The shared, version-pinned cache under `proto-tests/.cache/kafka-<version>/`:
+//! The shared, per-version cache under `proto-tests/.cache/kafka-<version>/`:
 //! `libs/` (every runtime jar, from Maven Central) and `kotool-<hash>/` (our compiled Java helper).
+//! Kafka 4.x jars come from `proto-tests/pom.xml`, Kafka 3.x jars from `proto-tests/pom-3.x.xml`
+//! (different logging backend), both with `-Dkafka.version=<version>`.
 //!
 //! Both are built into a temporary sibling directory and renamed into place, under an exclusive
 //! file lock, so concurrent test processes neither race nor see half-written directories. A
@@ -11,7 +13,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::process::{expect_success, run_with_timeout};
-use super::KAFKA_VERSION;
 
 /// Jars whose presence marks a complete `libs/` (the rename makes it all-or-nothing anyway).
 const MARKER_JARS: [&str; 3] = ["kafka_2.13-", "kafka-tools-", "kafka-clients-"];
@@ -26,23 +27,34 @@ fn proto_tests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("proto-tests")
 }
 
-fn libs_complete(libs: &Path) -> bool {
+fn libs_complete(libs: &Path, version: &str) -> bool {
     MARKER_JARS
         .iter()
-        .all(|m| libs.join(format!("{m}{KAFKA_VERSION}.jar")).is_file())
+        .all(|m| libs.join(format!("{m}{version}.jar")).is_file())
 }
 
-/// Ensures the jars and the compiled helper exist, downloading/compiling only what is missing.
-pub fn ensure() -> Cache {
+/// The pom that lists the jars (and logging backend) of that Kafka major version.
+fn pom_for(version: &str) -> PathBuf {
+    let name = if version.starts_with("3.") {
+        "pom-3.x.xml"
+    } else {
+        "pom.xml"
+    };
+    proto_tests_dir().join(name)
+}
+
+/// Ensures the jars of Kafka `version` and the compiled helper exist, downloading/compiling only
+/// what is missing.
+pub fn ensure(version: &str) -> Cache {
     let root = proto_tests_dir()
         .join(".cache")
-        .join(format!("kafka-{KAFKA_VERSION}"));
+        .join(format!("kafka-{version}"));
     let libs = root.join("libs");
     let source = proto_tests_dir().join("java").join("KoTool.java");
     let source_text = fs::read(&source)
         .unwrap_or_else(|e| panic!("harness: cannot read {}: {e}", source.display()));
     let kotool = root.join(format!("kotool-{:016x}", fnv1a(&source_text)));
-    if libs_complete(&libs) && kotool.join("KoTool.class").is_file() {
+    if libs_complete(&libs, version) && kotool.join("KoTool.class").is_file() {
         return Cache { libs, kotool };
     }
 
@@ -55,10 +67,10 @@ pub fn ensure() -> Cache {
     lock.lock()
         .unwrap_or_else(|e| panic!("harness: cannot lock {}: {e}", lock_path.display()));
 
-    if !libs_complete(&libs) {
+    if !libs_complete(&libs, version) {
         let started = Instant::now();
         eprintln!(
-            "harness: fetching Kafka {KAFKA_VERSION} jars with Maven into {}",
+            "harness: fetching Kafka {version} jars with Maven into {}",
             libs.display()
         );
         let tmp = root.join(format!("libs.tmp-{}", std::process::id()));
@@ -68,11 +80,15 @@ pub fn ensure() -> Cache {
             .arg("org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies")
             .arg(format!("-DoutputDirectory={}", tmp.display()))
             .arg("-DincludeScope=runtime")
+            .arg(format!("-Dkafka.version={version}"))
             .arg("-f")
-            .arg(proto_tests_dir().join("pom.xml"));
+            .arg(pom_for(version));
         let out = run_with_timeout(mvn, Duration::from_secs(900));
-        expect_success("mvn copy-dependencies (proto-tests/pom.xml)", &out);
-        if !libs_complete(&tmp) {
+        expect_success(
+            &format!("mvn copy-dependencies ({})", pom_for(version).display()),
+            &out,
+        );
+        if !libs_complete(&tmp, version) {
             panic!(
                 "harness: Maven succeeded but {} lacks the Kafka jars",
                 tmp.display()

@@ -7,6 +7,9 @@
 //! b.produce(&topic, 1, 5);
 //! ```
 //!
+//! Other versions and clusters: `harness::broker_version("3.9.1")` (shared per version), or a
+//! private `Broker::start_with(Options { version: "3.9.1", nodes: 3, ..Default::default() })`.
+//!
 //! Blocking std code only. Jars come from Maven Central into `proto-tests/.cache/` (once); every
 //! helper drives the broker through its PLAINTEXT listener with the official Java tools, so tests
 //! compare this crate against an independent implementation. See `proto-tests/README.md`.
@@ -18,23 +21,43 @@ mod metadata;
 mod process;
 mod tls;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
-pub use broker::Broker;
+pub use broker::{Broker, Options};
+pub use metadata::{Metadata, PartitionMeta, TopicMeta};
 
-/// The pinned Apache Kafka version (also in `proto-tests/pom.xml`).
+/// The pinned Apache Kafka version (also in `proto-tests/pom.xml`): the default broker's.
 pub const KAFKA_VERSION: &str = "4.3.1";
 
 /// SASL users known to the broker for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512: (name, password).
 pub const USERS: [(&str, &str); 2] = [("alice", "alice-secret"), ("bob", "bob-secret")];
 
-/// The broker shared by every test in this process, started (blocking) on first call. If it
-/// cannot start, every caller panics with the same message (no start is retried per test).
+/// The broker shared by every test in this process (pinned [`KAFKA_VERSION`], single node),
+/// started (blocking) on first call. If it cannot start, every caller panics with the same message
+/// (no start is retried per test).
 pub fn broker() -> &'static Broker {
-    static BROKER: OnceLock<Result<Broker, String>> = OnceLock::new();
+    broker_version(KAFKA_VERSION)
+}
+
+/// A single-node broker of Kafka `version` (3.7+ or 4.x, all listeners) shared by every test in
+/// this process, started on first call like [`broker()`]; `broker_version(KAFKA_VERSION)` is
+/// [`broker()`]. Each version has its own jar cache and its own Java tools.
+pub fn broker_version(version: &'static str) -> &'static Broker {
+    static SHARED: Mutex<BTreeMap<&'static str, &'static OnceLock<Result<Broker, String>>>> =
+        Mutex::new(BTreeMap::new());
+    let cell: &'static OnceLock<Result<Broker, String>> = *SHARED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(version)
+        .or_insert_with(|| Box::leak(Box::new(OnceLock::new())));
     let start = || {
-        std::panic::catch_unwind(Broker::start).unwrap_or_else(|panic| {
+        let opts = Options {
+            version,
+            ..Options::default()
+        };
+        std::panic::catch_unwind(|| Broker::start_with(opts)).unwrap_or_else(|panic| {
             let msg = panic
                 .downcast_ref::<String>()
                 .cloned()
@@ -42,7 +65,7 @@ pub fn broker() -> &'static Broker {
             Err(msg.unwrap_or_else(|| "harness: broker start panicked".into()))
         })
     };
-    match BROKER.get_or_init(start) {
+    match cell.get_or_init(start) {
         Ok(b) => b,
         Err(e) => panic!("{e}"),
     }

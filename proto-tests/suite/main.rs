@@ -1,9 +1,13 @@
 //! Integration suite against a real Apache Kafka broker (see proto-tests/README.md).
 //! `cargo test --test suite`; the first run downloads the Kafka jars with Maven.
 
+#[path = "../fake_ce/mod.rs"]
+mod fake_ce;
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod code_engine;
+mod consumer;
 mod harness_selftest;
 mod hostile;
 mod lag_cli;

@@ -4,6 +4,7 @@
 //! answer missing), 2 a usage or configuration error that no retry can fix.
 
 pub mod check;
+pub mod consume;
 pub mod kafka;
 pub mod lag;
 pub mod observe;

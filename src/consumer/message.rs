@@ -50,7 +50,10 @@ mod tests {
             ],
             ..Message::default()
         };
-        assert_eq!(m.header("CONTENT-TYPE"), Some(&Some(Bytes::from_static(b"b"))));
+        assert_eq!(
+            m.header("CONTENT-TYPE"),
+            Some(&Some(Bytes::from_static(b"b")))
+        );
         assert_eq!(m.header("x"), Some(&None));
         assert_eq!(m.header("y"), None);
     }

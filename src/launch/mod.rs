@@ -3,6 +3,7 @@
 //! The observer sees one interface — how many instances of a job are active, start k more —
 //! so the same reconcile loop runs in the cloud, on a laptop and in the tests.
 
+pub mod code_engine;
 pub mod local;
 
 use std::fmt;

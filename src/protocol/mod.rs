@@ -14,14 +14,22 @@
 //! returning garbage. No I/O here.
 
 pub mod api_versions;
+pub mod consumer_protocol;
 pub mod describe_groups;
+pub mod fetch;
 pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
 pub mod offset_fetch;
 pub mod reader;
+pub mod records;
 pub mod sasl;
+pub mod sync_group;
 
 #[cfg(test)]
 mod testutil;

@@ -1,0 +1,190 @@
+//! `kafka-observer consume`: the consumer job. Reads the sample's variables (`KAFKA_TOPIC`,
+//! `CONSUMER_GROUP`, `IDLE_TIMEOUT`), joins the group, handles records, exits when idle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::kafka::{env, KafkaArgs};
+use super::settings::{choice, number, parsed, required, setting};
+use super::{invalid, CliError};
+use crate::cluster::Cluster;
+use crate::consumer::group::GroupConfig;
+use crate::consumer::handler::HandlerSpec;
+use crate::consumer::run::{self, ConsumerConfig, Exit};
+use crate::lag::NoCommit;
+
+/// Join a consumer group, handle its records, exit when idle.
+#[derive(Debug, Clone, Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Topics, comma-separated [env: KAFKA_TOPIC]
+    #[arg(long = "topic", value_name = "TOPIC[,TOPIC...]")]
+    pub topics: Option<String>,
+
+    /// Consumer group [env: CONSUMER_GROUP]
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Seconds without records before committing, leaving and exiting 0 [env: IDLE_TIMEOUT]
+    /// [default: 60]
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<String>,
+
+    /// Run CMD (via sh -c) for each batch, records as JSON lines on stdin [env: CONSUMER_EXEC]
+    #[arg(long, value_name = "CMD", conflicts_with = "sink")]
+    pub exec: Option<String>,
+
+    /// POST each record to URL as a CloudEvent (binary mode) [env: CONSUMER_SINK]
+    #[arg(long, value_name = "URL")]
+    pub sink: Option<String>,
+
+    /// Seconds one handler call may take [env: HANDLER_TIMEOUT] [default: 300]
+    #[arg(long, value_name = "SECONDS")]
+    pub handler_timeout: Option<String>,
+
+    /// Where a partition without a commit starts: earliest or latest [env: OFFSET_RESET]
+    /// [default: earliest]
+    #[arg(long, value_name = "POLICY")]
+    pub offset_reset: Option<String>,
+
+    /// read_committed or read_uncommitted [env: KAFKA_ISOLATION] [default: read_committed]
+    #[arg(long, value_name = "LEVEL")]
+    pub isolation: Option<String>,
+
+    /// Partition assignors offered, in order: range, roundrobin [env: ASSIGNORS]
+    /// [default: range,roundrobin]
+    #[arg(long, value_name = "LIST")]
+    pub assignors: Option<String>,
+
+    /// Milliseconds between offset commits [env: COMMIT_INTERVAL] [default: 1000]
+    #[arg(long, value_name = "MS")]
+    pub commit_interval_ms: Option<String>,
+
+    /// Static membership: group.instance.id = CE_JOBRUN-JOB_INDEX [env: STATIC_MEMBERSHIP]
+    #[arg(long)]
+    pub static_membership: bool,
+}
+
+pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
+    let topics_s = required(&a.topics, "--topic", "KAFKA_TOPIC", "the topic list")?;
+    let topics: Vec<String> = topics_s
+        .value
+        .split(',')
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if topics.is_empty() {
+        return Err(invalid(&topics_s.origin, "no topic named"));
+    }
+    let group = required(&a.group, "--group", "CONSUMER_GROUP", "the consumer group")?;
+    let idle = parsed(
+        setting(&a.idle_timeout, "--idle-timeout", "IDLE_TIMEOUT"),
+        60,
+        number(1, 7 * 86_400),
+    )?;
+    let handler_timeout = parsed(
+        setting(&a.handler_timeout, "--handler-timeout", "HANDLER_TIMEOUT"),
+        300,
+        number(1, 86_400),
+    )?;
+    let reset = parsed(
+        setting(&a.offset_reset, "--offset-reset", "OFFSET_RESET"),
+        "earliest".to_string(),
+        choice(&["earliest", "latest"]),
+    )?;
+    let isolation = parsed(
+        setting(&a.isolation, "--isolation", "KAFKA_ISOLATION"),
+        "read_committed".to_string(),
+        choice(&["read_committed", "read_uncommitted"]),
+    )?;
+    let assignors = parsed(
+        setting(&a.assignors, "--assignors", "ASSIGNORS"),
+        vec!["range".to_string(), "roundrobin".to_string()],
+        |v| {
+            let list: Vec<String> = v
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect();
+            if list.is_empty() || list.iter().any(|s| s != "range" && s != "roundrobin") {
+                return Err(format!(
+                    "expected a list of range and roundrobin, got '{v}'"
+                ));
+            }
+            Ok(list)
+        },
+    )?;
+    let commit_ms = parsed(
+        setting(
+            &a.commit_interval_ms,
+            "--commit-interval-ms",
+            "COMMIT_INTERVAL",
+        ),
+        1000,
+        number(10, 3_600_000),
+    )?;
+    let timeout = Duration::from_secs(handler_timeout);
+    let source = format!("kafka-observer/{}", group.value);
+    let handler = match (
+        setting(&a.exec, "--exec", "CONSUMER_EXEC"),
+        setting(&a.sink, "--sink", "CONSUMER_SINK"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "--exec",
+                "--exec and --sink exclude each other: pick one handler",
+            ))
+        }
+        (Some(e), None) => HandlerSpec::Exec {
+            command: e.value,
+            timeout,
+        },
+        (None, Some(s)) => HandlerSpec::Sink {
+            url: s.value,
+            timeout,
+            source,
+        },
+        (None, None) => HandlerSpec::Log,
+    };
+    let static_membership = a.static_membership
+        || env("STATIC_MEMBERSHIP").is_some_and(|v| matches!(v.as_str(), "true" | "1" | "yes"));
+    let instance_id = if static_membership {
+        let run = env("CE_JOBRUN").unwrap_or_else(|| "local".into());
+        let index = env("JOB_INDEX").unwrap_or_else(|| "0".into());
+        Some(format!("{run}-{index}"))
+    } else {
+        None
+    };
+    let kafka = a.kafka.resolve()?;
+    let cfg = ConsumerConfig {
+        group: GroupConfig {
+            group: group.value,
+            topics,
+            instance_id,
+            session_timeout: Duration::from_secs(45),
+            rebalance_timeout: Duration::from_secs(60),
+            assignors,
+        },
+        handler,
+        reset: if reset == "earliest" {
+            NoCommit::Earliest
+        } else {
+            NoCommit::Latest
+        },
+        read_committed: isolation == "read_committed",
+        idle_timeout: Duration::from_secs(idle),
+        commit_interval: Duration::from_millis(commit_ms),
+        heartbeat_interval: Duration::from_secs(3),
+        max_wait: Duration::from_millis(500),
+        partition_max_bytes: 1024 * 1024,
+        max_decompressed: kafka.options.max_frame_bytes,
+    };
+    let cluster = Arc::new(Cluster::new(kafka.bootstrap, kafka.options));
+    match run::run(cluster, cfg, super::observe::shutdown_signal()).await {
+        Ok(Exit::Idle) | Ok(Exit::Signal) => Ok(()),
+        Err(e) => Err(CliError::Runtime(e)),
+    }
+}

@@ -1,0 +1,392 @@
+//! Fetching: one task per leader broker, each with one Fetch request in flight for all of its
+//! partitions, feeding decoded records to the handler loop through a short bounded queue.
+//!
+//! The queue is the only coupling: a fetcher runs ahead of handling by at most its capacity, and
+//! on a rebalance or re-route the tasks are dropped and restarted from the handled positions, so
+//! nothing fetched-but-unhandled is ever mistaken for progress.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::message::Message;
+use super::progress::Progress;
+use crate::cluster::{is_stale_route, Cluster};
+use crate::lag::NoCommit;
+use crate::offsets::{fetch_ends, TopicPartition};
+use crate::protocol::fetch::FetchResponse;
+use crate::protocol::records;
+use crate::wire::kafka_error::{code, error_name};
+
+/// How fetchers fetch.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    pub reset: NoCommit,
+    pub read_committed: bool,
+    pub max_wait: Duration,
+    pub partition_max_bytes: i32,
+    pub max_decompressed: usize,
+}
+
+/// Records of one partition from one fetch, in offset order.
+#[derive(Debug)]
+pub struct Chunk {
+    pub tp: TopicPartition,
+    /// The offset this fetch started at.
+    pub first_offset: i64,
+    pub messages: Vec<Message>,
+    /// Where the next fetch starts: past the last record and any skipped control or aborted
+    /// batches; committing it is safe once every message here is handled.
+    pub next_offset: i64,
+}
+
+/// What a fetcher reports.
+#[derive(Debug)]
+pub enum FetchEvent {
+    Chunk(Chunk),
+    /// Leadership moved or metadata is stale: refresh and restart the fetchers.
+    Reroute(String),
+    /// Nothing can fix this (authorization, corrupt data that cannot be skipped safely).
+    Fatal(String),
+}
+
+/// One task per leader of `assigned`, starting at the handled positions.
+pub async fn spawn_all(
+    cluster: &Arc<Cluster>,
+    progress: &Progress,
+    assigned: &[TopicPartition],
+    cfg: &FetchConfig,
+    tx: &mpsc::Sender<FetchEvent>,
+) -> Vec<JoinHandle<()>> {
+    if assigned.is_empty() {
+        return Vec::new();
+    }
+    let topics: Vec<String> = {
+        let mut t: Vec<String> = assigned.iter().map(|tp| tp.topic.clone()).collect();
+        t.sort();
+        t.dedup();
+        t
+    };
+    let md = match cluster.metadata_for(&topics).await {
+        Ok(md) => md,
+        Err(e) => {
+            let _ = tx.send(FetchEvent::Reroute(e.to_string())).await;
+            return Vec::new();
+        }
+    };
+    let mut by_leader: BTreeMap<i32, BTreeMap<TopicPartition, i64>> = BTreeMap::new();
+    for tp in assigned {
+        let Some(pos) = progress.position(tp) else {
+            continue;
+        };
+        match md.leader(&tp.topic, tp.partition) {
+            Some(l) => {
+                by_leader.entry(l).or_default().insert(tp.clone(), pos);
+            }
+            None => {
+                let tx = tx.clone();
+                let msg = format!("{tp} has no leader right now");
+                return vec![tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let _ = tx.send(FetchEvent::Reroute(msg)).await;
+                })];
+            }
+        }
+    }
+    by_leader
+        .into_iter()
+        .map(|(leader, positions)| {
+            tokio::spawn(fetch_loop(
+                cluster.clone(),
+                leader,
+                positions,
+                cfg.clone(),
+                tx.clone(),
+            ))
+        })
+        .collect()
+}
+
+async fn fetch_loop(
+    cluster: Arc<Cluster>,
+    leader: i32,
+    mut positions: BTreeMap<TopicPartition, i64>,
+    cfg: FetchConfig,
+    tx: mpsc::Sender<FetchEvent>,
+) {
+    let mut failures = 0u32;
+    loop {
+        match fetch_once(&cluster, leader, &positions, &cfg).await {
+            Ok(outcome) => {
+                failures = 0;
+                for (tp, result) in outcome {
+                    match result {
+                        PartitionOutcome::Chunk(chunk) => {
+                            positions.insert(tp, chunk.next_offset);
+                            if tx.send(FetchEvent::Chunk(chunk)).await.is_err() {
+                                return;
+                            }
+                        }
+                        PartitionOutcome::Nothing => {}
+                        PartitionOutcome::Reset(offset) => {
+                            positions.insert(tp.clone(), offset);
+                            // The next chunk starts at the reset offset; the handler loop
+                            // accepts it because it starts at or after the handled position
+                            // only when moving forward — a backward reset is re-delivery.
+                            let chunk = Chunk {
+                                tp,
+                                first_offset: offset,
+                                messages: Vec::new(),
+                                next_offset: offset,
+                            };
+                            if tx.send(FetchEvent::Chunk(chunk)).await.is_err() {
+                                return;
+                            }
+                        }
+                        PartitionOutcome::Reroute(why) => {
+                            let _ = tx.send(FetchEvent::Reroute(why)).await;
+                            return;
+                        }
+                        PartitionOutcome::Fatal(why) => {
+                            let _ = tx.send(FetchEvent::Fatal(why)).await;
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::debug!(leader, error = %e, failures, "fetch failed");
+                if failures >= 3 {
+                    let _ = tx.send(FetchEvent::Reroute(e)).await;
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
+            }
+        }
+    }
+}
+
+/// (name, topic id, [(partition, fetch offset)]) of one topic in a Fetch request.
+type TopicSpec = (String, [u8; 16], Vec<(i32, i64)>);
+
+enum PartitionOutcome {
+    Chunk(Chunk),
+    Nothing,
+    Reset(i64),
+    Reroute(String),
+    Fatal(String),
+}
+
+/// One Fetch to `leader` for `positions`.
+async fn fetch_once(
+    cluster: &Cluster,
+    leader: i32,
+    positions: &BTreeMap<TopicPartition, i64>,
+    cfg: &FetchConfig,
+) -> Result<Vec<(TopicPartition, PartitionOutcome)>, String> {
+    let conn = cluster.broker(leader).await.map_err(|e| e.to_string())?;
+    let md = cluster.metadata();
+    let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+    for (tp, off) in positions {
+        by_topic
+            .entry(&tp.topic)
+            .or_default()
+            .push((tp.partition, *off));
+    }
+    let ids: BTreeMap<String, [u8; 16]> = by_topic
+        .keys()
+        .map(|t| {
+            (
+                t.to_string(),
+                md.topics.get(*t).map(|m| m.topic_id).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let names_by_id: BTreeMap<[u8; 16], String> =
+        ids.iter().map(|(n, id)| (*id, n.clone())).collect();
+    let max_wait = cfg.max_wait.as_millis() as i32;
+    let pmax = cfg.partition_max_bytes;
+    let iso = i8::from(cfg.read_committed);
+    let topics_spec: Vec<TopicSpec> = by_topic
+        .iter()
+        .map(|(t, ps)| (t.to_string(), ids[*t], ps.clone()))
+        .collect();
+    let timeout = cfg.max_wait + Duration::from_secs(30);
+    cluster.stats().count(1);
+    let resp: FetchResponse = conn
+        .call_with_timeout(
+            move |v| {
+                let topics = topics_spec
+                    .into_iter()
+                    .map(|(name, id, parts)| {
+                        let t = if v >= 13 {
+                            FetchTopic::default().with_topic_id(uuid(id))
+                        } else {
+                            FetchTopic::default().with_topic(TopicName(StrBytes::from_string(name)))
+                        };
+                        t.with_partitions(
+                            parts
+                                .into_iter()
+                                .map(|(p, off)| {
+                                    FetchPartition::default()
+                                        .with_partition(p)
+                                        .with_fetch_offset(off)
+                                        .with_partition_max_bytes(pmax)
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                let req = FetchRequest::default()
+                    .with_max_wait_ms(max_wait)
+                    .with_min_bytes(1)
+                    .with_max_bytes(50 * 1024 * 1024)
+                    .with_isolation_level(iso)
+                    .with_topics(topics);
+                let req = if v < 15 {
+                    req.with_replica_id(BrokerId(-1))
+                } else {
+                    req
+                };
+                if v >= 7 {
+                    req.with_session_id(0).with_session_epoch(-1)
+                } else {
+                    req
+                }
+            },
+            timeout,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.error_code != 0 {
+        return Err(format!(
+            "Fetch at {}: {}",
+            conn.addr(),
+            error_name(resp.error_code)
+        ));
+    }
+    let mut out = Vec::new();
+    for t in resp.responses {
+        let name = if t.name.is_empty() {
+            match names_by_id.get(&t.topic_id) {
+                Some(n) => n.clone(),
+                None => continue,
+            }
+        } else {
+            t.name
+        };
+        for p in t.partitions {
+            let tp = TopicPartition::new(name.clone(), p.partition_index);
+            let Some(&first) = positions.get(&tp) else {
+                continue;
+            };
+            let outcome = partition_outcome(cluster, cfg, &tp, first, p).await;
+            out.push((tp, outcome));
+        }
+    }
+    Ok(out)
+}
+
+async fn partition_outcome(
+    cluster: &Cluster,
+    cfg: &FetchConfig,
+    tp: &TopicPartition,
+    first: i64,
+    p: crate::protocol::fetch::FetchPartition,
+) -> PartitionOutcome {
+    match p.error_code {
+        0 => {}
+        code::OFFSET_OUT_OF_RANGE => {
+            let ends = fetch_ends(cluster, std::slice::from_ref(tp)).await;
+            return match ends.get(tp) {
+                Some(Ok(e)) => {
+                    let to = match cfg.reset {
+                        NoCommit::Earliest => e.log_start,
+                        NoCommit::Latest if cfg.read_committed => e.last_stable,
+                        NoCommit::Latest => e.high_watermark,
+                    };
+                    tracing::warn!(partition = %tp, from = first, to, policy = ?cfg.reset, "offset out of range; reset");
+                    PartitionOutcome::Reset(to)
+                }
+                _ => PartitionOutcome::Reroute(format!(
+                    "{tp}: offset out of range and the log ends are unknown"
+                )),
+            };
+        }
+        code::TOPIC_AUTHORIZATION_FAILED => {
+            return PartitionOutcome::Fatal(format!(
+                "not authorized to read topic '{}' (TOPIC_AUTHORIZATION_FAILED)",
+                tp.topic
+            ))
+        }
+        ec if is_stale_route(ec) => {
+            return PartitionOutcome::Reroute(format!("{tp}: {}", error_name(ec)))
+        }
+        ec => {
+            tracing::warn!(partition = %tp, error = %error_name(ec), "fetch error; retrying");
+            return PartitionOutcome::Nothing;
+        }
+    }
+    let Some(bytes) = p.records.filter(|b| !b.is_empty()) else {
+        return PartitionOutcome::Nothing;
+    };
+    match decode(
+        &bytes,
+        p.aborted_transactions.as_deref().unwrap_or(&[]),
+        cfg,
+        tp,
+        first,
+    ) {
+        Ok(Some(chunk)) => PartitionOutcome::Chunk(chunk),
+        Ok(None) => PartitionOutcome::Nothing,
+        Err(e) => PartitionOutcome::Fatal(format!("{tp} at offset {first}: {e}")),
+    }
+}
+
+fn decode(
+    bytes: &Bytes,
+    aborted: &[crate::protocol::fetch::AbortedTransaction],
+    cfg: &FetchConfig,
+    tp: &TopicPartition,
+    first: i64,
+) -> Result<Option<Chunk>, String> {
+    let batches =
+        records::decode_batches(bytes, cfg.max_decompressed).map_err(|e| e.to_string())?;
+    let visible = records::visible_records(batches, first, aborted, cfg.read_committed);
+    let next = visible.next_offset;
+    let messages: Vec<Message> = visible
+        .records
+        .into_iter()
+        .filter(|r| r.offset >= first)
+        .map(|r| Message {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            offset: r.offset,
+            timestamp_ms: r.timestamp,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        })
+        .collect();
+    if messages.is_empty() && next <= first {
+        return Ok(None);
+    }
+    Ok(Some(Chunk {
+        tp: tp.clone(),
+        first_offset: first,
+        messages,
+        next_offset: next.max(first),
+    }))
+}
+
+fn uuid(id: [u8; 16]) -> uuid::Uuid {
+    uuid::Uuid::from_bytes(id)
+}
