@@ -24,6 +24,8 @@
 //! exits 0. Should this process die otherwise, the harness watchdog stops the broker within
 //! seconds, so a broker never outlives its owner.
 
+// The suite uses more of the harness than this program does.
+#[allow(unused)]
 #[path = "../harness/mod.rs"]
 mod harness;
 
@@ -167,14 +169,24 @@ fn apply(b: &harness::Broker, action: &Action) -> Result<String, String> {
             format!("committed {group} {topic}:{partition} at {offset}")
         }
     };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|panic| {
-        panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "the harness panicked".into())
-            .replace('\n', " | ")
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+        .map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the harness panicked".into())
+        })
+        .map_err(|msg| {
+            // One answer line: the harness's headline and the last line of the tool's output
+            // (the cause); the whole text went to stderr through the panic hook.
+            let mut lines = msg.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or_default().to_string();
+            match lines.next_back() {
+                Some(last) => format!("{first}: {last}"),
+                None => first,
+            }
+        })
 }
 
 /// Forwards stdin lines, then `Stop` at EOF; and `Stop` on SIGTERM or SIGINT.
@@ -233,6 +245,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A failing Java tool panics in the harness: print its message, not a backtrace.
+    std::panic::set_hook(Box::new(|info| eprintln!("test-broker: {info}")));
     // Signals are caught from here on, so the broker is always stopped by us.
     let events = events();
     let b = harness::broker();

@@ -1019,6 +1019,30 @@ impl Broker {
         ]);
     }
 
+    /// Sets several committed offsets of an inactive `group` in one JVM run:
+    /// `ConsumerGroupCommand --reset-offsets --from-file` with `topic,partition,offset` lines.
+    /// Offsets must lie within the partitions' logs.
+    pub fn commit_offsets(&self, group: &str, offsets: &[(&str, i32, i64)]) {
+        let csv: String = offsets
+            .iter()
+            .map(|(t, p, o)| format!("{t},{p},{o}\n"))
+            .collect();
+        let file = self
+            .work_dir
+            .join(format!("{}.csv", super::unique("offsets")));
+        fs::write(&file, csv).expect("write offsets csv");
+        let bootstrap = self.running_bootstrap();
+        #[rustfmt::skip]
+        let args = [
+            "--bootstrap-server", &bootstrap, "--group", group, "--reset-offsets",
+            "--from-file", file.to_str().expect("utf-8 path"), "--execute",
+        ];
+        self.java_ok(
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            &args,
+        );
+    }
+
     fn kotool(&self, args: &[&str]) -> Range<i64> {
         let bootstrap = self.running_bootstrap();
         let mut all = vec![bootstrap.as_str()];

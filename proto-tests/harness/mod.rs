@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 pub use broker::{Broker, Options};
+#[allow(unused_imports)] // for tests that inspect `Broker::metadata` results by type
 pub use metadata::{Metadata, PartitionMeta, TopicMeta};
 
 /// The pinned Apache Kafka version (also in `proto-tests/pom.xml`): the default broker's.

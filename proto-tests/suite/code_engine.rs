@@ -427,7 +427,17 @@ async fn fake_iam_and_routes_are_strict() {
         "grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Aapikey&apikey={}&response_type=cloud_iam",
         FakeCloud::API_KEY
     );
-    let cases: Vec<(&str, &str, Option<&str>, Option<&str>, String, u16, &str)> = vec![
+    /// method, path, content type, authorization, body → status, text in the answer
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        String,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "POST",
             "/identity/token",

@@ -295,3 +295,284 @@ fn sigterm_commits_and_exits_0() {
     // The commit interval is 10 minutes: only the shutdown commit can have stored offset 10.
     assert_eq!(committed(&group).get(&0), Some(&Some(10)), "{text}");
 }
+
+#[test]
+fn kill_9_mid_batch_loses_nothing_and_repeats_only_the_uncommitted_tail() {
+    let b = harness::broker();
+    let topic = harness::unique("kill9");
+    b.create_topic(&topic, 1);
+    b.produce(&topic, 0, 300);
+    let dir = temp_dir("consume-kill");
+    let group = harness::unique("killg");
+    let out = dir.join("handled.jsonl");
+    // Batches of 10, each taking 50 ms: 30 batches, ~1.5 s; commits every 200 ms.
+    let exec = format!("cat >> {}; sleep 0.05", out.display());
+    let args = [
+        "--bootstrap",
+        &b.plaintext(),
+        "--topic",
+        &topic,
+        "--group",
+        &group,
+        "--idle-timeout",
+        "3",
+        "--exec",
+        &exec,
+        "--batch-size",
+        "10",
+        "--commit-interval-ms",
+        "200",
+    ];
+    let (mut cmd, log) = consume_cmd(&dir, "first", &args, &[]);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while handled(&out).len() < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let before = handled(&out).len();
+    assert!(
+        before < 300,
+        "finished before the kill; make the handler slower"
+    );
+    let (cmd, log) = consume_cmd(&dir, "second", &args, &[]);
+    let (status, text) = run_to_end(cmd, &log, 120);
+    assert_eq!(status, Some(0), "{text}");
+    let seen = handled(&out);
+    for o in 0..300 {
+        assert!(seen.contains_key(&(0, o)), "offset {o} lost");
+    }
+    // Duplicates: one contiguous block, the tail that was handled but not yet committed.
+    let dups: Vec<i64> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|((_, o), _)| *o)
+        .collect();
+    assert!(seen.values().all(|n| *n <= 2), "handled more than twice");
+    if let (Some(first), Some(last)) = (dups.first(), dups.last()) {
+        assert_eq!(
+            dups.len() as i64,
+            last - first + 1,
+            "duplicates not contiguous: {dups:?}"
+        );
+        assert!(
+            *last < before as i64,
+            "duplicates past what the first run handled"
+        );
+    }
+    eprintln!(
+        "kill -9 after {before} records: {} duplicates on restart",
+        dups.len()
+    );
+    assert_eq!(committed(&group).get(&0), Some(&Some(300)));
+}
+
+#[test]
+fn a_failing_exec_is_retried_and_nothing_past_it_is_committed() {
+    let b = harness::broker();
+    let topic = harness::unique("fail");
+    b.create_topic(&topic, 1);
+    b.produce(&topic, 0, 5);
+    let dir = temp_dir("consume-fail");
+    let group = harness::unique("failg");
+    let calls = dir.join("calls");
+    let marker = dir.join("healthy");
+    let exec = format!(
+        "cat > /dev/null; echo call >> {}; test -e {}",
+        calls.display(),
+        marker.display()
+    );
+    let (mut cmd, log) = consume_cmd(
+        &dir,
+        "consumer",
+        &[
+            "--bootstrap",
+            &b.plaintext(),
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--idle-timeout",
+            "3",
+            "--exec",
+            &exec,
+            "--commit-interval-ms",
+            "100",
+        ],
+        &[],
+    );
+    let mut child = cmd.spawn().unwrap();
+    let count = |p: &Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&calls) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Failing for three tries: the group's commit never passed the first record.
+    let c = committed(&group).get(&0).cloned().flatten();
+    assert!(c.unwrap_or(0) == 0, "committed past a failed record: {c:?}");
+    std::fs::write(&marker, "").unwrap();
+    let status = wait_child(&mut child, 120);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains("handler failed"), "{text}");
+    assert_eq!(committed(&group).get(&0), Some(&Some(5)), "{text}");
+}
+
+#[test]
+fn aborted_transactions_are_never_handled() {
+    let b = harness::broker();
+    let topic = harness::unique("txc");
+    b.create_topic(&topic, 1);
+    let ok1 = b.produce_txn(&topic, 0, 3, true);
+    let bad = b.produce_txn(&topic, 0, 4, false);
+    let ok2 = b.produce_txn(&topic, 0, 2, true);
+    let dir = temp_dir("consume-txn");
+    for (isolation, want) in [("read_committed", 5), ("read_uncommitted", 9)] {
+        let group = harness::unique("txg");
+        let out = dir.join(format!("{isolation}.jsonl"));
+        let exec = format!("cat >> {}", out.display());
+        let (cmd, log) = consume_cmd(
+            &dir,
+            isolation,
+            &[
+                "--bootstrap",
+                &b.plaintext(),
+                "--topic",
+                &topic,
+                "--group",
+                &group,
+                "--idle-timeout",
+                "3",
+                "--exec",
+                &exec,
+                "--isolation",
+                isolation,
+            ],
+            &[],
+        );
+        let (status, text) = run_to_end(cmd, &log, 120);
+        assert_eq!(status, Some(0), "{text}");
+        let seen = handled(&out);
+        assert_eq!(seen.len(), want, "{isolation}: {seen:?}");
+        let offsets: Vec<i64> = seen.keys().map(|(_, o)| *o).collect();
+        if isolation == "read_committed" {
+            assert!(
+                offsets.iter().all(|o| ok1.contains(o) || ok2.contains(o)),
+                "{offsets:?}"
+            );
+            assert!(!offsets.iter().any(|o| bad.contains(o)));
+        }
+        // Committed past the last marker: lag 0, nothing to wake for.
+        assert_eq!(
+            committed(&group).get(&0),
+            Some(&Some(ok2.end + 1)),
+            "{isolation}"
+        );
+    }
+}
+
+/// A minimal HTTP/1.1 server that answers 200 to everything and records request heads.
+fn http_sink() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = s2.clone();
+            std::thread::spawn(move || {
+                let mut w = stream.try_clone().unwrap();
+                let mut r = BufReader::new(stream);
+                loop {
+                    let mut head = String::new();
+                    let mut len = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        head.push_str(&line);
+                    }
+                    let mut body = vec![0u8; len];
+                    let _ = r.read_exact(&mut body);
+                    head.push_str(&format!("body:{}\r\n", String::from_utf8_lossy(&body)));
+                    seen.lock().unwrap().push(head);
+                    let _ = w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/events"), seen)
+}
+
+#[test]
+fn sink_posts_cloudevents() {
+    let b = harness::broker();
+    let topic = harness::unique("sink");
+    b.create_topic(&topic, 1);
+    b.produce(&topic, 0, 3);
+    let (url, seen) = http_sink();
+    let dir = temp_dir("consume-sink");
+    let group = harness::unique("sinkg");
+    let (cmd, log) = consume_cmd(
+        &dir,
+        "consumer",
+        &[
+            "--bootstrap",
+            &b.plaintext(),
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--idle-timeout",
+            "3",
+            "--sink",
+            &url,
+        ],
+        &[],
+    );
+    let (status, text) = run_to_end(cmd, &log, 120);
+    assert_eq!(status, Some(0), "{text}");
+    let heads = seen.lock().unwrap().clone();
+    assert_eq!(heads.len(), 3, "{heads:?}");
+    for (i, h) in heads.iter().enumerate() {
+        let h = h.to_ascii_lowercase();
+        assert!(h.starts_with("post /events http/1.1"), "{h}");
+        assert!(h.contains("ce-specversion: 1.0"), "{h}");
+        assert!(
+            h.contains(&format!("ce-id: {}-0-{i}", topic.to_ascii_lowercase())),
+            "{h}"
+        );
+        assert!(h.contains(&format!("ce-offset: {i}")), "{h}");
+        assert!(h.contains(&format!("ce-key: key-{i}")), "{h}");
+        assert!(h.contains("ce-type: "), "{h}");
+        assert!(h.contains("ce-time: "), "{h}");
+        assert!(h.contains(&format!("body:value-{i}")), "{h}");
+    }
+    assert_eq!(committed(&group).get(&0), Some(&Some(3)));
+}

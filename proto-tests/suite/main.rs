@@ -11,5 +11,6 @@ mod consumer;
 mod harness_selftest;
 mod hostile;
 mod lag_cli;
+mod observer_ce;
 mod observer_local;
 mod observer_proc;

@@ -64,6 +64,10 @@ pub struct ConsumeArgs {
     #[arg(long, value_name = "MS")]
     pub commit_interval_ms: Option<String>,
 
+    /// Most records per handler call [env: BATCH_SIZE] [default: 500]
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<String>,
+
     /// Static membership: group.instance.id = CE_JOBRUN-JOB_INDEX [env: STATIC_MEMBERSHIP]
     #[arg(long)]
     pub static_membership: bool,
@@ -126,6 +130,11 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         1000,
         number(10, 3_600_000),
     )?;
+    let batch_size = parsed(
+        setting(&a.batch_size, "--batch-size", "BATCH_SIZE"),
+        500,
+        number(1, 1_000_000),
+    )?;
     let timeout = Duration::from_secs(handler_timeout);
     let source = format!("kafka-observer/{}", group.value);
     let handler = match (
@@ -181,6 +190,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         max_wait: Duration::from_millis(500),
         partition_max_bytes: 1024 * 1024,
         max_decompressed: kafka.options.max_frame_bytes,
+        batch_size: batch_size as usize,
     };
     let cluster = Arc::new(Cluster::new(kafka.bootstrap, kafka.options));
     match run::run(cluster, cfg, super::observe::shutdown_signal()).await {

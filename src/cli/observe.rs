@@ -13,8 +13,12 @@ use super::settings::{choice, number, parsed, required, setting};
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
 use crate::config::kafkadata::Kafkadata;
+use crate::config::secret::Secret;
+use crate::http_client::build_client;
+use crate::iam::{IamTokenManager, DEFAULT_IAM_URL};
 use crate::lag::stuck::StuckPolicy;
 use crate::lag::{EndKind, NoCommit, Policy};
+use crate::launch::code_engine::{CodeEngine, CodeEngineConfig};
 use crate::launch::local::LocalLauncher;
 use crate::launch::Launcher;
 use crate::observer::http::{self, Health};
@@ -275,22 +279,35 @@ fn make_launcher(a: &ObserveArgs, r: &Resolved) -> Result<Launcher, CliError> {
 }
 
 fn code_engine_launcher(a: &ObserveArgs) -> Result<Launcher, CliError> {
-    let _key = required(
+    let key = required(
         &a.iam_api_key,
         "--iam-api-key",
         "IAM_API_KEY",
         "an IBM Cloud API key",
     )?;
-    let _project = required(
+    let project = required(
         &a.project_id,
         "--project-id",
         "CE_PROJECT_ID",
         "the Code Engine project id",
     )?;
-    let _base = api_base(a)?;
-    Err(CliError::Usage(
-        "the Code Engine launcher is not built into this binary yet: use --launcher local".into(),
-    ))
+    let base = api_base(a)?;
+    let iam_url = setting(&a.iam_url, "--iam-url", "IAM_URL")
+        .map(|s| s.value)
+        .unwrap_or_else(|| DEFAULT_IAM_URL.to_string());
+    let client = build_client(None).map_err(|e| CliError::Usage(e.to_string()))?;
+    let iam = IamTokenManager::new(iam_url, Secret::new(key.value), client.clone())
+        .map_err(|e| invalid(&key.origin, e.to_string()))?;
+    let cfg = CodeEngineConfig {
+        api_base: base,
+        project_id: project.value,
+        api_version: None,
+        request_timeout: Duration::from_secs(30),
+        retries: 4,
+    };
+    let ce = CodeEngine::new(cfg, Arc::new(iam), client)
+        .map_err(|e| invalid(&project.origin, e.to_string()))?;
+    Ok(Launcher::CodeEngine(ce))
 }
 
 /// `…/v2` from --api-base / CE_API_BASE_URL, else the public endpoint of CE_REGION.

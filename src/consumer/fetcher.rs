@@ -45,6 +45,8 @@ pub struct Chunk {
     /// Where the next fetch starts: past the last record and any skipped control or aborted
     /// batches; committing it is safe once every message here is handled.
     pub next_offset: i64,
+    /// An out-of-range reset: the position jumps to `next_offset`.
+    pub reset: bool,
 }
 
 /// What a fetcher reports.
@@ -137,14 +139,12 @@ async fn fetch_loop(
                         PartitionOutcome::Nothing => {}
                         PartitionOutcome::Reset(offset) => {
                             positions.insert(tp.clone(), offset);
-                            // The next chunk starts at the reset offset; the handler loop
-                            // accepts it because it starts at or after the handled position
-                            // only when moving forward — a backward reset is re-delivery.
                             let chunk = Chunk {
                                 tp,
                                 first_offset: offset,
                                 messages: Vec::new(),
                                 next_offset: offset,
+                                reset: true,
                             };
                             if tx.send(FetchEvent::Chunk(chunk)).await.is_err() {
                                 return;
@@ -384,6 +384,7 @@ fn decode(
         first_offset: first,
         messages,
         next_offset: next.max(first),
+        reset: false,
     }))
 }
 

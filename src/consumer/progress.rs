@@ -34,6 +34,13 @@ impl Progress {
         }
     }
 
+    /// Moves `tp` to `offset` in either direction (an out-of-range reset by policy).
+    pub fn reset_to(&mut self, tp: &TopicPartition, offset: i64) {
+        if let Some(h) = self.handled.get_mut(tp) {
+            *h = offset;
+        }
+    }
+
     /// Where `tp` resumes: the first record not yet handled.
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
         self.handled.get(tp).copied()

@@ -34,6 +34,8 @@ pub struct ConsumerConfig {
     pub max_wait: Duration,
     pub partition_max_bytes: i32,
     pub max_decompressed: usize,
+    /// Most records per handler call.
+    pub batch_size: usize,
 }
 
 /// Why the consumer stopped (both are clean exits).
@@ -74,6 +76,8 @@ pub async fn run(
         let assigned = match member.join().await {
             Ok(a) => {
                 attempt = 0;
+                // A join can wait for a dead member's session to expire: that is not idleness.
+                idle_since = Instant::now();
                 a
             }
             Err(GroupError::Fatal(e)) => {
@@ -165,6 +169,7 @@ async fn generation(
     let mut commit_tick = tokio::time::interval(cfg.commit_interval);
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stop = stop_rx.clone();
+    let mut last_commit = Instant::now();
     let leave = loop {
         let idle_at = *idle_since + cfg.idle_timeout;
         tokio::select! {
@@ -186,6 +191,7 @@ async fn generation(
                 break Leave::Exit(Exit::Idle);
             }
             _ = commit_tick.tick() => {
+                last_commit = Instant::now();
                 if let Some(leave) = commit(member, &mut progress).await? {
                     break leave;
                 }
@@ -196,7 +202,7 @@ async fn generation(
                         *idle_since = Instant::now();
                     }
                     let had_records = !chunk.messages.is_empty();
-                    if let Some(leave) = handle(handler, member, &mut progress, chunk, stop_rx, &mut rebalance_rx).await? {
+                    if let Some(leave) = handle(handler, member, &mut progress, chunk, cfg.batch_size, (&mut last_commit, cfg.commit_interval), stop_rx, &mut rebalance_rx).await? {
                         break leave;
                     }
                     if had_records {
@@ -280,25 +286,55 @@ async fn handle(
     member: &mut Member,
     progress: &mut Progress,
     chunk: Chunk,
+    batch_size: usize,
+    (last_commit, commit_interval): (&mut Instant, Duration),
     stop_rx: &watch::Receiver<bool>,
     rebalance_rx: &mut watch::Receiver<Option<GroupError>>,
 ) -> Result<Option<Leave>, String> {
-    // A chunk from before a re-route may start past what was handled: never skip records.
-    match progress.position(&chunk.tp) {
-        Some(pos) if pos >= chunk.first_offset => {}
-        _ => return Ok(None),
+    if chunk.reset {
+        progress.reset_to(&chunk.tp, chunk.next_offset);
+        return Ok(None);
     }
-    let pos = progress.position(&chunk.tp).unwrap_or(chunk.first_offset);
+    // Not ours any more, or (never expected) a chunk past what was handled: skipping records
+    // is worse than fetching again, so such a chunk is dropped.
+    let Some(pos) = progress.position(&chunk.tp) else {
+        return Ok(None);
+    };
+    if chunk.first_offset > pos {
+        tracing::warn!(partition = %chunk.tp, position = pos, chunk_start = chunk.first_offset, "dropping a chunk that starts past the handled position");
+        return Ok(None);
+    }
     let mut rest: &[super::message::Message] = &chunk.messages;
     // Records already handled (a re-fetched overlap) are skipped.
     let skip = rest.iter().take_while(|m| m.offset < pos).count();
     rest = &rest[skip..];
     let mut attempt = 0u32;
     while !rest.is_empty() {
-        match handler.handle(rest).await {
-            Ok(()) => break,
+        let batch = &rest[..rest.len().min(batch_size.max(1))];
+        match handler.handle(batch).await {
+            Ok(()) => {
+                progress.handled(&chunk.tp, batch[batch.len() - 1].offset + 1);
+                rest = &rest[batch.len()..];
+                attempt = 0;
+                if rest.is_empty() {
+                    break;
+                }
+                // Between batches of a long chunk: honour stop and rebalance, keep committing.
+                if *stop_rx.borrow() {
+                    return Ok(Some(Leave::Exit(Exit::Signal)));
+                }
+                if rebalance_rx.has_changed().unwrap_or(false) && rebalance_rx.borrow().is_some() {
+                    return Ok(Some(Leave::Rejoin));
+                }
+                if last_commit.elapsed() >= commit_interval {
+                    *last_commit = Instant::now();
+                    if let Some(leave) = commit(member, progress).await? {
+                        return Ok(Some(leave));
+                    }
+                }
+            }
             Err(f) => {
-                let done = f.handled.min(rest.len());
+                let done = f.handled.min(batch.len());
                 if done > 0 {
                     progress.handled(&chunk.tp, rest[done - 1].offset + 1);
                     rest = &rest[done..];

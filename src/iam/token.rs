@@ -131,8 +131,10 @@ mod tests {
     fn schedule_table() {
         let now = 1_000_000_000; // ms
         let s = now / 1000;
+        /// expires_in, expiration → (expires_at, refresh_at, stale_at)
+        type Case = (Option<i64>, Option<i64>, Result<(i64, i64, i64), ()>);
         #[rustfmt::skip]
-        let cases: Vec<(Option<i64>, Option<i64>, Result<(i64, i64, i64), ()>)> = vec![
+        let cases: Vec<Case> = vec![
             // normal 1 h token: refresh at 48 min, stale 10 s early
             (Some(3600), Some(s + 3600), Ok((now + 3_600_000, now + 2_880_000, now + 3_590_000))),
             // short token: early window is 10 % of the lifetime

@@ -30,12 +30,14 @@ impl std::error::Error for LaunchError {}
 
 /// Where consumer instances run.
 pub enum Launcher {
+    CodeEngine(code_engine::CodeEngine),
     Local(local::LocalLauncher),
 }
 
 impl Launcher {
     pub fn kind(&self) -> &'static str {
         match self {
+            Launcher::CodeEngine(_) => "codeengine",
             Launcher::Local(_) => "local",
         }
     }
@@ -43,6 +45,10 @@ impl Launcher {
     /// Instances of `job` that are requested, pending or running.
     pub async fn active(&self, job: &Job) -> Result<u32, LaunchError> {
         match self {
+            Launcher::CodeEngine(ce) => ce
+                .active_instances(&job.name)
+                .await
+                .map_err(|e| LaunchError::new(format!("listing job runs of {}: {e}", job.name))),
             Launcher::Local(l) => Ok(l.active(&job.name)),
         }
     }
@@ -50,6 +56,19 @@ impl Launcher {
     /// Starts `instances` more instances of `job` as one run; returns the run's name.
     pub async fn launch(&self, job: &Job, instances: u32) -> Result<String, LaunchError> {
         match self {
+            Launcher::CodeEngine(ce) => {
+                let req = code_engine::CreateJobRun {
+                    job_name: job.name.clone(),
+                    scale_array_spec: code_engine::array_spec(instances),
+                    ..code_engine::CreateJobRun::default()
+                };
+                ce.create_job_run(&req)
+                    .await
+                    .map(|run| run.name)
+                    .map_err(|e| {
+                        LaunchError::new(format!("creating a job run of {}: {e}", job.name))
+                    })
+            }
             Launcher::Local(l) => l.launch(job, instances),
         }
     }
@@ -57,6 +76,7 @@ impl Launcher {
     /// Stops what this process started itself (local children); Code Engine runs stay.
     pub async fn shutdown(&self) {
         match self {
+            Launcher::CodeEngine(_) => {}
             Launcher::Local(l) => l.shutdown(std::time::Duration::from_secs(20)).await,
         }
     }

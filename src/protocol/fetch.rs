@@ -496,4 +496,60 @@ mod tests {
             "{e}"
         );
     }
+
+    /// The consumer-path decoders added with Fetch: random bytes never panic, and header
+    /// flexibility and API keys agree with kafka-protocol.
+    #[test]
+    fn consumer_decoders_random_bytes_and_headers() {
+        use crate::protocol::testutil::Rng;
+        use crate::protocol::{
+            heartbeat::HeartbeatResponse, join_group::JoinGroupResponse,
+            leave_group::LeaveGroupResponse, offset_commit::OffsetCommitResponse,
+            response_header_flexible, sync_group::SyncGroupResponse,
+        };
+        use kafka_protocol::messages as m;
+        use kafka_protocol::protocol::{HeaderVersion, Request};
+
+        fn all<R: Response>(body: &[u8]) {
+            for v in R::VERSIONS.0..=R::VERSIONS.1 {
+                let _ = decode_body::<R>(body, v);
+            }
+        }
+        let mut rng = Rng::new(0xfe7c_4a11);
+        for _ in 0..20_000 {
+            let len = rng.below(96) as usize;
+            let body: Vec<u8> = (0..len)
+                .map(|_| match rng.below(4) {
+                    0 => 0,
+                    1 => 0xff,
+                    2 => rng.below(4) as u8,
+                    _ => rng.next() as u8,
+                })
+                .collect();
+            all::<FetchResponse>(&body);
+            all::<OffsetCommitResponse>(&body);
+            all::<JoinGroupResponse>(&body);
+            all::<SyncGroupResponse>(&body);
+            all::<HeartbeatResponse>(&body);
+            all::<LeaveGroupResponse>(&body);
+        }
+
+        fn check<R: Response, K: HeaderVersion, Q: Request>() {
+            assert_eq!(R::API_KEY, Q::KEY, "{}", R::NAME);
+            for v in R::VERSIONS.0..=R::VERSIONS.1 {
+                assert_eq!(
+                    response_header_flexible::<R>(v),
+                    K::header_version(v) == 1,
+                    "{} v{v}",
+                    R::NAME
+                );
+            }
+        }
+        check::<FetchResponse, m::FetchResponse, m::FetchRequest>();
+        check::<OffsetCommitResponse, m::OffsetCommitResponse, m::OffsetCommitRequest>();
+        check::<JoinGroupResponse, m::JoinGroupResponse, m::JoinGroupRequest>();
+        check::<SyncGroupResponse, m::SyncGroupResponse, m::SyncGroupRequest>();
+        check::<HeartbeatResponse, m::HeartbeatResponse, m::HeartbeatRequest>();
+        check::<LeaveGroupResponse, m::LeaveGroupResponse, m::LeaveGroupRequest>();
+    }
 }

@@ -255,20 +255,10 @@ impl Inner {
                     attempts -= 1;
                     continue;
                 }
-                Ok(reply) => {
-                    let e = api_error(&reply.body);
-                    let message = e.message.unwrap_or_else(|| {
-                        format!("no error message ({} bytes of body)", reply.body.len())
-                    });
-                    let err = CeError::Api {
-                        method,
-                        path: path.to_string(),
-                        status: reply.status,
-                        code: e.code,
-                        message,
-                    };
-                    (Failure::from(&reply), err)
-                }
+                Ok(reply) => (
+                    Failure::from(&reply),
+                    api_failure(method, path, &reply, &token),
+                ),
                 Err(e) => {
                     let err = CeError::Transport {
                         method,
@@ -319,6 +309,29 @@ impl Inner {
         }
         b.body(Full::new(body))
             .map_err(|e| CeError::Config(format!("cannot build the request {method} {path}: {e}")))
+    }
+}
+
+/// The error for a non-2xx reply: the API's code and message, with the token scrubbed in case
+/// a proxy echoes the request.
+fn api_failure(method: &'static str, path: &str, reply: &Reply, token: &Secret) -> CeError {
+    let e = api_error(&reply.body);
+    let scrub = |s: String| {
+        if token.is_empty() {
+            s
+        } else {
+            s.replace(token.expose(), "<redacted>")
+        }
+    };
+    CeError::Api {
+        method,
+        path: path.to_string(),
+        status: reply.status,
+        code: e.code.map(scrub),
+        message: e
+            .message
+            .map(scrub)
+            .unwrap_or_else(|| format!("no error message ({} bytes of body)", reply.body.len())),
     }
 }
 
@@ -403,6 +416,37 @@ mod tests {
         ] {
             let e = CodeEngine::new(c, iam.clone(), client.clone()).unwrap_err();
             assert!(e.to_string().contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn api_failures_name_the_problem_and_never_the_token() {
+        let token = Secret::new("eyJ-secret-token");
+        let reply = |status, body: &str| Reply {
+            status,
+            retry_after: None,
+            body: Bytes::from(body.to_string()),
+        };
+        let cases = [
+            (
+                reply(403, r#"{"errors":[{"code":"forbidden","message":"No access."}],"status_code":403}"#),
+                "Code Engine POST /v2/projects/p/job_runs: HTTP 403 (forbidden): No access. — the API key's identity lacks access",
+            ),
+            (
+                reply(400, r#"{"errors":[{"code":"bad","message":"token eyJ-secret-token is odd"}]}"#),
+                "HTTP 400 (bad): token <redacted> is odd",
+            ),
+            (
+                reply(502, "<html>Bad Gateway</html>"),
+                "HTTP 502: no error message (24 bytes of body)",
+            ),
+        ];
+        for (r, want) in cases {
+            let e = api_failure("POST", "/v2/projects/p/job_runs", &r, &token);
+            let text = format!("{e} {e:?}");
+            assert!(e.to_string().contains(want), "{e}");
+            assert!(!text.contains("eyJ-secret-token"), "{text}");
+            assert_eq!(e.status(), Some(r.status));
         }
     }
 
