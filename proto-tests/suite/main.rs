@@ -7,6 +7,7 @@ mod fake_ce;
 mod harness;
 
 mod code_engine;
+mod compat;
 mod consumer;
 mod harness_selftest;
 mod hostile;
@@ -14,3 +15,4 @@ mod lag_cli;
 mod observer_ce;
 mod observer_local;
 mod observer_proc;
+mod runsh;

@@ -68,6 +68,11 @@ pub struct ConsumeArgs {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<String>,
 
+    /// Seconds the group waits for a silent member before reassigning its partitions
+    /// [env: SESSION_TIMEOUT] [default: 45]
+    #[arg(long, value_name = "SECONDS")]
+    pub session_timeout: Option<String>,
+
     /// Static membership: group.instance.id = CE_JOBRUN-JOB_INDEX [env: STATIC_MEMBERSHIP]
     #[arg(long)]
     pub static_membership: bool,
@@ -135,6 +140,11 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         500,
         number(1, 1_000_000),
     )?;
+    let session = parsed(
+        setting(&a.session_timeout, "--session-timeout", "SESSION_TIMEOUT"),
+        45,
+        number(6, 3600),
+    )?;
     let timeout = Duration::from_secs(handler_timeout);
     let source = format!("kafka-observer/{}", group.value);
     let handler = match (
@@ -173,7 +183,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
             group: group.value,
             topics,
             instance_id,
-            session_timeout: Duration::from_secs(45),
+            session_timeout: Duration::from_secs(session),
             rebalance_timeout: Duration::from_secs(60),
             assignors,
         },
@@ -186,7 +196,8 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         read_committed: isolation == "read_committed",
         idle_timeout: Duration::from_secs(idle),
         commit_interval: Duration::from_millis(commit_ms),
-        heartbeat_interval: Duration::from_secs(3),
+        // A third of the session, as Java does with its defaults (45 s / 3 s is more eager).
+        heartbeat_interval: Duration::from_secs((session / 3).clamp(1, 3)),
         max_wait: Duration::from_millis(500),
         partition_max_bytes: 1024 * 1024,
         max_decompressed: kafka.options.max_frame_bytes,

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::fetcher::{self, Chunk, FetchConfig, FetchEvent};
 use super::group::{GroupConfig, GroupError, Member};
 use super::handler::{Handler, HandlerSpec};
+use super::message::Message;
 use super::progress::Progress;
 use crate::cluster::Cluster;
 use crate::lag::NoCommit;
@@ -132,6 +133,18 @@ async fn sleep_or_stop(d: Duration, stop: &watch::Receiver<bool>) -> bool {
     }
 }
 
+/// One generation's state: what the handler loop reads and moves.
+struct Session<'a> {
+    member: &'a mut Member,
+    handler: &'a mut Handler,
+    progress: Progress,
+    stop: watch::Receiver<bool>,
+    rebalance: watch::Receiver<Option<GroupError>>,
+    last_commit: Instant,
+    batch_size: usize,
+    commit_interval: Duration,
+}
+
 /// One generation: from assignment to rebalance, idle exit or stop.
 async fn generation(
     cluster: &Arc<Cluster>,
@@ -146,7 +159,7 @@ async fn generation(
     resume(cluster, cfg, member.group(), assigned, &mut progress).await?;
 
     // Heartbeats on their own task, so a slow handler never costs the membership.
-    let (rebalance_tx, mut rebalance_rx) = watch::channel::<Option<GroupError>>(None);
+    let (rebalance_tx, rebalance_rx) = watch::channel::<Option<GroupError>>(None);
     let hb = spawn_heartbeats(
         cluster.clone(),
         cfg.group.clone(),
@@ -169,40 +182,48 @@ async fn generation(
     let mut commit_tick = tokio::time::interval(cfg.commit_interval);
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stop = stop_rx.clone();
-    let mut last_commit = Instant::now();
+    let mut s = Session {
+        member,
+        handler,
+        progress,
+        stop: stop_rx.clone(),
+        rebalance: rebalance_rx,
+        last_commit: Instant::now(),
+        batch_size: cfg.batch_size,
+        commit_interval: cfg.commit_interval,
+    };
     let leave = loop {
         let idle_at = *idle_since + cfg.idle_timeout;
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break Leave::Exit(Exit::Signal),
-            _ = rebalance_rx.changed() => {
-                let why = rebalance_rx.borrow().clone();
+            _ = s.rebalance.changed() => {
+                let why = s.rebalance.borrow().clone();
                 match why {
                     Some(GroupError::Fatal(e)) => return Err(e),
                     Some(e) => {
-                        tracing::info!(group = %member.group(), reason = %e, "rebalance");
+                        tracing::info!(group = %s.member.group(), reason = %e, "rebalance");
                         break Leave::Rejoin;
                     }
                     None => {}
                 }
             }
             _ = tokio::time::sleep_until(idle_at) => {
-                tracing::info!(group = %member.group(), idle_secs = cfg.idle_timeout.as_secs(), "idle: no records");
+                tracing::info!(group = %s.member.group(), idle_secs = cfg.idle_timeout.as_secs(), "idle: no records");
                 break Leave::Exit(Exit::Idle);
             }
             _ = commit_tick.tick() => {
-                last_commit = Instant::now();
-                if let Some(leave) = commit(member, &mut progress).await? {
+                if let Some(leave) = s.commit().await? {
                     break leave;
                 }
             }
             ev = rx.recv() => match ev {
                 Some(FetchEvent::Chunk(chunk)) => {
-                    if !chunk.messages.is_empty() {
+                    let had_records = !chunk.messages.is_empty();
+                    if had_records {
                         *idle_since = Instant::now();
                     }
-                    let had_records = !chunk.messages.is_empty();
-                    if let Some(leave) = handle(handler, member, &mut progress, chunk, cfg.batch_size, (&mut last_commit, cfg.commit_interval), stop_rx, &mut rebalance_rx).await? {
+                    if let Some(leave) = s.handle(chunk).await? {
                         break leave;
                     }
                     if had_records {
@@ -215,7 +236,7 @@ async fn generation(
                     drop(fetchers);
                     let _ = cluster.refresh_metadata(Some(&cfg.group.topics)).await;
                     while rx.try_recv().is_ok() {}
-                    fetchers = AbortOnDrop(fetcher::spawn_all(cluster, &progress, assigned, &fetch_cfg, &tx).await);
+                    fetchers = AbortOnDrop(fetcher::spawn_all(cluster, &s.progress, assigned, &fetch_cfg, &tx).await);
                 }
                 Some(FetchEvent::Fatal(e)) => return Err(e),
                 None => {}
@@ -224,8 +245,8 @@ async fn generation(
     };
     drop(fetchers);
     // Whatever happens next, what was handled is committed first.
-    if let Err(e) = member.commit(&progress.to_commit()).await {
-        tracing::warn!(group = %member.group(), error = %e, "final commit of this generation failed; the uncommitted tail will be handled again");
+    if let Err(e) = s.member.commit(&s.progress.to_commit()).await {
+        tracing::warn!(group = %s.member.group(), error = %e, "final commit of this generation failed; the uncommitted tail will be handled again");
     }
     Ok(leave)
 }
@@ -279,110 +300,111 @@ async fn resume(
     Ok(())
 }
 
-/// Hands one chunk to the handler, retrying failures with backoff; nothing past a failure is
-/// marked handled. Returns `Some` when the generation must end.
-async fn handle(
-    handler: &mut Handler,
-    member: &mut Member,
-    progress: &mut Progress,
-    chunk: Chunk,
-    batch_size: usize,
-    (last_commit, commit_interval): (&mut Instant, Duration),
-    stop_rx: &watch::Receiver<bool>,
-    rebalance_rx: &mut watch::Receiver<Option<GroupError>>,
-) -> Result<Option<Leave>, String> {
-    if chunk.reset {
-        progress.reset_to(&chunk.tp, chunk.next_offset);
-        return Ok(None);
-    }
-    // Not ours any more, or (never expected) a chunk past what was handled: skipping records
-    // is worse than fetching again, so such a chunk is dropped.
-    let Some(pos) = progress.position(&chunk.tp) else {
-        return Ok(None);
-    };
-    if chunk.first_offset > pos {
-        tracing::warn!(partition = %chunk.tp, position = pos, chunk_start = chunk.first_offset, "dropping a chunk that starts past the handled position");
-        return Ok(None);
-    }
-    let mut rest: &[super::message::Message] = &chunk.messages;
-    // Records already handled (a re-fetched overlap) are skipped.
-    let skip = rest.iter().take_while(|m| m.offset < pos).count();
-    rest = &rest[skip..];
-    let mut attempt = 0u32;
-    while !rest.is_empty() {
-        let batch = &rest[..rest.len().min(batch_size.max(1))];
-        match handler.handle(batch).await {
-            Ok(()) => {
-                progress.handled(&chunk.tp, batch[batch.len() - 1].offset + 1);
-                rest = &rest[batch.len()..];
-                attempt = 0;
-                if rest.is_empty() {
-                    break;
+impl Session<'_> {
+    /// Hands one chunk to the handler in batches, retrying failures with backoff; nothing
+    /// past a failure is marked handled. `Some` ends the generation.
+    async fn handle(&mut self, chunk: Chunk) -> Result<Option<Leave>, String> {
+        if chunk.reset {
+            self.progress.reset_to(&chunk.tp, chunk.next_offset);
+            return Ok(None);
+        }
+        // Not ours any more, or (never expected) a chunk past what was handled: skipping
+        // records is worse than fetching again, so such a chunk is dropped.
+        let Some(pos) = self.progress.position(&chunk.tp) else {
+            return Ok(None);
+        };
+        if chunk.first_offset > pos {
+            tracing::warn!(partition = %chunk.tp, position = pos, chunk_start = chunk.first_offset, "dropping a chunk that starts past the handled position");
+            return Ok(None);
+        }
+        // Records already handled (a re-fetched overlap) are skipped.
+        let skip = chunk.messages.iter().take_while(|m| m.offset < pos).count();
+        let mut rest: &[Message] = &chunk.messages[skip..];
+        let mut attempt = 0u32;
+        while !rest.is_empty() {
+            let batch = &rest[..rest.len().min(self.batch_size.max(1))];
+            match self.handler.handle(batch).await {
+                Ok(()) => {
+                    self.progress
+                        .handled(&chunk.tp, batch[batch.len() - 1].offset + 1);
+                    rest = &rest[batch.len()..];
+                    attempt = 0;
+                    if rest.is_empty() {
+                        break;
+                    }
+                    if let Some(leave) = self.between_batches().await? {
+                        return Ok(Some(leave));
+                    }
                 }
-                // Between batches of a long chunk: honour stop and rebalance, keep committing.
-                if *stop_rx.borrow() {
-                    return Ok(Some(Leave::Exit(Exit::Signal)));
-                }
-                if rebalance_rx.has_changed().unwrap_or(false) && rebalance_rx.borrow().is_some() {
-                    return Ok(Some(Leave::Rejoin));
-                }
-                if last_commit.elapsed() >= commit_interval {
-                    *last_commit = Instant::now();
-                    if let Some(leave) = commit(member, progress).await? {
+                Err(f) => {
+                    let done = f.handled.min(batch.len());
+                    if done > 0 {
+                        self.progress.handled(&chunk.tp, rest[done - 1].offset + 1);
+                        rest = &rest[done..];
+                    }
+                    attempt += 1;
+                    let delay = Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)))
+                        .min(Duration::from_secs(30));
+                    tracing::warn!(partition = %chunk.tp, offset = rest.first().map(|m| m.offset), error = %f.error, ?delay, "handler failed; nothing after this record is committed; retrying");
+                    if let Some(leave) = self.commit().await? {
+                        return Ok(Some(leave));
+                    }
+                    if let Some(leave) = self.pause(delay).await {
                         return Ok(Some(leave));
                     }
                 }
             }
-            Err(f) => {
-                let done = f.handled.min(batch.len());
-                if done > 0 {
-                    progress.handled(&chunk.tp, rest[done - 1].offset + 1);
-                    rest = &rest[done..];
-                }
-                attempt += 1;
-                let delay = Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)))
-                    .min(Duration::from_secs(30));
-                tracing::warn!(partition = %chunk.tp, offset = rest.first().map(|m| m.offset), error = %f.error, ?delay, "handler failed; nothing after this record is committed; retrying");
-                if let Some(leave) = commit(member, progress).await? {
-                    return Ok(Some(leave));
-                }
-                let mut stop = stop_rx.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = stop.wait_for(|s| *s) => return Ok(Some(Leave::Exit(Exit::Signal))),
-                    _ = rebalance_rx.changed() => {
-                        if rebalance_rx.borrow().is_some() {
-                            return Ok(Some(Leave::Rejoin));
-                        }
-                    }
-                }
-            }
         }
+        self.progress.handled(&chunk.tp, chunk.next_offset);
+        Ok(None)
     }
-    progress.handled(&chunk.tp, chunk.next_offset);
-    Ok(None)
-}
 
-/// Commits what was handled; a rebalance answer ends the generation.
-async fn commit(member: &mut Member, progress: &mut Progress) -> Result<Option<Leave>, String> {
-    let offsets = progress.to_commit();
-    if offsets.is_empty() {
-        return Ok(None);
+    /// Between batches of a long chunk: honour stop and rebalance, keep committing.
+    async fn between_batches(&mut self) -> Result<Option<Leave>, String> {
+        if *self.stop.borrow() {
+            return Ok(Some(Leave::Exit(Exit::Signal)));
+        }
+        if self.rebalance.has_changed().unwrap_or(false) && self.rebalance.borrow().is_some() {
+            return Ok(Some(Leave::Rejoin));
+        }
+        if self.last_commit.elapsed() >= self.commit_interval {
+            return self.commit().await;
+        }
+        Ok(None)
     }
-    match member.commit(&offsets).await {
-        Ok(()) => {
-            progress.committed(&offsets);
-            Ok(None)
+
+    /// Waits `delay` unless told to stop or rebalance first.
+    async fn pause(&mut self, delay: Duration) -> Option<Leave> {
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => None,
+            _ = stop.wait_for(|s| *s) => Some(Leave::Exit(Exit::Signal)),
+            _ = self.rebalance.changed() => self.rebalance.borrow().is_some().then_some(Leave::Rejoin),
         }
-        Err(GroupError::Rebalance(e)) => {
-            tracing::info!(error = %e, "commit refused: rebalancing");
-            Ok(Some(Leave::Rejoin))
+    }
+
+    /// Commits what was handled; a rebalance answer ends the generation.
+    async fn commit(&mut self) -> Result<Option<Leave>, String> {
+        self.last_commit = Instant::now();
+        let offsets = self.progress.to_commit();
+        if offsets.is_empty() {
+            return Ok(None);
         }
-        Err(GroupError::Retry(e)) => {
-            tracing::warn!(error = %e, "commit failed; retrying at the next interval");
-            Ok(None)
+        match self.member.commit(&offsets).await {
+            Ok(()) => {
+                self.progress.committed(&offsets);
+                Ok(None)
+            }
+            Err(GroupError::Rebalance(e)) => {
+                tracing::info!(error = %e, "commit refused: rebalancing");
+                Ok(Some(Leave::Rejoin))
+            }
+            Err(GroupError::Retry(e)) => {
+                tracing::warn!(error = %e, "commit failed; retrying at the next interval");
+                Ok(None)
+            }
+            Err(GroupError::Fatal(e)) => Err(e),
         }
-        Err(GroupError::Fatal(e)) => Err(e),
     }
 }
 
