@@ -475,3 +475,39 @@ fn transaction_markers_alone_never_wake_a_consumer() {
     assert_eq!(obs.metric(&lag), Some(0.0));
     obs.stop();
 }
+
+#[test]
+fn local_end_to_end_real_consumers_wake_drain_and_exit() {
+    let b = harness::broker();
+    let d = std::env::temp_dir().join(harness::unique("e2e"));
+    std::fs::create_dir_all(&d).unwrap();
+    let m = sample_mapping(&d);
+    let bootstrap = b.plaintext();
+    let mut obs = ObserverProc::start(
+        &d,
+        &[
+            "--launcher", "local", "--bootstrap", &bootstrap, "--kafkadata", m.file.to_str().unwrap(),
+            "--ticker-ms", "200",
+        ],
+        &[("IDLE_TIMEOUT", "3"), ("SESSION_TIMEOUT", "6")],
+    );
+    obs.wait_cycles(2);
+    b.produce(&m.pay, 0, 5);
+    b.produce(&m.ship, 2, 3);
+    // Three jobs had work: three consumers start, drain, commit and leave on their own.
+    obs.wait_log(120, "three consumers to finish", |t| {
+        (t.matches("consumer stopped").count() >= 3).then_some(())
+    });
+    for (g, topic, p, end) in [(&m.groups[0], &m.pay, 0, 5), (&m.groups[1], &m.pay, 0, 5), (&m.groups[2], &m.ship, 2, 3)] {
+        let rows = b.describe_group(g);
+        let row = rows.iter().find(|r| &r.topic == topic && r.partition == p).unwrap_or_else(|| panic!("{g}: {rows:?}"));
+        assert_eq!(row.current_offset, Some(end), "{g}");
+        assert_eq!(row.lag, Some(0), "{g}");
+    }
+    let text = obs.log_text();
+    assert_eq!(text.matches("woke consumers").count(), 3, "{text}");
+    // Lag is 0: no further launches.
+    obs.wait_cycles(10);
+    assert_eq!(obs.log_text().matches("woke consumers").count(), 3);
+    assert_eq!(obs.stop(), Some(0));
+}
