@@ -42,6 +42,10 @@ pub struct ConsumeArgs {
     #[arg(long, value_name = "URL")]
     pub sink: Option<String>,
 
+    /// Accept records and do nothing with them (benchmarks, draining a topic)
+    #[arg(long, conflicts_with_all = ["exec", "sink"])]
+    pub discard: bool,
+
     /// Seconds one handler call may take [env: HANDLER_TIMEOUT] [default: 300]
     #[arg(long, value_name = "SECONDS")]
     pub handler_timeout: Option<String>,
@@ -166,6 +170,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
             timeout,
             source,
         },
+        (None, None) if a.discard => HandlerSpec::Discard,
         (None, None) => HandlerSpec::Log,
     };
     let static_membership = a.static_membership

@@ -22,6 +22,8 @@ pub enum HandlerSpec {
     Log,
     /// `--exec CMD`: `sh -c CMD` per batch, records as JSON lines on stdin.
     Exec { command: String, timeout: Duration },
+    /// `--discard`: accept every record and do nothing (benchmarks, draining a topic).
+    Discard,
     /// `--sink URL`: one CloudEvents POST per record.
     Sink {
         url: String,
@@ -87,6 +89,7 @@ pub struct Handler {
 #[derive(Debug)]
 enum Kind {
     Log,
+    Discard,
     Exec(exec::Exec),
     /// Boxed: the HTTP client makes it much larger than the other kinds.
     Sink(Box<sink::Sink>),
@@ -98,6 +101,7 @@ impl Handler {
     pub fn new(spec: &HandlerSpec) -> Result<Handler, HandlerError> {
         let kind = match spec {
             HandlerSpec::Log => Kind::Log,
+            HandlerSpec::Discard => Kind::Discard,
             HandlerSpec::Exec { command, timeout } => {
                 Kind::Exec(exec::Exec::new(command, *timeout)?)
             }
@@ -119,6 +123,7 @@ impl Handler {
                 log::log_batch(batch);
                 Ok(())
             }
+            Kind::Discard => Ok(()),
             Kind::Exec(exec) => exec
                 .run(batch)
                 .await
