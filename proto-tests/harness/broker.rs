@@ -178,12 +178,13 @@ impl Node {
         }
     }
 
-    /// TERM to the JVM; returns the watchdog to wait for (`None` if not running).
-    fn signal_stop(&self) -> Option<(u32, Child)> {
+    /// `signal` (TERM or KILL) to the JVM; returns the watchdog to wait for (`None` if not
+    /// running).
+    fn signal_stop(&self, signal: &str) -> Option<(u32, Child)> {
         let mut guard = self.proc.lock().unwrap_or_else(|e| e.into_inner());
         let (pid, mut child) = guard.take()?;
         if matches!(child.try_wait(), Ok(None)) {
-            kill(pid, "TERM");
+            kill(pid, signal);
         }
         Some((pid, child))
     }
@@ -257,9 +258,7 @@ impl Broker {
             let tls = tls::generate(&work_dir.join("tls"));
             let broker = Broker::prepare(&opts, &work_dir, cache.clone(), tls);
             for node in &broker.nodes {
-                if let Err(e) = broker.spawn(node) {
-                    return Err(e);
-                }
+                broker.spawn(node)?;
             }
             match broker.wait_ready() {
                 Outcome::Ready => {
@@ -478,16 +477,28 @@ impl Broker {
 
     /// Stops every node (TERM, then KILL after 30 s) and removes the work dir. Idempotent. The
     /// shared broker is also stopped automatically when the test process exits; a private one
-    /// (from [`Broker::start`] / [`Broker::start_with`]) when dropped.
+    /// (from [`Broker::start`] / [`Broker::start_with`]) when dropped. A cluster's nodes get KILL
+    /// at once (their data is deleted anyway; a simultaneous controlled shutdown of every node
+    /// only costs seconds), unless `KO_KEEP_BROKER_DIR` is set.
     pub fn stop(&self) {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
-        let stopping: Vec<_> = self.nodes.iter().filter_map(Node::signal_stop).collect();
+        let keep = std::env::var_os("KO_KEEP_BROKER_DIR").is_some();
+        let signal = if self.nodes.len() > 1 && !keep {
+            "KILL"
+        } else {
+            "TERM"
+        };
+        let stopping: Vec<_> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.signal_stop(signal))
+            .collect();
         for s in stopping {
             finish_stop(s, Duration::from_secs(30));
         }
-        if std::env::var_os("KO_KEEP_BROKER_DIR").is_none() {
+        if !keep {
             let _ = fs::remove_dir_all(&self.work_dir);
         }
     }
@@ -570,10 +581,20 @@ impl Broker {
     /// to exit (KILL after 60 s). Its data and config stay for [`Broker::start_node`]. Then waits
     /// until every remaining node's metadata no longer lists it as a live broker.
     pub fn stop_node(&self, id: i32) {
-        if let Some(s) = self.node(id).signal_stop() {
+        if let Some(s) = self.node(id).signal_stop("TERM") {
             finish_stop(s, NODE_STOP_TIMEOUT);
         }
         self.await_converged(&format!("node {id} stopped"));
+    }
+
+    /// Crashes one node: KILL, no controlled shutdown, so its leaderships stay until the
+    /// controller fences it (`broker.session.timeout.ms`, 9 s by default). Waits until the
+    /// remaining nodes no longer list it as a live broker. [`Broker::start_node`] restarts it.
+    pub fn kill_node(&self, id: i32) {
+        if let Some(s) = self.node(id).signal_stop("KILL") {
+            finish_stop(s, NODE_STOP_TIMEOUT);
+        }
+        self.await_converged(&format!("node {id} killed"));
     }
 
     /// Restarts a stopped node with the same config, data and ports; blocks until it is ready and

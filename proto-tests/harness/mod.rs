@@ -48,7 +48,7 @@ pub fn broker() -> &'static Broker {
 pub fn broker_version(version: &'static str) -> &'static Broker {
     static SHARED: Mutex<BTreeMap<&'static str, &'static OnceLock<Result<Broker, String>>>> =
         Mutex::new(BTreeMap::new());
-    let cell: &'static OnceLock<Result<Broker, String>> = *SHARED
+    let cell: &'static OnceLock<Result<Broker, String>> = SHARED
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .entry(version)

@@ -457,10 +457,12 @@ fn cluster_lag_follows_moving_partition_leaders() {
     };
     watch.until(60, "first correct frame", check(&hw));
 
-    // 2a. p0's leadership moves while its old leader stays up (it answers NOT_LEADER_OR_FOLLOWER).
+    // 2a. p0's leadership moves while its old leader stays up (it answers NOT_LEADER_OR_FOLLOWER
+    // for p0 now). Only the new leader serves p0's offsets, so clean frames prove the switch.
     c.move_leader(&topic, 0, target);
-    hw[0] += c.produce(&topic, 0, 5).count() as i64;
+    let moved = started.elapsed();
     watch.until(60, "p0 after a leader move", check(&hw));
+    watch.until(30, "a second frame after the leader move", check(&hw));
 
     // 2b. Stop p0's current leader: a dead connection, and a new leader elected from the ISR.
     c.stop_node(target);
@@ -487,10 +489,7 @@ fn cluster_lag_follows_moving_partition_leaders() {
         let rows = lag_rows(&args, &group)?;
         expect_rows(&rows, &topic, &hw, &committed)
     });
-    let java = c.describe_group(&group);
-    let ours = lag_rows(&args, &group).unwrap_or_else(|e| panic!("{e}"));
-    let diffs = disagreements(&ours, &java);
-    assert!(diffs.is_empty(), "after stopping node {target}: {diffs:#?}");
+    let stopped = started.elapsed();
 
     // 4. The stopped node comes back (same config, data and ports) and serves as bootstrap.
     c.start_node(target);
@@ -501,9 +500,12 @@ fn cluster_lag_follows_moving_partition_leaders() {
         expect_rows(&lag_rows(&args, &group)?, &topic, &hw, &committed)
     });
     eprintln!(
-        "cluster test: cluster up in {:.1} s, phase 1 done at {:.1} s, total {:.1} s; leaders {leaders:?}",
+        "cluster test: up {:.1} s, compared with Java {:.1} s, leader moved {:.1} s, \
+         leader stopped and followed {:.1} s, node restarted {:.1} s; first leaders {leaders:?}",
         up.as_secs_f64(),
         phase1.as_secs_f64(),
+        moved.as_secs_f64(),
+        stopped.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
 }

@@ -594,8 +594,17 @@ fn shares_a_group_with_a_java_consumer() {
             .args(["-Xmx256m", "-cp"])
             .arg(libs)
             .args([
-                "org.apache.kafka.tools.VerifiableConsumer", "--bootstrap-server", &b.plaintext(), "--topic", &topic,
-                "--group-id", &group, "--verbose", "--enable-autocommit", "--session-timeout", "10000",
+                "org.apache.kafka.tools.VerifiableConsumer",
+                "--bootstrap-server",
+                &b.plaintext(),
+                "--topic",
+                &topic,
+                "--group-id",
+                &group,
+                "--verbose",
+                "--enable-autocommit",
+                "--session-timeout",
+                "10000",
             ])
             .stdout(f)
             .stderr(Stdio::null())
@@ -609,7 +618,20 @@ fn shares_a_group_with_a_java_consumer() {
             let (mut cmd, log) = consume_cmd(
                 &dir,
                 &format!("ours{i}"),
-                &["--bootstrap", &b.plaintext(), "--topic", &topic, "--group", &group, "--idle-timeout", "20", "--exec", &exec, "--session-timeout", "10"],
+                &[
+                    "--bootstrap",
+                    &b.plaintext(),
+                    "--topic",
+                    &topic,
+                    "--group",
+                    &group,
+                    "--idle-timeout",
+                    "20",
+                    "--exec",
+                    &exec,
+                    "--session-timeout",
+                    "10",
+                ],
                 &[],
             );
             (cmd.spawn().unwrap(), log, out)
@@ -621,10 +643,30 @@ fn shares_a_group_with_a_java_consumer() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let line = text.lines().rev().find(|l| l.contains(" assigned "))?;
         let clean: String = line.chars().filter(|c| !c.is_control()).collect();
-        let gen = clean.split("generation").nth(1)?.trim_start_matches(|c: char| !c.is_ascii_digit());
-        let gen: u64 = gen.chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().ok()?;
-        let parts = clean.split("partitions").nth(1)?.trim_start_matches(|c: char| c == '=' || c == ' ' || !c.is_alphanumeric());
-        let parts: Vec<String> = parts.split_whitespace().next()?.split(',').filter(|s| !s.is_empty()).map(|s| s.trim_end_matches(|c: char| !c.is_ascii_digit()).to_string()).collect();
+        let gen = clean
+            .split("generation")
+            .nth(1)?
+            .trim_start_matches(|c: char| !c.is_ascii_digit());
+        let gen: u64 = gen
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .ok()?;
+        let parts = clean
+            .split("partitions")
+            .nth(1)?
+            .trim_start_matches(|c: char| c == '=' || c == ' ' || !c.is_alphanumeric());
+        let parts: Vec<String> = parts
+            .split_whitespace()
+            .next()?
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .to_string()
+            })
+            .collect();
         Some((gen, parts))
     };
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -636,11 +678,19 @@ fn shares_a_group_with_a_java_consumer() {
                 break (pa, pb);
             }
         }
-        assert!(Instant::now() < deadline, "no stable 3-member assignment:\n{}\n{}", std::fs::read_to_string(&ours[0].1).unwrap_or_default(), std::fs::read_to_string(&ours[1].1).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "no stable 3-member assignment:\n{}\n{}",
+            std::fs::read_to_string(&ours[0].1).unwrap_or_default(),
+            std::fs::read_to_string(&ours[1].1).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     // Now the records: 50 per partition.
-    b.produce_spread(&topic, &[(0, 50), (1, 50), (2, 50), (3, 50), (4, 50), (5, 50)]);
+    b.produce_spread(
+        &topic,
+        &[(0, 50), (1, 50), (2, 50), (3, 50), (4, 50), (5, 50)],
+    );
     // Who handled what: partition → set of handlers.
     let java_records = |p: &Path| -> Vec<(i64, i64)> {
         let f = std::fs::File::open(p).unwrap();
@@ -649,16 +699,25 @@ fn shares_a_group_with_a_java_consumer() {
             .map_while(Result::ok)
             .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
             .filter(|v| v["name"] == "record_data")
-            .map(|v| (v["partition"].as_i64().unwrap(), v["offset"].as_i64().unwrap()))
+            .map(|v| {
+                (
+                    v["partition"].as_i64().unwrap(),
+                    v["offset"].as_i64().unwrap(),
+                )
+            })
             .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let total = java_records(&java_out).len() + handled(&ours[0].2).len() + handled(&ours[1].2).len();
+        let total =
+            java_records(&java_out).len() + handled(&ours[0].2).len() + handled(&ours[1].2).len();
         if total >= 300 {
             break;
         }
-        assert!(Instant::now() < deadline, "only {total} of 300 records handled");
+        assert!(
+            Instant::now() < deadline,
+            "only {total} of 300 records handled"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let mut by_partition: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
@@ -681,12 +740,27 @@ fn shares_a_group_with_a_java_consumer() {
     for (p, who) in &by_partition {
         assert_eq!(who.len(), 1, "partition {p} handled by {who:?}");
     }
-    let java_parts: Vec<&i64> = by_partition.iter().filter(|(_, w)| w[0] == "java").map(|(p, _)| p).collect();
-    assert_eq!(java_parts.len(), 2, "{by_partition:?} ours: {mine_a:?} {mine_b:?}");
+    let java_parts: Vec<&i64> = by_partition
+        .iter()
+        .filter(|(_, w)| w[0] == "java")
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        java_parts.len(),
+        2,
+        "{by_partition:?} ours: {mine_a:?} {mine_b:?}"
+    );
     let _ = java.kill();
     let _ = java.wait();
     for (mut child, log, _) in ours {
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        assert_eq!(wait_child(&mut child, 60), Some(0), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert_eq!(
+            wait_child(&mut child, 60),
+            Some(0),
+            "{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     }
 }

@@ -6,6 +6,7 @@ mod fake_ce;
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod bench;
 mod code_engine;
 mod compat;
 mod consumer;

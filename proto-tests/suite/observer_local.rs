@@ -354,6 +354,7 @@ fn broker_requests_per_cycle_do_not_grow_with_partitions_or_groups() {
     // One broker leads every partition and coordinates every group: per cycle at most one
     // ListOffsets per kind (log start, high watermark, last stable) + one OffsetFetch + one
     // Metadata when a refresh is due — whatever the number of topics, partitions and groups.
+    // (The long-poll Fetch, one per leader per idle tick, runs beside the cycle.)
     const BOUND: f64 = 3.0 + 1.0 + 1.0;
     let b = harness::broker();
     let standin = StandIn::new();
@@ -486,8 +487,14 @@ fn local_end_to_end_real_consumers_wake_drain_and_exit() {
     let mut obs = ObserverProc::start(
         &d,
         &[
-            "--launcher", "local", "--bootstrap", &bootstrap, "--kafkadata", m.file.to_str().unwrap(),
-            "--ticker-ms", "200",
+            "--launcher",
+            "local",
+            "--bootstrap",
+            &bootstrap,
+            "--kafkadata",
+            m.file.to_str().unwrap(),
+            "--ticker-ms",
+            "200",
         ],
         &[("IDLE_TIMEOUT", "3"), ("SESSION_TIMEOUT", "6")],
     );
@@ -498,9 +505,16 @@ fn local_end_to_end_real_consumers_wake_drain_and_exit() {
     obs.wait_log(120, "three consumers to finish", |t| {
         (t.matches("consumer stopped").count() >= 3).then_some(())
     });
-    for (g, topic, p, end) in [(&m.groups[0], &m.pay, 0, 5), (&m.groups[1], &m.pay, 0, 5), (&m.groups[2], &m.ship, 2, 3)] {
+    for (g, topic, p, end) in [
+        (&m.groups[0], &m.pay, 0, 5),
+        (&m.groups[1], &m.pay, 0, 5),
+        (&m.groups[2], &m.ship, 2, 3),
+    ] {
         let rows = b.describe_group(g);
-        let row = rows.iter().find(|r| &r.topic == topic && r.partition == p).unwrap_or_else(|| panic!("{g}: {rows:?}"));
+        let row = rows
+            .iter()
+            .find(|r| &r.topic == topic && r.partition == p)
+            .unwrap_or_else(|| panic!("{g}: {rows:?}"));
         assert_eq!(row.current_offset, Some(end), "{g}");
         assert_eq!(row.lag, Some(0), "{g}");
     }
@@ -510,4 +524,73 @@ fn local_end_to_end_real_consumers_wake_drain_and_exit() {
     obs.wait_cycles(10);
     assert_eq!(obs.log_text().matches("woke consumers").count(), 3);
     assert_eq!(obs.stop(), Some(0));
+}
+
+#[test]
+fn the_long_poll_wakes_at_the_first_record_and_storms_coalesce() {
+    let b = harness::broker();
+    let standin = StandIn::new();
+    let m = sample_mapping(&standin.dir);
+    // Timed cycles every 10 minutes: only the long poll can explain a prompt wake-up.
+    let mut obs = local_observer(
+        &standin,
+        &m,
+        &["--ticker-ms", "600000", "--idle-ticker-ms", "600000"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while obs.metric("kafka_observer_cycles_total").unwrap_or(0.0) < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no first cycle:\n{}",
+            obs.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let produced = Instant::now();
+    b.produce(&m.ship, 1, 1);
+    standin.wait(30, "shipping-consumer woken by the long poll", |s| {
+        s.runs().get(&m.jobs[2]).cloned()
+    });
+    eprintln!(
+        "long-poll wake-up (including the Java producer's exit): {:?}",
+        produced.elapsed()
+    );
+    let cycles = obs.metric("kafka_observer_cycles_total").unwrap();
+    // A storm on another idle partition: the first record wakes one cycle, which sees lag and
+    // stops watching that partition; the rest of the storm costs nothing.
+    let n = "2000".to_string();
+    let props = format!("bootstrap.servers={}", b.plaintext());
+    let out = b.java(
+        "org.apache.kafka.tools.ProducerPerformance",
+        &[
+            "--topic",
+            &m.pay,
+            "--num-records",
+            &n,
+            "--record-size",
+            "100",
+            "--throughput",
+            "2000",
+            "--producer-props",
+            &props,
+            "linger.ms=0",
+            "batch.size=200",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    standin.wait(30, "payments jobs woken", |s| {
+        s.runs().get(&m.jobs[0]).cloned()
+    });
+    let after = obs.metric("kafka_observer_cycles_total").unwrap();
+    assert!(
+        after - cycles <= 3.0,
+        "{} cycles for one storm",
+        after - cycles
+    );
+    standin.release_all();
+    obs.stop();
 }

@@ -10,7 +10,11 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const API_KEY: &str = "test-api-key-0123456789";
-const SYSTEM_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// What run.sh (deploy, clean) and the stub run. PATH holds only links to these (and the stub), so
+/// a real `ibmcloud` on this machine is never reached.
+const TOOLS: &[&str] = &[
+    "bash", "env", "dirname", "awk", "sed", "mktemp", "chmod", "rm", "wc", "head", "cat",
+];
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -31,6 +35,10 @@ impl Sandbox {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::create_dir_all(dir.join("tools")).unwrap();
+        for tool in TOOLS {
+            std::os::unix::fs::symlink(which(tool), dir.join("tools").join(tool)).unwrap();
+        }
         let stub = dir.join("bin/ibmcloud");
         std::fs::copy(repo().join("proto-tests/runsh/ibmcloud-stub.sh"), &stub).unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -51,13 +59,14 @@ impl Sandbox {
             .collect()
     }
 
-    /// Runs `run.sh ARGS` with only the given environment (plus PATH, the stub log and HOME).
-    /// `stub` puts the stub first on PATH.
+    /// Runs `run.sh ARGS` with only the given environment (plus PATH, the stub log, HOME and
+    /// TMPDIR). PATH: the sandbox's tools, and with `stub` the stub `ibmcloud` first.
     fn run(&self, args: &[&str], env: &[(&str, &str)], stub: bool) -> Output {
+        let tools = self.dir.join("tools");
         let path = if stub {
-            format!("{}:{SYSTEM_PATH}", self.dir.join("bin").display())
+            format!("{}:{}", self.dir.join("bin").display(), tools.display())
         } else {
-            SYSTEM_PATH.to_string()
+            tools.display().to_string()
         };
         let mut cmd = Command::new(repo().join("run.sh"));
         cmd.args(args)
@@ -72,6 +81,15 @@ impl Sandbox {
         }
         cmd.output().expect("run run.sh")
     }
+}
+
+/// The first `name` on this process's PATH.
+fn which(name: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("'{name}' is not on PATH (run.sh needs it)"))
 }
 
 impl Drop for Sandbox {

@@ -92,6 +92,16 @@ pub struct ObserveArgs {
     #[arg(long, value_name = "URL")]
     pub api_base: Option<String>,
 
+    /// Long-poll Fetch on idle partitions to wake at the first record: true or false
+    /// [env: OBSERVER_LONG_POLL] [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub long_poll: Option<String>,
+
+    /// Cycle period in milliseconds while everything is idle and long-polled
+    /// [env: OBSERVER_IDLE_TICKER] [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub idle_ticker_ms: Option<String>,
+
     /// Local launcher: the consumer program [default: this binary, `consume`]
     #[arg(long, value_name = "PATH")]
     pub consumer_exe: Option<PathBuf>,
@@ -182,6 +192,20 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         30,
         number(1, 86_400),
     )?;
+    let long_poll = parsed(
+        setting(&a.long_poll, "--long-poll", "OBSERVER_LONG_POLL"),
+        "true".to_string(),
+        choice(&["true", "false"]),
+    )? == "true";
+    let idle_ticker = parsed(
+        setting(
+            &a.idle_ticker_ms,
+            "--idle-ticker-ms",
+            "OBSERVER_IDLE_TICKER",
+        ),
+        10_000,
+        number(10, 3_600_000),
+    )?;
     let launcher = parsed(
         setting(&a.launcher, "--launcher", "OBSERVER_LAUNCHER"),
         "codeengine".to_string(),
@@ -211,6 +235,8 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         metadata_refresh: Duration::from_secs(metadata_refresh),
         // Code Engine may list a fresh run a moment late; local children are counted exactly.
         launch_grace: Duration::from_secs(if launcher == "local" { 0 } else { 5 }),
+        long_poll,
+        idle_ticker: Duration::from_millis(idle_ticker.max(ticker)),
     };
     Ok(Resolved {
         kafka,

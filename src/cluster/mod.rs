@@ -61,7 +61,19 @@ impl Cluster {
 
     /// The connection to `host:port`, opened on first use and replaced when it died.
     pub async fn connect(&self, host: &str, port: u16) -> Result<Arc<Connection>, WireError> {
-        let key = format!("{host}:{port}");
+        self.connect_lane(host, port, "").await
+    }
+
+    /// Like `connect`, on a separate connection named `lane`. A broker answers the requests of
+    /// one connection in order, so a long-poll Fetch would hold every request behind it for its
+    /// whole wait: fetches get their own lane, as the Java client gives its coordinator one.
+    pub async fn connect_lane(
+        &self,
+        host: &str,
+        port: u16,
+        lane: &str,
+    ) -> Result<Arc<Connection>, WireError> {
+        let key = format!("{host}:{port}/{lane}");
         let slot = lock(&self.conns).entry(key).or_default().clone();
         let mut guard = slot.lock().await;
         if let Some(c) = guard.as_ref() {
@@ -76,9 +88,18 @@ impl Cluster {
 
     /// The connection to broker `node_id` as the cached metadata knows it.
     pub async fn broker(&self, node_id: i32) -> Result<Arc<Connection>, WireError> {
+        self.broker_lane(node_id, "").await
+    }
+
+    /// The connection to broker `node_id` on a separate `lane` (see `connect_lane`).
+    pub async fn broker_lane(
+        &self,
+        node_id: i32,
+        lane: &str,
+    ) -> Result<Arc<Connection>, WireError> {
         let addr = self.metadata().brokers.get(&node_id).cloned();
         match addr {
-            Some(a) => self.connect(&a.host, a.port).await,
+            Some(a) => self.connect_lane(&a.host, a.port, lane).await,
             None => Err(WireError::Connect {
                 addr: format!("broker {node_id}"),
                 cause: "not in the cluster metadata".into(),
@@ -89,7 +110,12 @@ impl Cluster {
     /// Any live connection: a known broker first, then the bootstrap list in order.
     /// Authentication and TLS errors are returned at once: every broker would refuse the same way.
     pub async fn any(&self) -> Result<Arc<Connection>, WireError> {
-        let live: Vec<Slot> = lock(&self.conns).values().cloned().collect();
+        // Only the default lane: a fetch lane may be busy with a long poll.
+        let live: Vec<Slot> = lock(&self.conns)
+            .iter()
+            .filter(|(k, _)| k.ends_with('/'))
+            .map(|(_, v)| v.clone())
+            .collect();
         for slot in live {
             if let Some(c) = slot.lock().await.as_ref() {
                 if c.closed().is_none() {

@@ -10,9 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -20,8 +17,8 @@ use super::message::Message;
 use super::progress::Progress;
 use crate::cluster::{is_stale_route, Cluster};
 use crate::lag::NoCommit;
+use crate::offsets::fetch::{fetch, FetchOptions};
 use crate::offsets::{fetch_ends, TopicPartition};
-use crate::protocol::fetch::FetchResponse;
 use crate::protocol::records;
 use crate::wire::kafka_error::{code, error_name};
 
@@ -174,9 +171,6 @@ async fn fetch_loop(
     }
 }
 
-/// (name, topic id, [(partition, fetch offset)]) of one topic in a Fetch request.
-type TopicSpec = (String, [u8; 16], Vec<(i32, i64)>);
-
 enum PartitionOutcome {
     Chunk(Chunk),
     Nothing,
@@ -192,105 +186,21 @@ async fn fetch_once(
     positions: &BTreeMap<TopicPartition, i64>,
     cfg: &FetchConfig,
 ) -> Result<Vec<(TopicPartition, PartitionOutcome)>, String> {
-    let conn = cluster.broker(leader).await.map_err(|e| e.to_string())?;
-    let md = cluster.metadata();
-    let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
-    for (tp, off) in positions {
-        by_topic
-            .entry(&tp.topic)
-            .or_default()
-            .push((tp.partition, *off));
-    }
-    let ids: BTreeMap<String, [u8; 16]> = by_topic
-        .keys()
-        .map(|t| {
-            (
-                t.to_string(),
-                md.topics.get(*t).map(|m| m.topic_id).unwrap_or_default(),
-            )
-        })
-        .collect();
-    let names_by_id: BTreeMap<[u8; 16], String> =
-        ids.iter().map(|(n, id)| (*id, n.clone())).collect();
-    let max_wait = cfg.max_wait.as_millis() as i32;
-    let pmax = cfg.partition_max_bytes;
-    let iso = i8::from(cfg.read_committed);
-    let topics_spec: Vec<TopicSpec> = by_topic
-        .iter()
-        .map(|(t, ps)| (t.to_string(), ids[*t], ps.clone()))
-        .collect();
-    let timeout = cfg.max_wait + Duration::from_secs(30);
-    cluster.stats().count(1);
-    let resp: FetchResponse = conn
-        .call_with_timeout(
-            move |v| {
-                let topics = topics_spec
-                    .into_iter()
-                    .map(|(name, id, parts)| {
-                        let t = if v >= 13 {
-                            FetchTopic::default().with_topic_id(uuid(id))
-                        } else {
-                            FetchTopic::default().with_topic(TopicName(StrBytes::from_string(name)))
-                        };
-                        t.with_partitions(
-                            parts
-                                .into_iter()
-                                .map(|(p, off)| {
-                                    FetchPartition::default()
-                                        .with_partition(p)
-                                        .with_fetch_offset(off)
-                                        .with_partition_max_bytes(pmax)
-                                })
-                                .collect(),
-                        )
-                    })
-                    .collect();
-                let req = FetchRequest::default()
-                    .with_max_wait_ms(max_wait)
-                    .with_min_bytes(1)
-                    .with_max_bytes(50 * 1024 * 1024)
-                    .with_isolation_level(iso)
-                    .with_topics(topics);
-                let req = if v < 15 {
-                    req.with_replica_id(BrokerId(-1))
-                } else {
-                    req
-                };
-                if v >= 7 {
-                    req.with_session_id(0).with_session_epoch(-1)
-                } else {
-                    req
-                }
-            },
-            timeout,
-        )
+    let opts = FetchOptions {
+        max_wait: cfg.max_wait,
+        partition_max_bytes: cfg.partition_max_bytes,
+        max_bytes: 50 * 1024 * 1024,
+        read_committed: cfg.read_committed,
+        lane: "fetch",
+    };
+    let answers = fetch(cluster, leader, positions, opts)
         .await
         .map_err(|e| e.to_string())?;
-    if resp.error_code != 0 {
-        return Err(format!(
-            "Fetch at {}: {}",
-            conn.addr(),
-            error_name(resp.error_code)
-        ));
-    }
     let mut out = Vec::new();
-    for t in resp.responses {
-        let name = if t.name.is_empty() {
-            match names_by_id.get(&t.topic_id) {
-                Some(n) => n.clone(),
-                None => continue,
-            }
-        } else {
-            t.name
-        };
-        for p in t.partitions {
-            let tp = TopicPartition::new(name.clone(), p.partition_index);
-            let Some(&first) = positions.get(&tp) else {
-                continue;
-            };
-            let outcome = partition_outcome(cluster, cfg, &tp, first, p).await;
-            out.push((tp, outcome));
-        }
+    for (tp, p) in answers {
+        let first = positions[&tp];
+        let outcome = partition_outcome(cluster, cfg, &tp, first, p).await;
+        out.push((tp, outcome));
     }
     Ok(out)
 }
@@ -386,8 +296,4 @@ fn decode(
         next_offset: next.max(first),
         reset: false,
     }))
-}
-
-fn uuid(id: [u8; 16]) -> uuid::Uuid {
-    uuid::Uuid::from_bytes(id)
 }

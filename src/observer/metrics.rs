@@ -171,7 +171,7 @@ impl Metrics {
         );
         r.register(
             "kafka_observer_broker_requests_per_cycle",
-            "Kafka requests sent in the last cycle (all APIs)",
+            "Kafka requests the last cycle sent (long-poll Fetches excluded: see kafka_observer_broker_requests_total)",
             m.requests_per_cycle.clone(),
         );
         r.register(

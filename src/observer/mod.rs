@@ -8,6 +8,7 @@
 pub mod http;
 pub mod metrics;
 pub mod snapshot;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +38,10 @@ pub struct ObserverConfig {
     pub metadata_refresh: Duration,
     /// How long a freshly created run counts as active even if the launcher does not list it yet.
     pub launch_grace: Duration,
+    /// Long-poll Fetch on idle partitions: wake at the first record instead of the next tick.
+    pub long_poll: bool,
+    /// Cycle period while every partition is idle and watched by the long poll.
+    pub idle_ticker: Duration,
 }
 
 /// The observer: owns the loop's state.
@@ -56,6 +61,9 @@ pub struct Observer {
     /// already died (a consumer that crashes at once must still be seen as stuck).
     last_launch: BTreeMap<String, Instant>,
     last_error: Option<(String, Instant)>,
+    watcher: Option<watch::Watcher>,
+    /// Every partition is idle and watched: the long poll replaces the fast tick.
+    all_idle: bool,
 }
 
 /// What one cycle did, for tests and logs.
@@ -73,6 +81,10 @@ impl Observer {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Self {
+        let watcher = cfg.long_poll.then(|| {
+            let read_committed = cfg.policy.end == crate::lag::EndKind::LastStable;
+            watch::Watcher::new(cluster.clone(), read_committed, cfg.idle_ticker)
+        });
         Observer {
             jobs: cfg.kafkadata.jobs(),
             groups: cfg.kafkadata.groups(),
@@ -86,6 +98,8 @@ impl Observer {
             recent: BTreeMap::new(),
             last_launch: BTreeMap::new(),
             last_error: None,
+            all_idle: false,
+            watcher,
         }
     }
 
@@ -95,8 +109,20 @@ impl Observer {
         loop {
             let started = tokio::time::Instant::now();
             self.cycle_once().await;
+            let period = if self.all_idle {
+                self.cfg.idle_ticker
+            } else {
+                self.cfg.ticker
+            };
+            let woken = async {
+                match &self.watcher {
+                    Some(w) => w.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep_until(started + self.cfg.ticker) => {}
+                _ = tokio::time::sleep_until(started + period) => {}
+                _ = woken => tracing::debug!("woken by the long poll"),
                 _ = &mut shutdown => break,
             }
         }
@@ -107,9 +133,12 @@ impl Observer {
     /// One cycle with metrics, health and error logging around it.
     pub async fn cycle_once(&mut self) -> Option<CycleReport> {
         let t = Instant::now();
-        let before = self.cluster.stats().total();
+        // The cycle's own requests; long-poll Fetches run beside the cycle and are counted
+        // per API in kafka_observer_broker_requests_total{api="Fetch"}.
+        let own = |s: &crate::cluster::RequestStats| s.total() - s.get(1);
+        let before = own(self.cluster.stats());
         let result = self.cycle().await;
-        let requests = self.cluster.stats().total() - before;
+        let requests = own(self.cluster.stats()).saturating_sub(before);
         self.metrics.cycles.inc();
         self.metrics
             .cycle_seconds
@@ -153,6 +182,7 @@ impl Observer {
             return Err(first.unwrap_or_default());
         }
         self.export_offsets(&snap);
+        self.all_idle = self.watch_idle(&snap);
 
         // Lag per job (pure), then active instances of the jobs that have work.
         let lags: Vec<JobLag> = self
@@ -289,6 +319,40 @@ impl Observer {
             }
         }
         Ok(report)
+    }
+
+    /// Hands the idle partitions (every group caught up) to the long poll; true when that is
+    /// every watched partition, so the slow idle tick may replace the fast one.
+    fn watch_idle(&mut self, snap: &snapshot::Snapshot) -> bool {
+        let Some(w) = &mut self.watcher else {
+            return false;
+        };
+        let mut idle: BTreeMap<crate::offsets::TopicPartition, i64> = snap
+            .ends
+            .iter()
+            .filter_map(|(tp, e)| {
+                e.as_ref()
+                    .ok()
+                    .map(|e| (tp.clone(), self.cfg.policy.end(e)))
+            })
+            .collect();
+        let total = snap.ends.len();
+        for (group, topics) in &self.groups {
+            let lag = job_lag(
+                topics,
+                &snap.partitions,
+                &snap.ends,
+                snap.committed.get(group),
+                &self.cfg.policy,
+            );
+            for p in &lag.partitions {
+                if p.lag != Some(0) {
+                    idle.remove(&p.tp);
+                }
+            }
+        }
+        let complete = w.sync(&idle);
+        complete && idle.len() == total && total > 0
     }
 
     /// Offsets and lag per group and partition, as of this snapshot.

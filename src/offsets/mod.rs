@@ -7,6 +7,7 @@
 
 mod committed;
 mod ends;
+pub mod fetch;
 mod groups;
 
 use std::fmt;

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Benchmarks of proto-tests/suite/bench.rs (ignored tests), release build, one broker per
+# benchmark (each runs in its own test process, so the 10k-partition topics of broker_load do not
+# slow the others down).
+#
+#   proto-tests/bench/run.sh                 all four, in order
+#   proto-tests/bench/run.sh wakeup_latency  one (lag_vs_java, consume_vs_java, wakeup_latency, broker_load)
+#
+# Output: the tables on stdout, also appended to $CARGO_TARGET_DIR/bench-results.txt.
+# Knobs (environment): KO_BENCH_RECORDS (consume, default 1000000), KO_BENCH_RUNS (consume, 3),
+# KO_BENCH_TRIALS (wake-up, 20), KO_BENCH_WINDOW_SECS (broker load, 60), KO_BENCH_TOPICS (1000),
+# KO_BENCH_PARTITIONS (10).
+set -eu
+cd "$(dirname "$0")/../.."
+: "${CARGO_TARGET_DIR:=/work/target-bench}"
+export CARGO_TARGET_DIR
+all="lag_vs_java consume_vs_java wakeup_latency broker_load"
+names="${*:-$all}"
+for n in $names; do
+    case " $all " in *" $n "*) ;; *) echo "unknown benchmark '$n' (one of: $all)" >&2; exit 2 ;; esac
+done
+cargo test --release --locked --test suite --no-run >&2
+out="$CARGO_TARGET_DIR/bench-results.txt"
+for n in $names; do
+    echo "== $n ($(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$out"
+    cargo test --release --locked --test suite "bench::$n" -- --ignored --exact --nocapture --test-threads=1 2>&1 \
+        | grep -v '^running [0-9]* test\|^test result' | tee -a "$out"
+done

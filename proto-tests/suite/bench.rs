@@ -1,0 +1,965 @@
+//! Benchmarks against the real broker: `kafka-observer` next to Kafka's own Java tools.
+//! All `#[ignore]` (not part of the timed suite); run them in release, one at a time:
+//! `proto-tests/bench/run.sh [NAME]` or
+//! `cargo test --release --test suite bench -- --ignored --nocapture --test-threads=1`.
+//! Each prints a table; results and method are in `proto-tests/bench/README.md`.
+//!
+//! Measurements on a shared 2-core machine are noisy: every number is a median of several runs,
+//! the spread (min–max) is printed next to it, and so is the load average before and after.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::fake_ce::{FakeCloud, Route};
+use crate::harness::{self, Broker};
+use crate::observer_local::sample_mapping;
+use crate::observer_proc::{metric_value, ObserverProc};
+
+const EXE: &str = env!("CARGO_BIN_EXE_kafka-observer");
+const GROUP_COMMAND: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
+
+// ---- small helpers ----------------------------------------------------------------------------
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// (median, min, max) of a sample; sorted copy.
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = s.len();
+    let median = if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    };
+    (median, s[0], s[n - 1])
+}
+
+/// Nearest-rank percentile (p in 0..=100).
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let rank = ((p / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
+    s[rank.min(s.len()) - 1]
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn bench_dir(prefix: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(harness::unique(prefix));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A cheap jitter in [0, max) from the clock, so trials do not phase-lock to the ticker.
+fn jitter(max: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let x = nanos
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        >> 11;
+    Duration::from_nanos(x % (max.as_nanos().max(1) as u64))
+}
+
+/// Peak RSS in KB written by `/usr/bin/time -f %M -o FILE`.
+fn read_rss_kb(file: &Path) -> f64 {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// The Java flags of Kafka's own `kafka-consumer-perf-test.sh` / `kafka-run-class.sh` defaults
+/// (heap 512 MB, G1), so the Java side runs as users run it.
+const STOCK_JVM: &[&str] = &[
+    "-Xmx512M",
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+];
+
+/// The harness's own tool flags (proto-tests/harness/broker.rs `TOOL_JVM`), for RSS of the same
+/// JVM `b.java` runs.
+const HARNESS_JVM: &[&str] = &[
+    "-Xms32m",
+    "-Xmx256m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:-UsePerfData",
+    "-Djava.awt.headless=true",
+];
+
+fn java_cmd(b: &Broker, jvm: &[&str], extra_cp: Option<&Path>, class: &str) -> Command {
+    let mut cp = b.libs_dir().join("*").into_os_string();
+    if let Some(dir) = extra_cp {
+        cp.push(":");
+        cp.push(dir);
+    }
+    let mut cmd = Command::new("java");
+    cmd.args(jvm)
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            b.work_dir().join("tools-log4j2.properties").display()
+        ))
+        .arg("-cp")
+        .arg(cp)
+        .arg(class);
+    cmd
+}
+
+/// `/usr/bin/time -f %M -o RSS_FILE` around a command.
+fn with_rss(cmd: &Command, rss: &Path) -> Command {
+    let mut t = Command::new("/usr/bin/time");
+    t.args(["-f", "%M", "-o"]).arg(rss).arg(cmd.get_program());
+    t.args(cmd.get_args());
+    t
+}
+
+// ---- BenchTool: one long-lived JVM (proto-tests/bench/BenchTool.java) ------------------------
+
+struct BenchTool {
+    child: Child,
+    stdin: ChildStdin,
+    out: BufReader<ChildStdout>,
+}
+
+impl BenchTool {
+    fn classes(b: &Broker) -> &'static Path {
+        static DIR: OnceLock<PathBuf> = OnceLock::new();
+        DIR.get_or_init(|| {
+            let src =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("proto-tests/bench/BenchTool.java");
+            let dir = std::env::temp_dir().join(format!("ko-bench-java-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let out = Command::new("javac")
+                .arg("-cp")
+                .arg(b.libs_dir().join("*"))
+                .arg("-d")
+                .arg(&dir)
+                .arg(&src)
+                .output()
+                .expect("javac");
+            assert!(
+                out.status.success(),
+                "javac BenchTool: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            dir
+        })
+    }
+
+    fn start(b: &Broker) -> BenchTool {
+        let dir = Self::classes(b);
+        let err = std::fs::File::create(dir.join(format!("stderr-{}.log", harness::unique("bt"))))
+            .unwrap();
+        let mut child = java_cmd(b, HARNESS_JVM, Some(dir), "BenchTool")
+            .arg(b.plaintext())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .expect("start BenchTool");
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut me = BenchTool { child, stdin, out };
+        let mut line = String::new();
+        me.out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "BenchTool did not start");
+        me
+    }
+
+    /// One command; returns what follows "ok ", panics on "err".
+    fn cmd(&mut self, line: &str) -> String {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut answer = String::new();
+        self.out.read_line(&mut answer).unwrap();
+        match answer.trim().strip_prefix("ok ") {
+            Some(rest) => rest.to_string(),
+            None => panic!("BenchTool {line}: {answer}"),
+        }
+    }
+}
+
+impl Drop for BenchTool {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates `topic` with `partitions` through the long-lived admin client and waits for metadata.
+fn create_topic_fast(b: &Broker, bt: &mut BenchTool, prefix: &str, partitions: i32) -> String {
+    bt.cmd(&format!("create-topics {prefix} 1 {partitions}"));
+    let topic = format!("{prefix}-0");
+    b.wait_for_partitions(&topic, partitions);
+    topic
+}
+
+fn lag_json(bootstrap: &str, group: &str) -> Option<Value> {
+    let out = Command::new(EXE)
+        .args(["lag", "--bootstrap", bootstrap, "--group", group, "--json"])
+        .env_remove("MESSAGEHUB_KAFKA_BROKERS_SASL")
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+// ---- 1. lag vs kafka-consumer-groups -----------------------------------------------------------
+
+#[test]
+#[ignore = "benchmark: proto-tests/bench/run.sh lag_vs_java"]
+fn lag_vs_java() {
+    let b = harness::broker();
+    let bootstrap = b.plaintext();
+    let mut bt = BenchTool::start(b);
+    let runs = 5;
+    let load0 = loadavg();
+    let mut table = Vec::new();
+    for partitions in [12, 1000] {
+        let topic = create_topic_fast(b, &mut bt, &harness::unique("lagbench"), partitions);
+        bt.cmd(&format!("fill {topic} 10"));
+        let group = harness::unique("lagbench-g");
+        // committed = 5 - (partition % 3): lags 5, 6, 7 across partitions
+        bt.cmd(&format!("commit-frac {group} {topic} 1 2"));
+
+        let ours = || {
+            let t = Instant::now();
+            let out = Command::new(EXE)
+                .args(["lag", "--bootstrap", &bootstrap, "--group", &group])
+                .output()
+                .unwrap();
+            let d = t.elapsed();
+            assert!(out.status.success(), "{out:?}");
+            d
+        };
+        let java_args = [
+            "--bootstrap-server",
+            bootstrap.as_str(),
+            "--describe",
+            "--group",
+            group.as_str(),
+        ];
+        let java = || {
+            let t = Instant::now();
+            let out = b.java(GROUP_COMMAND, &java_args);
+            let d = t.elapsed();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            d
+        };
+        // one warm-up each (page cache, JIT-free JVM class data), then alternate
+        ours();
+        java();
+        let (mut o, mut j) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            o.push(secs(ours()));
+            j.push(secs(java()));
+        }
+
+        // Peak RSS, one extra run each (the same JVM flags b.java uses).
+        let d = bench_dir("lagbench-rss");
+        let mut ours_cmd = Command::new(EXE);
+        ours_cmd.args(["lag", "--bootstrap", &bootstrap, "--group", &group]);
+        let o_rss = d.join("ours.rss");
+        with_rss(&ours_cmd, &o_rss).output().unwrap();
+        let mut java_c = java_cmd(b, HARNESS_JVM, None, GROUP_COMMAND);
+        java_c.args(java_args);
+        let j_rss = d.join("java.rss");
+        with_rss(&java_c, &j_rss).output().unwrap();
+
+        // Same numbers? Every row of both tools.
+        let ours_json = lag_json(&bootstrap, &group).expect("lag --json");
+        let java_rows = b.describe_group(&group);
+        let ours_rows: Vec<(String, i64, i64, i64, i64)> = ours_json["groups"][0]["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["topic"].as_str().unwrap().to_string(),
+                    p["partition"].as_i64().unwrap(),
+                    p["committed"].as_i64().unwrap_or(-1),
+                    p["high_watermark"].as_i64().unwrap_or(-1),
+                    p["lag"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        let mut same = 0;
+        let mut shown = Vec::new();
+        for r in &java_rows {
+            let mine = ours_rows
+                .iter()
+                .find(|o| o.0 == r.topic && o.1 == r.partition as i64);
+            let theirs = (
+                r.current_offset.unwrap_or(-1),
+                r.log_end_offset.unwrap_or(-1),
+                r.lag.unwrap_or(-1),
+            );
+            if let Some(m) = mine {
+                if (m.2, m.3, m.4) == theirs {
+                    same += 1;
+                }
+                if shown.len() < 3 || r.partition as usize == java_rows.len() - 1 {
+                    shown.push(format!(
+                        "    p{:<4} ours committed/hw/lag {}/{}/{}   java current/log-end/lag {}/{}/{}",
+                        r.partition, m.2, m.3, m.4, theirs.0, theirs.1, theirs.2
+                    ));
+                }
+            }
+        }
+        assert_eq!(java_rows.len(), partitions as usize, "java rows");
+        assert_eq!(ours_rows.len(), partitions as usize, "our rows");
+        assert_eq!(
+            same,
+            partitions as usize,
+            "rows that differ:\n{}",
+            shown.join("\n")
+        );
+        table.push((
+            partitions,
+            o,
+            j,
+            read_rss_kb(&o_rss),
+            read_rss_kb(&j_rss),
+            same,
+            shown,
+        ));
+    }
+    let load1 = loadavg();
+
+    println!("\n### lag_vs_java: one group, `lag --group G` vs `ConsumerGroupCommand --describe --group G`");
+    println!("wall time per call, median of {runs} (min–max), after one warm-up each; load avg {load0} → {load1}\n");
+    println!("| partitions | kafka-observer lag | kafka-consumer-groups (JVM) | ratio java/ours | peak RSS ours | peak RSS java | rows equal |");
+    println!("|---|---|---|---|---|---|---|");
+    for (p, o, j, orss, jrss, same, _) in &table {
+        let (om, omin, omax) = spread(o);
+        let (jm, jmin, jmax) = spread(j);
+        println!(
+            "| {p} | {:.0} ms ({:.0}–{:.0}) | {:.0} ms ({:.0}–{:.0}) | {:.0}× | {:.1} MB | {:.1} MB | {same}/{p} |",
+            om * 1e3,
+            omin * 1e3,
+            omax * 1e3,
+            jm * 1e3,
+            jmin * 1e3,
+            jmax * 1e3,
+            jm / om,
+            orss / 1024.0,
+            jrss / 1024.0
+        );
+    }
+    for (p, _, _, _, _, _, shown) in &table {
+        println!("\nsample rows, {p} partitions:");
+        for s in shown {
+            println!("{s}");
+        }
+    }
+    println!(
+        "raw seconds: {:?}",
+        table.iter().map(|t| (t.0, &t.1, &t.2)).collect::<Vec<_>>()
+    );
+}
+
+// ---- 2. consume throughput -------------------------------------------------------------------
+
+#[test]
+#[ignore = "benchmark: proto-tests/bench/run.sh consume_vs_java"]
+fn consume_vs_java() {
+    let b = harness::broker();
+    let bootstrap = b.plaintext();
+    let records: u64 = std::env::var("KO_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let runs: usize = std::env::var("KO_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mb = records as f64 * 1024.0 / 1e6;
+    let mut bt = BenchTool::start(b);
+    let topic = create_topic_fast(b, &mut bt, &harness::unique("consbench"), 6);
+    drop(bt);
+
+    let t = Instant::now();
+    let n = records.to_string();
+    let props = format!("bootstrap.servers={bootstrap}");
+    #[rustfmt::skip]
+    let args = [
+        "--topic", &topic, "--num-records", &n, "--record-size", "1024", "--throughput", "-1",
+        "--producer-props", &props, "acks=1", "linger.ms=10", "batch.size=262144",
+    ];
+    let out = b.java_with_timeout(
+        "org.apache.kafka.tools.ProducerPerformance",
+        &args,
+        Duration::from_secs(900),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let produce_s = secs(t.elapsed());
+    println!("produced {records} × 1 KB in {produce_s:.1} s");
+    let d = bench_dir("consbench");
+    let load0 = loadavg();
+    let idle = 2.0;
+
+    struct Run {
+        exit_s: f64,
+        lag0_s: Option<f64>,
+        rss_kb: f64,
+        tool_mbs: Option<f64>,
+    }
+    let mut ours_runs: Vec<Run> = Vec::new();
+    let mut java_runs: Vec<Run> = Vec::new();
+    for i in 0..runs {
+        let mut order = [true, false];
+        if i % 2 == 1 {
+            order.reverse();
+        }
+        for is_ours in order {
+            let group = harness::unique(if is_ours { "cons-ours" } else { "cons-java" });
+            let rss = d.join(format!("{group}.rss"));
+            if is_ours {
+                let mut c = Command::new(EXE);
+                #[rustfmt::skip]
+                c.args([
+                    "consume", "--bootstrap", &bootstrap, "--topic", &topic, "--group", &group,
+                    "--discard", "--idle-timeout", "2",
+                ]);
+                let log = std::fs::File::create(d.join(format!("{group}.log"))).unwrap();
+                let mut cmd = with_rss(&c, &rss);
+                cmd.env_remove("MESSAGEHUB_KAFKA_BROKERS_SASL")
+                    .env("LOG_LEVEL", "info")
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log);
+                // A poller sees the moment every partition is committed at its end (lag 0).
+                let done = Arc::new(AtomicBool::new(false));
+                let lag0: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+                let t0 = Instant::now();
+                let mut child = cmd.spawn().unwrap();
+                let poller = {
+                    let (done, lag0, bs, g) =
+                        (done.clone(), lag0.clone(), bootstrap.clone(), group.clone());
+                    std::thread::spawn(move || {
+                        while !done.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(250));
+                            let Some(v) = lag_json(&bs, &g) else { continue };
+                            let g0 = &v["groups"][0];
+                            let parts = g0["partitions"].as_array().map(|a| a.len()).unwrap_or(0);
+                            let all_committed = g0["partitions"]
+                                .as_array()
+                                .is_some_and(|a| a.iter().all(|p| p["committed"].is_i64()));
+                            if parts == 6 && all_committed && g0["total_lag"].as_i64() == Some(0) {
+                                *lag0.lock().unwrap() = Some(Instant::now());
+                                return;
+                            }
+                        }
+                    })
+                };
+                let status = child.wait().unwrap();
+                let exit_s = secs(t0.elapsed());
+                done.store(true, Ordering::Relaxed);
+                poller.join().unwrap();
+                assert!(status.success(), "consume failed, see {}", d.display());
+                let lag0_s = lag0.lock().unwrap().map(|t| secs(t.duration_since(t0)));
+                ours_runs.push(Run {
+                    exit_s: exit_s - idle,
+                    lag0_s,
+                    rss_kb: read_rss_kb(&rss),
+                    tool_mbs: None,
+                });
+            } else {
+                let mut c = java_cmd(
+                    b,
+                    STOCK_JVM,
+                    None,
+                    "org.apache.kafka.tools.ConsumerPerformance",
+                );
+                #[rustfmt::skip]
+                c.args([
+                    "--bootstrap-server", &bootstrap, "--topic", &topic, "--num-records", &n,
+                    "--group", &group,
+                ]);
+                let t0 = Instant::now();
+                let out = with_rss(&c, &rss).output().unwrap();
+                let exit_s = secs(t0.elapsed());
+                let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+                assert!(
+                    out.status.success(),
+                    "{stdout}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                std::fs::write(d.join(format!("{group}.out")), &stdout).unwrap();
+                java_runs.push(Run {
+                    exit_s,
+                    lag0_s: None,
+                    rss_kb: read_rss_kb(&rss),
+                    tool_mbs: perf_mb_sec(&stdout),
+                });
+            }
+        }
+    }
+    let load1 = loadavg();
+    let med = |v: Vec<f64>| spread(&v);
+    let (oe, oemin, oemax) = med(ours_runs.iter().map(|r| r.exit_s).collect());
+    let lag0: Vec<f64> = ours_runs.iter().filter_map(|r| r.lag0_s).collect();
+    let (je, jemin, jemax) = med(java_runs.iter().map(|r| r.exit_s).collect());
+    let (orss, orss_min, orss_max) = med(ours_runs.iter().map(|r| r.rss_kb / 1024.0).collect());
+    let (jrss, jrss_min, jrss_max) = med(java_runs.iter().map(|r| r.rss_kb / 1024.0).collect());
+    let tool: Vec<f64> = java_runs.iter().filter_map(|r| r.tool_mbs).collect();
+
+    println!("\n### consume_vs_java: {records} records × 1 KB ({mb:.0} MB), 6 partitions, fresh group per run");
+    println!("median of {runs} (min–max); runs alternate which tool goes first; load avg {load0} → {load1}\n");
+    println!("| measure | kafka-observer consume --discard | ConsumerPerformance (JVM, -Xmx512M G1) | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| process wall time (ours: exit − 2 s idle timeout; java: start → exit) | {oe:.2} s ({oemin:.2}–{oemax:.2}) | {je:.2} s ({jemin:.2}–{jemax:.2}) | {:.2}× |",
+        je / oe
+    );
+    println!(
+        "| MB/s over that wall time | {:.0} | {:.0} | {:.2}× |",
+        mb / oe,
+        mb / je,
+        (mb / oe) / (mb / je)
+    );
+    if !lag0.is_empty() {
+        let (lm, lmin, lmax) = spread(&lag0);
+        println!(
+            "| start → group lag 0 seen by `lag --json` (250 ms polls) | {lm:.2} s ({lmin:.2}–{lmax:.2}), {:.0} MB/s | — | |",
+            mb / lm
+        );
+    }
+    if !tool.is_empty() {
+        let (tm, tmin, tmax) = spread(&tool);
+        println!(
+            "| ConsumerPerformance's own fetch.MB.sec (excludes JVM start and group join) | — | {tm:.0} ({tmin:.0}–{tmax:.0}) | |"
+        );
+    }
+    println!(
+        "| peak RSS (GNU time %M) | {orss:.1} MB ({orss_min:.1}–{orss_max:.1}) | {jrss:.1} MB ({jrss_min:.1}–{jrss_max:.1}) | {:.1}× |",
+        jrss / orss
+    );
+    println!(
+        "raw: ours exit−idle {:?}, ours lag0 {:?}, java exit {:?}, java fetch.MB.sec {:?}",
+        ours_runs.iter().map(|r| r.exit_s).collect::<Vec<_>>(),
+        lag0,
+        java_runs.iter().map(|r| r.exit_s).collect::<Vec<_>>(),
+        tool
+    );
+    println!("logs: {}", d.display());
+}
+
+/// `fetch.MB.sec` from ConsumerPerformance's CSV-like summary (header line, then values).
+fn perf_mb_sec(stdout: &str) -> Option<f64> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let hi = lines.iter().position(|l| l.contains("fetch.MB.sec"))?;
+    let header: Vec<&str> = lines[hi].split(',').map(str::trim).collect();
+    let col = header.iter().position(|h| *h == "fetch.MB.sec")?;
+    lines[hi + 1..].iter().find_map(|l| {
+        let f: Vec<&str> = l.split(',').map(str::trim).collect();
+        (f.len() == header.len())
+            .then(|| f[col].parse().ok())
+            .flatten()
+    })
+}
+
+// ---- 3. wake-up latency -----------------------------------------------------------------------
+
+fn ce_observer(cloud: &FakeCloud, kafkadata: &Path, dir: &Path, ticker_ms: u32) -> ObserverProc {
+    let b = harness::broker();
+    let bootstrap = b.plaintext();
+    let iam = cloud.iam_url();
+    let api = cloud.url();
+    let ticker = ticker_ms.to_string();
+    ObserverProc::start(
+        dir,
+        &[
+            "--bootstrap",
+            &bootstrap,
+            "--kafkadata",
+            kafkadata.to_str().unwrap(),
+            "--ticker-ms",
+            &ticker,
+        ],
+        &[
+            ("IAM_API_KEY", FakeCloud::API_KEY),
+            ("IAM_URL", &iam),
+            ("CE_API_BASE_URL", &api),
+            ("CE_PROJECT_ID", FakeCloud::PROJECT_ID),
+        ],
+    )
+}
+
+#[test]
+#[ignore = "benchmark: proto-tests/bench/run.sh wakeup_latency"]
+fn wakeup_latency() {
+    let b = harness::broker();
+    let trials: usize = std::env::var("KO_BENCH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let cloud = FakeCloud::start();
+    let d = bench_dir("wakebench");
+    let m = sample_mapping(&d);
+    let mut bt = BenchTool::start(b);
+    let load0 = loadavg();
+    let mut rows = Vec::new();
+    for ticker in [500u32, 100] {
+        let od = d.join(format!("ticker-{ticker}"));
+        std::fs::create_dir_all(&od).unwrap();
+        let mut obs = ce_observer(&cloud, &m.file, &od, ticker);
+        obs.wait_cycles(3);
+        let lag_series = format!(
+            "kafka_consumergroup_group_sum_lag{{group=\"{}\"}}",
+            m.groups[2]
+        );
+        let mut lat = Vec::new();
+        for _ in 0..trials {
+            let n0 = cloud.count(Route::Create);
+            bt.cmd(&format!("produce {} 0", m.ship));
+            let acked = Instant::now();
+            let deadline = acked + Duration::from_secs(30);
+            while cloud.count(Route::Create) == n0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "no CreateJobRun:\n{}",
+                    cloud.describe_requests()
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let received = Instant::now();
+            lat.push(secs(received - acked) * 1e3);
+            // back to idle: commit to the end, lag 0 seen by the observer, the run finishes; then
+            // wait out the 5 s launch grace of the Code Engine launcher.
+            bt.cmd(&format!("commit-end {} {}", m.groups[2], m.ship));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while obs.metric(&lag_series) != Some(0.0) {
+                assert!(Instant::now() < deadline, "lag never 0");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            cloud.finish_job(&m.jobs[2]);
+            let ready = received
+                + Duration::from_millis(5500)
+                + jitter(Duration::from_millis(ticker as u64));
+            if let Some(rest) = ready.checked_duration_since(Instant::now()) {
+                std::thread::sleep(rest);
+            }
+        }
+        let creates = cloud.creates(&m.jobs[2]).len();
+        obs.stop();
+        rows.push((ticker, lat, creates));
+    }
+    let load1 = loadavg();
+    println!("\n### wakeup_latency: record acknowledged → fake Code Engine received CreateJobRun");
+    println!(
+        "sample mapping (4+3 partitions, 3 jobs), {trials} trials per ticker, 1 record to {}[0] per trial; \
+         measured by polling the fake's request log every 1 ms (Recorded has no timestamp); load avg {load0} → {load1}\n",
+        "shipping"
+    );
+    println!("| --ticker-ms | median | p90 | worst | best | runs created |");
+    println!("|---|---|---|---|---|---|");
+    for (t, lat, creates) in &rows {
+        let (med, min, max) = spread(lat);
+        println!(
+            "| {t} | {med:.0} ms | {:.0} ms | {max:.0} ms | {min:.0} ms | {creates} |",
+            percentile(lat, 90.0)
+        );
+    }
+    for (t, lat, _) in &rows {
+        println!(
+            "raw ms, ticker {t}: {:?}",
+            lat.iter().map(|x| x.round()).collect::<Vec<_>>()
+        );
+    }
+}
+
+// ---- 4. broker load -----------------------------------------------------------------------------
+
+/// `api → count` of every `kafka_observer_broker_requests_total{api="…"}` line.
+fn requests_by_api(body: &str) -> Vec<(String, f64)> {
+    body.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("kafka_observer_broker_requests_total{api=\"")?;
+            let (api, rest) = rest.split_once("\"}")?;
+            Some((api.to_string(), rest.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The pid of the `observe` process whose command line names `kafkadata`.
+fn observer_pid(kafkadata: &Path) -> u32 {
+    let needle = kafkadata.to_str().unwrap();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("observe") && cmd.contains(needle) {
+            return pid;
+        }
+    }
+    panic!("no observer process for {needle}");
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // fields 14 and 15 of stat; `after` starts at field 3
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / clk_tck()
+}
+
+fn clk_tck() -> f64 {
+    static T: OnceLock<f64> = OnceLock::new();
+    *T.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+fn status_kb(pid: u32, key: &str) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(f64::NAN)
+}
+
+struct Load {
+    name: String,
+    partitions: u64,
+    pairs: u64,
+    window_s: f64,
+    cycles: f64,
+    by_api: Vec<(String, f64)>,
+    gauge: f64,
+    cpu_s: f64,
+    cycle_mean_s: f64,
+    hwm_kb: f64,
+    rss_kb: f64,
+}
+
+fn measure_idle(
+    name: &str,
+    obs: &mut ObserverProc,
+    kafkadata: &Path,
+    window: Duration,
+    partitions: u64,
+    pairs: u64,
+) -> Load {
+    let pid = observer_pid(kafkadata);
+    obs.wait_cycles(3);
+    let snap = |obs: &ObserverProc| obs.get("/metrics").1;
+    let b0 = snap(obs);
+    let c0 = cpu_secs(pid);
+    let t0 = Instant::now();
+    std::thread::sleep(window);
+    let b1 = snap(obs);
+    let c1 = cpu_secs(pid);
+    let window_s = secs(t0.elapsed());
+    let v = |body: &str, s: &str| metric_value(body, s).unwrap_or(0.0);
+    let cycles = v(&b1, "kafka_observer_cycles_total") - v(&b0, "kafka_observer_cycles_total");
+    let before = requests_by_api(&b0);
+    let by_api = requests_by_api(&b1)
+        .into_iter()
+        .map(|(api, n)| {
+            let was = before
+                .iter()
+                .find(|(a, _)| *a == api)
+                .map(|x| x.1)
+                .unwrap_or(0.0);
+            (api, n - was)
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    let dsum = v(&b1, "kafka_observer_cycle_duration_seconds_sum")
+        - v(&b0, "kafka_observer_cycle_duration_seconds_sum");
+    let dcount = v(&b1, "kafka_observer_cycle_duration_seconds_count")
+        - v(&b0, "kafka_observer_cycle_duration_seconds_count");
+    Load {
+        name: name.to_string(),
+        partitions,
+        pairs,
+        window_s,
+        cycles,
+        by_api,
+        gauge: v(&b1, "kafka_observer_broker_requests_per_cycle"),
+        cpu_s: c1 - c0,
+        cycle_mean_s: if dcount > 0.0 {
+            dsum / dcount
+        } else {
+            f64::NAN
+        },
+        hwm_kb: status_kb(pid, "VmHWM:"),
+        rss_kb: status_kb(pid, "VmRSS:"),
+    }
+}
+
+#[test]
+#[ignore = "benchmark: proto-tests/bench/run.sh broker_load"]
+fn broker_load() {
+    let b = harness::broker();
+    let window = Duration::from_secs(
+        std::env::var("KO_BENCH_WINDOW_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60),
+    );
+    let n_topics: u64 = std::env::var("KO_BENCH_TOPICS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let n_parts: u64 = std::env::var("KO_BENCH_PARTITIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let n_groups: u64 = 100;
+    let cloud = FakeCloud::start();
+    let d = bench_dir("loadbench");
+    let load0 = loadavg();
+    let mut results = Vec::new();
+
+    // (a) the IBM sample's mapping: 2 topics (4 + 3 partitions), 3 (topic, group) pairs
+    {
+        let m = sample_mapping(&d);
+        let od = d.join("sample");
+        std::fs::create_dir_all(&od).unwrap();
+        let mut obs = ce_observer(&cloud, &m.file, &od, 500);
+        results.push(measure_idle(
+            "sample (2 topics, 7 partitions, 3 groups)",
+            &mut obs,
+            &m.file,
+            window,
+            7,
+            3,
+        ));
+        obs.stop();
+    }
+
+    // (b) synthetic: n_topics × n_parts, one job per topic, n_groups groups (group = topic % 100)
+    let mut bt = BenchTool::start(b);
+    let prefix = harness::unique("lt");
+    let t = Instant::now();
+    bt.cmd(&format!("create-topics {prefix} {n_topics} {n_parts}"));
+    b.wait_for_partitions(&format!("{prefix}-{}", n_topics - 1), n_parts as i32);
+    let create_s = secs(t.elapsed());
+    drop(bt);
+    let mut yaml = String::new();
+    for i in 0..n_topics {
+        yaml.push_str(&format!(
+            "{prefix}-{i}:\n  partitions: {n_parts}\n  jobs:\n    - name: {prefix}-job-{i}\n      consumer_group: {prefix}-group-{}\n",
+            i % n_groups
+        ));
+    }
+    let file = d.join("kafkadata-synthetic");
+    std::fs::write(&file, yaml).unwrap();
+    let od = d.join("synthetic");
+    std::fs::create_dir_all(&od).unwrap();
+    let mut obs = ce_observer(&cloud, &file, &od, 500);
+    let name = format!("synthetic ({n_topics} topics × {n_parts} partitions, {n_groups} groups)");
+    results.push(measure_idle(
+        &name,
+        &mut obs,
+        &file,
+        window,
+        n_topics * n_parts,
+        n_topics,
+    ));
+    obs.stop();
+    let load1 = loadavg();
+
+    println!(
+        "\n### broker_load: idle observer, --ticker-ms 500, {:.0} s window",
+        secs(window)
+    );
+    println!("synthetic topics created in {create_s:.1} s (one AdminClient, batches of 100); load avg {load0} → {load1}\n");
+    println!("| mapping | cycles | requests / cycle (Δtotal/Δcycles; gauge) | requests / idle minute | by API (Δ over window) | CPU / cycle | mean cycle | VmHWM | VmRSS |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in &results {
+        let total: f64 = r.by_api.iter().map(|x| x.1).sum();
+        let apis = r
+            .by_api
+            .iter()
+            .map(|(a, n)| format!("{a} {n:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "| {} | {:.0} | {:.2}; {:.0} | {:.0} | {apis} | {:.2} ms | {:.1} ms | {:.1} MB | {:.1} MB |",
+            r.name,
+            r.cycles,
+            total / r.cycles,
+            r.gauge,
+            total * 60.0 / r.window_s,
+            r.cpu_s * 1e3 / r.cycles,
+            r.cycle_mean_s * 1e3,
+            r.hwm_kb / 1024.0,
+            r.rss_kb / 1024.0
+        );
+    }
+    println!("\nmodels, requests per idle minute (1 broker = 1 leader):");
+    println!("| mapping | ours (measured) | IBM sample: ListOffsets per partition + OffsetFetch per (topic, group), every 500 ms | KEDA: 1 Metadata + 1 OffsetFetch + 1 ListOffsets per leader, per trigger (= per (topic, group)), every 30 s |");
+    println!("|---|---|---|---|");
+    for r in &results {
+        let total: f64 = r.by_api.iter().map(|x| x.1).sum();
+        let ours = total * 60.0 / r.window_s;
+        let ibm = (r.partitions + r.pairs) as f64 * 120.0;
+        let keda = r.pairs as f64 * 3.0 * 2.0;
+        println!(
+            "| {} | {ours:.0} | {ibm:.0} ({:.0}× ours) | {keda:.0} ({:.2}× ours) |",
+            r.name,
+            ibm / ours,
+            keda / ours
+        );
+    }
+}
