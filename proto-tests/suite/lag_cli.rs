@@ -665,3 +665,103 @@ fn bad_kafkadata_is_exit_2_naming_the_field() {
         "{all}"
     );
 }
+
+#[test]
+fn many_requests_in_flight_on_one_connection() {
+    use kafka_observer::protocol::metadata::MetadataResponse;
+    use kafka_observer::wire::{ConnectOptions, Connection};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let b = harness::broker();
+    let topics: Vec<String> = (0..3).map(|i| topic_with(&vec![1; i + 1])).collect();
+    let addr: std::net::SocketAddr = b.plaintext().parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = Connection::connect("127.0.0.1", addr.port(), &ConnectOptions::default())
+            .await
+            .unwrap();
+        // 60 requests at once, each asking for one topic: every answer matches its question.
+        let calls = (0..60).map(|i| {
+            let topic = topics[i % 3].clone();
+            let conn = &conn;
+            async move {
+                let t = topic.clone();
+                let resp: MetadataResponse = conn
+                    .call(move |_| {
+                        MetadataRequest::default()
+                            .with_topics(Some(vec![MetadataRequestTopic::default()
+                                .with_name(Some(TopicName(StrBytes::from_string(t))))]))
+                    })
+                    .await
+                    .unwrap();
+                (topic, resp)
+            }
+        });
+        for (i, (topic, resp)) in futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(resp.topics.len(), 1);
+            assert_eq!(resp.topics[0].name.as_deref(), Some(topic.as_str()));
+            assert_eq!(resp.topics[0].partitions.len(), i % 3 + 1);
+        }
+    });
+}
+
+#[test]
+fn watch_refreshes_in_place() {
+    let b = harness::broker();
+    let t = topic_with(&[1]);
+    let g = harness::unique("watch");
+    b.commit_offset(&g, &t, 0, 0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-observer"))
+        .args([
+            "lag",
+            "--bootstrap",
+            &b.plaintext(),
+            "--group",
+            &g,
+            "--watch",
+            "0.2",
+        ])
+        .env_remove("MESSAGEHUB_KAFKA_BROKERS_SASL")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match std::io::Read::read(&mut stdout, &mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if String::from_utf8_lossy(&buf)
+                .matches("\x1b[H\x1b[2J")
+                .count()
+                >= 3
+            {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&buf).to_string()
+    });
+    let text = reader.join().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let frames: Vec<&str> = text
+        .split("\x1b[H\x1b[2J")
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert!(frames.len() >= 2, "{text:?}");
+    for f in &frames[..2] {
+        assert!(
+            f.contains(&format!("{g}: total lag 1, 1 of 1 partitions lagging")),
+            "{f}"
+        );
+    }
+}
