@@ -499,6 +499,67 @@ fn cluster_lag_follows_moving_partition_leaders() {
     eventually(60, "lag via the restarted node", || {
         expect_rows(&lag_rows(&args, &group)?, &topic, &hw, &committed)
     });
+    // 5. The consumer follows a leader move mid-drain: every record handled, all committed.
+    let ctopic = harness::unique("rf3c");
+    c.create_topic(&ctopic, 2);
+    c.produce_spread(&ctopic, &[(0, 200), (1, 200)]);
+    let dir = crate::consumer::temp_dir("consume-rf3");
+    let out = dir.join("handled.jsonl");
+    let cgroup = harness::unique("rf3g");
+    let exec = format!("cat >> {}; sleep 0.02", out.display());
+    let boot_all = c.running_bootstrap();
+    let (mut cmd, log) = crate::consumer::consume_cmd(
+        &dir,
+        "consumer",
+        &[
+            "--bootstrap",
+            &boot_all,
+            "--topic",
+            &ctopic,
+            "--group",
+            &cgroup,
+            "--idle-timeout",
+            "5",
+            "--exec",
+            &exec,
+            "--batch-size",
+            "10",
+            "--session-timeout",
+            "6",
+        ],
+        &[],
+    );
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while crate::consumer::handled(&out).len() < 60 {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let l = c.leader_of(&ctopic, 0);
+    let to = c.node_ids().into_iter().find(|n| *n != l).unwrap();
+    c.move_leader(&ctopic, 0, to);
+    let status = crate::consumer::wait_child(&mut child, 180);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status, Some(0), "{text}");
+    let seen = crate::consumer::handled(&out);
+    for p in 0..2 {
+        for o in 0..200 {
+            assert!(
+                seen.contains_key(&(p, o)),
+                "partition {p} offset {o} lost:\n{text}"
+            );
+        }
+    }
+    let rows = c.describe_group(&cgroup);
+    assert!(
+        rows.iter().all(|r| r.current_offset == Some(200)),
+        "{rows:?}"
+    );
+
     eprintln!(
         "cluster test: up {:.1} s, compared with Java {:.1} s, leader moved {:.1} s, \
          leader stopped and followed {:.1} s, node restarted {:.1} s; first leaders {leaders:?}",

@@ -110,6 +110,11 @@ impl Link {
         self.shared.lock().closed.clone()
     }
 
+    /// Marks the link unusable (the first reason wins) and fails every waiting request.
+    pub fn poison(&self, reason: String) {
+        self.shared.poison(reason);
+    }
+
     /// Sends `req` at `version` and waits for the response body (header already removed).
     pub async fn roundtrip<Q: Request>(
         &self,

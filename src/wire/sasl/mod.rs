@@ -6,6 +6,7 @@
 //! tests, and the connection code only shuttles opaque tokens. Errors describe what the broker
 //! did wrong; they never contain the password.
 
+mod oauthbearer;
 mod plain;
 mod scram;
 
@@ -13,6 +14,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::config::secret::Secret;
+
+pub use oauthbearer::{Token, TokenFuture, TokenSource};
 
 /// A SASL mechanism Kafka supports and we implement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,6 +26,8 @@ pub enum Mechanism {
     ScramSha256,
     /// RFC 5802 with SHA-512.
     ScramSha512,
+    /// RFC 7628 with a bearer token from a [`TokenSource`] (Event Streams: an IAM access token).
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -32,6 +37,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -45,13 +51,14 @@ impl fmt::Display for Mechanism {
 impl FromStr for Mechanism {
     type Err = SaslError;
 
-    /// Accepts `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` in any case.
+    /// Accepts `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER` in any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
         [
             Mechanism::Plain,
             Mechanism::ScramSha256,
             Mechanism::ScramSha512,
+            Mechanism::OAuthBearer,
         ]
         .into_iter()
         .find(|m| m.name().eq_ignore_ascii_case(t))
@@ -82,7 +89,9 @@ pub enum Step {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SaslError {
     /// `--sasl-mechanism` (or similar) named something we do not implement.
-    #[error("unknown SASL mechanism '{0}': use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")]
+    #[error(
+        "unknown SASL mechanism '{0}': use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"
+    )]
     UnknownMechanism(String),
     /// The credentials cannot be encoded for this mechanism.
     #[error("invalid SASL credentials: {0}")]
@@ -93,6 +102,12 @@ pub enum SaslError {
     /// The broker answered with a SCRAM `e=` error.
     #[error("the broker rejected SCRAM authentication: {0}")]
     Rejected(String),
+    /// The broker answered OAUTHBEARER with an error challenge.
+    #[error("the broker rejected the OAUTHBEARER token: {0}")]
+    TokenRejected(String),
+    /// OAUTHBEARER was asked for with no token (use [`SaslClient::oauth_bearer`]).
+    #[error("OAUTHBEARER needs a token source")]
+    NoToken,
     /// The broker's message does not follow RFC 5802.
     #[error("malformed SCRAM message from the broker: {0}")]
     Malformed(String),
@@ -122,6 +137,7 @@ pub enum SaslError {
 enum Inner {
     Plain(plain::Plain),
     Scram(scram::Scram),
+    OAuthBearer(oauthbearer::OAuthBearer),
 }
 
 /// A client-side SASL exchange: [`initial`](Self::initial), then [`step`](Self::step) with
@@ -142,12 +158,21 @@ impl fmt::Debug for SaslClient {
 
 impl SaslClient {
     /// Prepares an exchange; SCRAM draws its nonce from the OS random source here.
+    /// OAUTHBEARER takes no password: use [`oauth_bearer`](Self::oauth_bearer).
     pub fn new(mechanism: Mechanism, creds: &Credentials) -> Result<Self, SaslError> {
         let nonce = match mechanism {
-            Mechanism::Plain => String::new(),
+            Mechanism::Plain | Mechanism::OAuthBearer => String::new(),
             _ => scram::random_nonce()?,
         };
         Self::with_nonce(mechanism, creds, &nonce)
+    }
+
+    /// An OAUTHBEARER exchange presenting `token`.
+    pub fn oauth_bearer(token: &Secret) -> Result<Self, SaslError> {
+        Ok(SaslClient {
+            mechanism: Mechanism::OAuthBearer,
+            inner: Inner::OAuthBearer(oauthbearer::OAuthBearer::new(token)?),
+        })
     }
 
     /// Like [`new`](Self::new) with a fixed SCRAM client nonce (test vectors).
@@ -164,6 +189,7 @@ impl SaslClient {
             Mechanism::ScramSha512 => {
                 Inner::Scram(scram::Scram::new(scram::Hash::Sha512, creds, nonce)?)
             }
+            Mechanism::OAuthBearer => return Err(SaslError::NoToken),
         };
         Ok(SaslClient { mechanism, inner })
     }
@@ -178,6 +204,7 @@ impl SaslClient {
         match &mut self.inner {
             Inner::Plain(p) => p.initial(),
             Inner::Scram(s) => s.initial(),
+            Inner::OAuthBearer(o) => o.initial(),
         }
     }
 
@@ -186,6 +213,16 @@ impl SaslClient {
         match &mut self.inner {
             Inner::Plain(p) => p.step(server),
             Inner::Scram(s) => s.step(server),
+            Inner::OAuthBearer(o) => o.step(server),
+        }
+    }
+
+    /// What the server objected to, when it sent an error challenge before failing the
+    /// exchange (OAUTHBEARER); never contains the token.
+    pub fn server_failure(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::OAuthBearer(o) => o.failure(),
+            _ => None,
         }
     }
 }
@@ -209,6 +246,8 @@ mod tests {
             ("SCRAM-SHA-256", Mechanism::ScramSha256),
             ("scram-sha-256", Mechanism::ScramSha256),
             (" Scram-Sha-512 ", Mechanism::ScramSha512),
+            ("OAUTHBEARER", Mechanism::OAuthBearer),
+            ("oauthbearer", Mechanism::OAuthBearer),
         ];
         for (text, want) in cases {
             assert_eq!(text.parse::<Mechanism>().unwrap(), want, "{text}");
@@ -217,11 +256,12 @@ mod tests {
             Mechanism::Plain,
             Mechanism::ScramSha256,
             Mechanism::ScramSha512,
+            Mechanism::OAuthBearer,
         ] {
             assert_eq!(m.name().parse::<Mechanism>().unwrap(), m);
             assert_eq!(m.to_string(), m.name());
         }
-        for bad in ["", "GSSAPI", "OAUTHBEARER", "SCRAM-SHA-1", "SCRAM_SHA_256"] {
+        for bad in ["", "GSSAPI", "OAUTH", "SCRAM-SHA-1", "SCRAM_SHA_256"] {
             let err = bad.parse::<Mechanism>().unwrap_err();
             assert!(err.to_string().contains("use PLAIN"), "{err}");
         }
@@ -260,6 +300,18 @@ mod tests {
             let text = format!("{c:?} {:?}", creds("user", password));
             assert!(!text.contains(password), "{text}");
         }
+    }
+
+    #[test]
+    fn oauth_bearer_needs_a_token_and_hides_it() {
+        let err = SaslClient::new(Mechanism::OAuthBearer, &creds("token", "key")).unwrap_err();
+        assert_eq!(err, SaslError::NoToken);
+        let token = Secret::new("secret.jwt.token");
+        let mut c = SaslClient::oauth_bearer(&token).unwrap();
+        assert_eq!(c.mechanism(), Mechanism::OAuthBearer);
+        assert!(c.initial().starts_with(b"n,,\x01auth=Bearer "));
+        assert!(!format!("{c:?}").contains("secret.jwt.token"));
+        assert_eq!(c.server_failure(), None);
     }
 
     #[test]
