@@ -66,6 +66,18 @@ pub fn random_id() -> String {
     )
 }
 
+/// An unsecured JWT (RFC 7519 §6: header `{"alg":"none"}`, base64url without padding, empty
+/// signature) with `claims` — what Kafka's default OAUTHBEARER validator accepts.
+pub fn unsecured_jwt(claims: &serde_json::Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+    use base64::Engine as _;
+    format!(
+        "{}.{}.",
+        B64URL.encode(br#"{"alg":"none"}"#),
+        B64URL.encode(claims.to_string())
+    )
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     SystemTime::now()

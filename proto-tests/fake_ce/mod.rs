@@ -33,6 +33,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
+pub use codec::unsecured_jwt;
 use state::{Incoming, Outgoing, State};
 
 /// The endpoints whose answers a test can delay or replace.
@@ -88,6 +89,9 @@ pub struct FakeCloud {
 impl FakeCloud {
     /// The only API key IAM accepts.
     pub const API_KEY: &'static str = "fake-iam-key-7d1c0f5e-kafka-observer";
+    /// The `sub` claim of JWT access tokens (see [`FakeCloud::set_jwt_tokens`]): the Kafka
+    /// principal is `User:` + this.
+    pub const JWT_SUBJECT: &'static str = "iam-ServiceId-fake-kafka-observer";
     /// The only project the job-runs API knows.
     pub const PROJECT_ID: &'static str = "0c1d2e3f-4a5b-6c7d-8e9f-fake00project";
 
@@ -135,6 +139,14 @@ impl FakeCloud {
     /// Lifetime of tokens issued from now on (default 3600 s).
     pub fn set_token_lifetime(&self, secs: u64) {
         self.lock().token_lifetime = secs;
+    }
+
+    /// From now on, issue access tokens that are unsecured JWTs (`{"alg":"none"}`, claims
+    /// `sub` = [`FakeCloud::JWT_SUBJECT`], `iat`, `exp` = `iat` + the token lifetime, a random
+    /// `jti`, `scope`; empty signature), which Kafka's default OAUTHBEARER validator accepts.
+    /// They remain valid bearer tokens for the fake Code Engine API. Default: opaque tokens.
+    pub fn set_jwt_tokens(&self, on: bool) {
+        self.lock().jwt_tokens = on;
     }
 
     /// Every request so far, in arrival order.

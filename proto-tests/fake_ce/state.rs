@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::codec::{parse_pairs, random_hex, random_id, rfc3339, unix_now};
+use super::codec::{parse_pairs, random_hex, random_id, rfc3339, unix_now, unsecured_jwt};
 use super::{FakeCloud, Recorded, Route};
 
 /// Code Engine's limit of job runs per project.
@@ -88,6 +88,8 @@ impl Run {
 pub struct State {
     pub origin: String,
     pub token_lifetime: u64,
+    /// Issue unsecured JWTs (for Kafka's OAUTHBEARER test validator) instead of opaque tokens.
+    pub jwt_tokens: bool,
     pub page_size: usize,
     tokens: HashMap<String, Token>,
     pub runs: Vec<Run>,
@@ -102,6 +104,7 @@ impl State {
         State {
             origin,
             token_lifetime: 3600,
+            jwt_tokens: false,
             page_size: 100,
             tokens: HashMap::new(),
             runs: Vec::new(),
@@ -250,7 +253,18 @@ impl State {
         if field("response_type") != "cloud_iam" {
             return iam_error(400, "BXNIM0109E", "response_type must be cloud_iam.");
         }
-        let access = format!("fake-at-{}", random_hex(24));
+        let access = if self.jwt_tokens {
+            let now = unix_now();
+            unsecured_jwt(&json!({
+                "sub": FakeCloud::JWT_SUBJECT,
+                "iat": now,
+                "exp": now + self.token_lifetime,
+                "jti": random_hex(12),
+                "scope": "ibm openid",
+            }))
+        } else {
+            format!("fake-at-{}", random_hex(24))
+        };
         self.tokens.insert(
             access.clone(),
             Token {

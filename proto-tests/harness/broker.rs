@@ -115,24 +115,27 @@ struct Ports {
     plaintext: u16,
     sasl_plaintext: u16,
     sasl_ssl: u16,
+    /// SASL_PLAINTEXT with OAUTHBEARER (unsecured JWTs) and SCRAM-SHA-512, short sessions.
+    sasl_oauth: u16,
     controller: u16,
 }
 
 impl Ports {
-    /// `n` sets of four distinct free ports: bind port 0 (all at once, so none repeats), note the
+    /// `n` sets of five distinct free ports: bind port 0 (all at once, so none repeats), note the
     /// ports, release. A race with another process is possible; `Broker::start_with` retries with
     /// new ports when a broker then fails to bind.
     fn pick(n: usize) -> Vec<Ports> {
-        let listeners: Vec<TcpListener> = (0..4 * n)
+        let listeners: Vec<TcpListener> = (0..5 * n)
             .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
             .collect();
         let port = |i: usize| listeners[i].local_addr().expect("local_addr").port();
         (0..n)
             .map(|k| Ports {
-                plaintext: port(4 * k),
-                sasl_plaintext: port(4 * k + 1),
-                sasl_ssl: port(4 * k + 2),
-                controller: port(4 * k + 3),
+                plaintext: port(5 * k),
+                sasl_plaintext: port(5 * k + 1),
+                sasl_ssl: port(5 * k + 2),
+                controller: port(5 * k + 3),
+                sasl_oauth: port(5 * k + 4),
             })
             .collect()
     }
@@ -274,8 +277,8 @@ impl Broker {
                         if opts.sasl {
                             let _ = write!(
                                 msg,
-                                " sasl_plaintext 127.0.0.1:{} sasl_ssl 127.0.0.1:{}",
-                                n.ports.sasl_plaintext, n.ports.sasl_ssl
+                                " sasl_plaintext 127.0.0.1:{} sasl_ssl 127.0.0.1:{} sasl_oauth 127.0.0.1:{}",
+                                n.ports.sasl_plaintext, n.ports.sasl_ssl, n.ports.sasl_oauth
                             );
                         }
                     }
@@ -453,7 +456,11 @@ impl Broker {
             }
             let mut ports = vec![node.ports.plaintext];
             if self.opts.sasl {
-                ports.extend([node.ports.sasl_plaintext, node.ports.sasl_ssl]);
+                ports.extend([
+                    node.ports.sasl_plaintext,
+                    node.ports.sasl_ssl,
+                    node.ports.sasl_oauth,
+                ]);
             }
             for p in ports {
                 let addr = SocketAddr::from(([127, 0, 0, 1], p));
@@ -571,6 +578,11 @@ impl Broker {
     pub fn node_sasl_ssl(&self, id: i32) -> String {
         self.need_sasl();
         format!("127.0.0.1:{}", self.node(id).ports.sasl_ssl)
+    }
+    /// `127.0.0.1:PORT` of one node's SASL_OAUTH listener (see [`Broker::sasl_oauth`]).
+    pub fn node_sasl_oauth(&self, id: i32) -> String {
+        self.need_sasl();
+        format!("127.0.0.1:{}", self.node(id).ports.sasl_oauth)
     }
 
     pub fn is_node_running(&self, id: i32) -> bool {
@@ -796,6 +808,13 @@ impl Broker {
     /// `127.0.0.1:PORT` of the SASL_SSL listener (same mechanisms; cert for 127.0.0.1/localhost); node 1's.
     pub fn sasl_ssl(&self) -> String {
         self.node_sasl_ssl(self.nodes[0].id)
+    }
+    /// `127.0.0.1:PORT` of the SASL_OAUTH listener (node 1's): SASL_PLAINTEXT with OAUTHBEARER
+    /// (Kafka's unsecured validator: `alg: none` JWTs with `sub` and `exp`) and SCRAM-SHA-512
+    /// ([`super::USERS`]), both with `connections.max.reauth.ms` = [`super::OAUTH_REAUTH_MS`], so
+    /// clients must re-authenticate (KIP-368) to keep a connection.
+    pub fn sasl_oauth(&self) -> String {
+        self.node_sasl_oauth(self.nodes[0].id)
     }
     /// PEM of the CA that signed the broker's server certificate.
     pub fn ca_file(&self) -> &Path {
@@ -1204,14 +1223,14 @@ fn server_properties(
     let (listeners, advertised, map) = if opts.sasl {
         (
             format!(
-                "PLAINTEXT://127.0.0.1:{pt},SASL_PLAINTEXT://127.0.0.1:{sp},SASL_SSL://127.0.0.1:{ss},CONTROLLER://127.0.0.1:{ctrl}",
-                pt = p.plaintext, sp = p.sasl_plaintext, ss = p.sasl_ssl, ctrl = p.controller
+                "PLAINTEXT://127.0.0.1:{pt},SASL_PLAINTEXT://127.0.0.1:{sp},SASL_SSL://127.0.0.1:{ss},SASL_OAUTH://127.0.0.1:{so},CONTROLLER://127.0.0.1:{ctrl}",
+                pt = p.plaintext, sp = p.sasl_plaintext, ss = p.sasl_ssl, so = p.sasl_oauth, ctrl = p.controller
             ),
             format!(
-                "PLAINTEXT://127.0.0.1:{pt},SASL_PLAINTEXT://127.0.0.1:{sp},SASL_SSL://127.0.0.1:{ss}",
-                pt = p.plaintext, sp = p.sasl_plaintext, ss = p.sasl_ssl
+                "PLAINTEXT://127.0.0.1:{pt},SASL_PLAINTEXT://127.0.0.1:{sp},SASL_SSL://127.0.0.1:{ss},SASL_OAUTH://127.0.0.1:{so}",
+                pt = p.plaintext, sp = p.sasl_plaintext, ss = p.sasl_ssl, so = p.sasl_oauth
             ),
-            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,SASL_OAUTH:SASL_PLAINTEXT",
         )
     } else {
         (
@@ -1295,6 +1314,18 @@ ssl.keystore.key={key}
             );
         }
     }
+    // SASL_OAUTH: the default OAUTHBEARER server callback is Kafka's unsecured validator; the
+    // `unsecuredLoginStringClaim_sub` option is for the broker's own (unused) login token.
+    let _ = write!(
+        s,
+        "\
+listener.name.sasl_oauth.sasl.enabled.mechanisms=OAUTHBEARER,SCRAM-SHA-512
+listener.name.sasl_oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"broker\";
+listener.name.sasl_oauth.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_oauth.connections.max.reauth.ms={reauth}
+",
+        reauth = super::OAUTH_REAUTH_MS,
+    );
     s
 }
 

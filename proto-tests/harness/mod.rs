@@ -35,6 +35,9 @@ pub const KAFKA_VERSION: &str = "4.3.1";
 /// SASL users known to the broker for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512: (name, password).
 pub const USERS: [(&str, &str); 2] = [("alice", "alice-secret"), ("bob", "bob-secret")];
 
+/// `connections.max.reauth.ms` of the SASL_OAUTH listener ([`Broker::sasl_oauth`]).
+pub const OAUTH_REAUTH_MS: u64 = 5000;
+
 /// The broker shared by every test in this process (pinned [`KAFKA_VERSION`], single node),
 /// started (blocking) on first call. If it cannot start, every caller panics with the same message
 /// (no start is retried per test).

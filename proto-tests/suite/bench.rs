@@ -51,6 +51,15 @@ fn percentile(v: &[f64], p: f64) -> f64 {
     s[rank.min(s.len()) - 1]
 }
 
+/// The observer's long-poll setting as this run's environment sets it (`ObserverProc` passes
+/// `OBSERVER_LONG_POLL` through; the default is on).
+fn long_poll_mode() -> String {
+    match std::env::var("OBSERVER_LONG_POLL") {
+        Ok(v) => format!("OBSERVER_LONG_POLL={v}"),
+        Err(_) => "long poll on (default)".to_string(),
+    }
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -643,6 +652,7 @@ fn wakeup_latency() {
     for ticker in [500u32, 100] {
         let od = d.join(format!("ticker-{ticker}"));
         std::fs::create_dir_all(&od).unwrap();
+        let created_before = cloud.creates(&m.jobs[2]).len();
         let mut obs = ce_observer(&cloud, &m.file, &od, ticker);
         obs.wait_cycles(3);
         let lag_series = format!(
@@ -681,12 +691,15 @@ fn wakeup_latency() {
                 std::thread::sleep(rest);
             }
         }
-        let creates = cloud.creates(&m.jobs[2]).len();
+        let creates = cloud.creates(&m.jobs[2]).len() - created_before;
         obs.stop();
         rows.push((ticker, lat, creates));
     }
     let load1 = loadavg();
-    println!("\n### wakeup_latency: record acknowledged → fake Code Engine received CreateJobRun");
+    println!(
+        "\n### wakeup_latency ({}): record acknowledged → fake Code Engine received CreateJobRun",
+        long_poll_mode()
+    );
     println!(
         "sample mapping (4+3 partitions, 3 jobs), {trials} trials per ticker, 1 record to {}[0] per trial; \
          measured by polling the fake's request log every 1 ms (Recorded has no timestamp); load avg {load0} → {load1}\n",
@@ -920,7 +933,8 @@ fn broker_load() {
     let load1 = loadavg();
 
     println!(
-        "\n### broker_load: idle observer, --ticker-ms 500, {:.0} s window",
+        "\n### broker_load ({}): idle observer, --ticker-ms 500, {:.0} s window",
+        long_poll_mode(),
         secs(window)
     );
     println!("synthetic topics created in {create_s:.1} s (one AdminClient, batches of 100); load avg {load0} → {load1}\n");

@@ -764,3 +764,73 @@ fn shares_a_group_with_a_java_consumer() {
         );
     }
 }
+
+#[test]
+fn wrong_password_exits_1_at_once_without_the_password() {
+    let b = harness::broker();
+    let dir = temp_dir("consume-auth");
+    let (cmd, log) = consume_cmd(
+        &dir,
+        "consumer",
+        &[
+            "--bootstrap",
+            &b.sasl_plaintext(),
+            "--username",
+            "alice",
+            "--password",
+            "Wrong-Pass-77",
+            "--sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--idle-timeout",
+            "600",
+        ],
+        &[],
+    );
+    let (status, text) = run_to_end(cmd, &log, 60);
+    assert_eq!(status, Some(1), "{text}");
+    assert!(
+        text.contains("authentication failed for user 'alice' with SCRAM-SHA-512"),
+        "{text}"
+    );
+    assert!(!text.contains("Wrong-Pass-77"), "{text}");
+}
+
+#[test]
+fn static_membership_joins_and_leaves() {
+    let b = harness::broker();
+    let topic = harness::unique("static");
+    b.create_topic(&topic, 2);
+    b.produce_spread(&topic, &[(0, 2), (1, 3)]);
+    let dir = temp_dir("consume-static");
+    let group = harness::unique("staticg");
+    let out = dir.join("handled.jsonl");
+    let exec = format!("cat >> {}", out.display());
+    let (cmd, log) = consume_cmd(
+        &dir,
+        "consumer",
+        &[
+            "--bootstrap",
+            &b.plaintext(),
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+            "--idle-timeout",
+            "3",
+            "--exec",
+            &exec,
+            "--static-membership",
+        ],
+        &[("CE_JOBRUN", "orders-jobrun-7"), ("JOB_INDEX", "1")],
+    );
+    let (status, text) = run_to_end(cmd, &log, 120);
+    assert_eq!(status, Some(0), "{text}");
+    assert_eq!(handled(&out).len(), 5);
+    assert!(text.contains("left the group"), "{text}");
+    let c = committed(&group);
+    assert_eq!((c.get(&0), c.get(&1)), (Some(&Some(2)), Some(&Some(3))));
+}

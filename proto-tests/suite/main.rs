@@ -13,6 +13,7 @@ mod consumer;
 mod harness_selftest;
 mod hostile;
 mod lag_cli;
+mod oauth;
 mod observer_ce;
 mod observer_local;
 mod observer_proc;

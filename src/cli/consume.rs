@@ -7,13 +7,12 @@ use std::time::Duration;
 use clap::Args;
 
 use super::kafka::{env, KafkaArgs};
-use super::settings::{choice, number, parsed, required, setting};
+use super::settings::{offset_reset, parsed, read_committed, required, setting, whole};
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
 use crate::consumer::group::GroupConfig;
 use crate::consumer::handler::HandlerSpec;
 use crate::consumer::run::{self, ConsumerConfig, Exit};
-use crate::lag::NoCommit;
 
 /// Join a consumer group, handle its records, exit when idle.
 #[derive(Debug, Clone, Args)]
@@ -94,26 +93,22 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         return Err(invalid(&topics_s.origin, "no topic named"));
     }
     let group = required(&a.group, "--group", "CONSUMER_GROUP", "the consumer group")?;
-    let idle = parsed(
-        setting(&a.idle_timeout, "--idle-timeout", "IDLE_TIMEOUT"),
+    let idle = whole(
+        &a.idle_timeout,
+        "--idle-timeout",
+        "IDLE_TIMEOUT",
         60,
-        number(1, 7 * 86_400),
+        (1, 7 * 86_400),
     )?;
-    let handler_timeout = parsed(
-        setting(&a.handler_timeout, "--handler-timeout", "HANDLER_TIMEOUT"),
+    let handler_timeout = whole(
+        &a.handler_timeout,
+        "--handler-timeout",
+        "HANDLER_TIMEOUT",
         300,
-        number(1, 86_400),
+        (1, 86_400),
     )?;
-    let reset = parsed(
-        setting(&a.offset_reset, "--offset-reset", "OFFSET_RESET"),
-        "earliest".to_string(),
-        choice(&["earliest", "latest"]),
-    )?;
-    let isolation = parsed(
-        setting(&a.isolation, "--isolation", "KAFKA_ISOLATION"),
-        "read_committed".to_string(),
-        choice(&["read_committed", "read_uncommitted"]),
-    )?;
+    let reset = offset_reset(&a.offset_reset)?;
+    let read_committed = read_committed(&a.isolation)?;
     let assignors = parsed(
         setting(&a.assignors, "--assignors", "ASSIGNORS"),
         vec!["range".to_string(), "roundrobin".to_string()],
@@ -130,24 +125,26 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
             Ok(list)
         },
     )?;
-    let commit_ms = parsed(
-        setting(
-            &a.commit_interval_ms,
-            "--commit-interval-ms",
-            "COMMIT_INTERVAL",
-        ),
+    let commit_ms = whole(
+        &a.commit_interval_ms,
+        "--commit-interval-ms",
+        "COMMIT_INTERVAL",
         1000,
-        number(10, 3_600_000),
+        (10, 3_600_000),
     )?;
-    let batch_size = parsed(
-        setting(&a.batch_size, "--batch-size", "BATCH_SIZE"),
+    let batch_size = whole(
+        &a.batch_size,
+        "--batch-size",
+        "BATCH_SIZE",
         500,
-        number(1, 1_000_000),
+        (1, 1_000_000),
     )?;
-    let session = parsed(
-        setting(&a.session_timeout, "--session-timeout", "SESSION_TIMEOUT"),
+    let session = whole(
+        &a.session_timeout,
+        "--session-timeout",
+        "SESSION_TIMEOUT",
         45,
-        number(6, 3600),
+        (6, 3600),
     )?;
     let timeout = Duration::from_secs(handler_timeout);
     let source = format!("kafka-observer/{}", group.value);
@@ -193,12 +190,8 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
             assignors,
         },
         handler,
-        reset: if reset == "earliest" {
-            NoCommit::Earliest
-        } else {
-            NoCommit::Latest
-        },
-        read_committed: isolation == "read_committed",
+        reset,
+        read_committed,
         idle_timeout: Duration::from_secs(idle),
         commit_interval: Duration::from_millis(commit_ms),
         // A third of the session, as Java does with its defaults (45 s / 3 s is more eager).

@@ -4,6 +4,7 @@
 //! whether the bad value came from a flag or from the Event Streams binding.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -11,7 +12,9 @@ use clap::Args;
 use super::{invalid, CliError};
 use crate::config::brokers::{parse_brokers, BrokerAddr};
 use crate::config::secret::Secret;
-use crate::wire::sasl::{Credentials, Mechanism};
+use crate::http_client::build_client;
+use crate::iam::{IamTokenManager, DEFAULT_IAM_URL};
+use crate::wire::sasl::{Credentials, Mechanism, TokenFuture, TokenSource};
 use crate::wire::tls::{client_config, TlsOptions};
 use crate::wire::{ConnectOptions, SaslConfig};
 
@@ -22,6 +25,10 @@ pub const ENV_MECHANISM: &str = "KAFKA_SASL_MECHANISM";
 pub const ENV_TLS: &str = "KAFKA_TLS";
 pub const ENV_CA_FILE: &str = "KAFKA_CA_FILE";
 pub const ENV_ALLOW_PLAIN: &str = "KAFKA_ALLOW_PLAIN_WITHOUT_TLS";
+/// OAUTHBEARER: the IBM Cloud API key when MESSAGEHUB_PASSWORD / --password is not set.
+pub const ENV_IAM_API_KEY: &str = "IAM_API_KEY";
+/// OAUTHBEARER: the IAM token endpoint.
+pub const ENV_IAM_URL: &str = "IAM_URL";
 
 /// How to reach and authenticate to the cluster.
 #[derive(Debug, Clone, Default, Args)]
@@ -31,18 +38,24 @@ pub struct KafkaArgs {
     #[arg(long, value_name = "HOST:PORT,...")]
     pub bootstrap: Option<String>,
 
-    /// SASL user name [env: MESSAGEHUB_USER]
+    /// SASL user name; not used by OAUTHBEARER [env: MESSAGEHUB_USER]
     #[arg(long)]
     pub username: Option<String>,
 
-    /// SASL password or Event Streams API key [env: MESSAGEHUB_PASSWORD]
+    /// SASL password or Event Streams API key (OAUTHBEARER: the IBM Cloud API key, else
+    /// IAM_API_KEY) [env: MESSAGEHUB_PASSWORD]
     #[arg(long)]
     pub password: Option<String>,
 
-    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default PLAIN when a user name is given)
-    /// [env: KAFKA_SASL_MECHANISM]
+    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (an IBM IAM access token; default
+    /// PLAIN when a user name is given) [env: KAFKA_SASL_MECHANISM]
     #[arg(long, value_name = "MECHANISM")]
     pub sasl_mechanism: Option<String>,
+
+    /// OAUTHBEARER: the IAM token endpoint [env: IAM_URL]
+    /// [default: https://iam.cloud.ibm.com/identity/token]
+    #[arg(long, value_name = "URL")]
+    pub sasl_iam_url: Option<String>,
 
     /// Use TLS: true or false (default: true when the brokers come from
     /// MESSAGEHUB_KAFKA_BROKERS_SASL, else false) [env: KAFKA_TLS]
@@ -119,26 +132,31 @@ impl KafkaArgs {
             (None, Some(m)) => Some(parse_mechanism(&m, ENV_MECHANISM)?),
             (None, None) => None,
         };
-        let sasl = match (username, password, mechanism) {
-            (None, None, None) => None,
-            (Some(u), Some(p), m) => Some(SaslConfig {
-                mechanism: m.unwrap_or(Mechanism::Plain),
-                credentials: Credentials {
-                    username: u,
-                    password: Secret::new(p),
-                },
-            }),
-            (None, _, _) => {
-                return Err(invalid(
-                    "--username",
-                    format!("SASL needs a user name: pass --username or set {ENV_USER}"),
-                ))
-            }
-            (Some(_), None, _) => {
-                return Err(invalid(
-                    "--password",
-                    format!("SASL needs a password: pass --password or set {ENV_PASSWORD}"),
-                ))
+        let sasl = if mechanism == Some(Mechanism::OAuthBearer) {
+            Some(self.oauth_bearer()?)
+        } else {
+            match (username, password, mechanism) {
+                (None, None, None) => None,
+                (Some(u), Some(p), m) => Some(SaslConfig {
+                    mechanism: m.unwrap_or(Mechanism::Plain),
+                    credentials: Credentials {
+                        username: u,
+                        password: Secret::new(p),
+                    },
+                    token_source: None,
+                }),
+                (None, _, _) => {
+                    return Err(invalid(
+                        "--username",
+                        format!("SASL needs a user name: pass --username or set {ENV_USER}"),
+                    ))
+                }
+                (Some(_), None, _) => {
+                    return Err(invalid(
+                        "--password",
+                        format!("SASL needs a password: pass --password or set {ENV_PASSWORD}"),
+                    ))
+                }
             }
         };
 
@@ -152,6 +170,12 @@ impl KafkaArgs {
                 return Err(invalid(
                     "--sasl-mechanism",
                     "PLAIN would send the password in clear text without TLS: add --tls, use SCRAM-SHA-256 or SCRAM-SHA-512, or pass --allow-plain-without-tls",
+                ));
+            }
+            if s.mechanism == Mechanism::OAuthBearer && !tls && !allow_plain {
+                return Err(invalid(
+                    "--sasl-mechanism",
+                    "OAUTHBEARER would send the access token in clear text without TLS: add --tls, or pass --allow-plain-without-tls",
                 ));
             }
         }
@@ -196,6 +220,69 @@ impl KafkaArgs {
     }
 }
 
+impl KafkaArgs {
+    /// OAUTHBEARER with IBM IAM access tokens: the API key from --password /
+    /// MESSAGEHUB_PASSWORD, else IAM_API_KEY; the user name is not used.
+    fn oauth_bearer(&self) -> Result<SaslConfig, CliError> {
+        let (key, origin) = match (&self.password, env(ENV_PASSWORD), env(ENV_IAM_API_KEY)) {
+            (Some(k), _, _) => (k.clone(), "--password"),
+            (None, Some(k), _) => (k, ENV_PASSWORD),
+            (None, None, Some(k)) => (k, ENV_IAM_API_KEY),
+            (None, None, None) => {
+                return Err(invalid(
+                    "--password",
+                    format!("OAUTHBEARER needs an IBM Cloud API key: pass --password or set {ENV_PASSWORD} or {ENV_IAM_API_KEY}"),
+                ))
+            }
+        };
+        let url = match (&self.sasl_iam_url, env(ENV_IAM_URL)) {
+            (Some(u), _) => u.clone(),
+            (None, Some(u)) => u,
+            (None, None) => DEFAULT_IAM_URL.to_string(),
+        };
+        let client = build_client(None).map_err(|e| CliError::Usage(e.to_string()))?;
+        let key = Secret::new(key);
+        let iam = IamTokenManager::new(url, key.clone(), client)
+            .map_err(|e| invalid(origin, e.to_string()))?;
+        Ok(SaslConfig {
+            mechanism: Mechanism::OAuthBearer,
+            credentials: Credentials {
+                username: "token".into(),
+                password: key,
+            },
+            token_source: Some(Arc::new(IamTokens {
+                iam,
+                key_origin: origin,
+            })),
+        })
+    }
+}
+
+/// OAUTHBEARER tokens from IBM IAM (cached, refreshed in the background at 80 % of their life).
+#[derive(Debug)]
+struct IamTokens {
+    iam: IamTokenManager,
+    key_origin: &'static str,
+}
+
+impl TokenSource for IamTokens {
+    fn token(&self) -> TokenFuture<'_> {
+        Box::pin(async move {
+            self.iam
+                .token_with_expiry()
+                .await
+                .map(|(token, expires_at)| (token, Some(expires_at)))
+                .map_err(|e| {
+                    format!(
+                        "no IAM access token (API key from {}, IAM at {}): {e}",
+                        self.key_origin,
+                        self.iam.url()
+                    )
+                })
+        })
+    }
+}
+
 fn parse_bool(v: &str, origin: &str) -> Result<bool, CliError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -211,7 +298,60 @@ fn parse_mechanism(v: &str, origin: &str) -> Result<Mechanism, CliError> {
     v.parse::<Mechanism>().map_err(|_| {
         invalid(
             origin,
-            format!("unknown SASL mechanism '{v}': use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+            format!("unknown SASL mechanism '{v}': use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "unit-test-iam-key-4242";
+
+    fn oauth_args() -> KafkaArgs {
+        KafkaArgs {
+            bootstrap: Some("127.0.0.1:9092".into()),
+            tls: Some("false".into()),
+            username: Some("ignored".into()),
+            password: Some(KEY.into()),
+            sasl_mechanism: Some("OAUTHBEARER".into()),
+            sasl_iam_url: Some("http://127.0.0.1:1/identity/token".into()),
+            allow_plain_without_tls: true,
+            request_timeout: 30,
+            connect_timeout: 10,
+            max_frame_bytes: 1 << 20,
+            ..KafkaArgs::default()
+        }
+    }
+
+    #[test]
+    fn oauthbearer_uses_the_api_key_and_hides_it() {
+        let k = oauth_args().resolve().unwrap();
+        let sasl = k.options.sasl.clone().unwrap();
+        assert_eq!(sasl.mechanism, Mechanism::OAuthBearer);
+        assert_eq!(sasl.credentials.username, "token");
+        assert!(sasl.token_source.is_some());
+        let text = format!("{:?}", k.options);
+        assert!(!text.contains(KEY), "{text}");
+        assert!(text.contains("127.0.0.1:1/identity/token"), "{text}");
+    }
+
+    #[test]
+    fn oauthbearer_needs_tls_or_the_opt_in_and_a_usable_key() {
+        let mut a = oauth_args();
+        a.allow_plain_without_tls = false;
+        if env(ENV_ALLOW_PLAIN).is_none() {
+            let e = a.resolve().unwrap_err().to_string();
+            assert!(e.contains("OAUTHBEARER") && e.contains("clear text"), "{e}");
+        }
+        let mut a = oauth_args();
+        a.password = Some("\"quoted-key\"".into());
+        let e = a.resolve().unwrap_err().to_string();
+        assert!(e.contains("--password") && !e.contains("quoted-key"), "{e}");
+        let mut a = oauth_args();
+        a.sasl_iam_url = Some("ftp://nowhere".into());
+        let e = a.resolve().unwrap_err().to_string();
+        assert!(e.contains("ftp://nowhere"), "{e}");
+    }
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::kafka::{env, Kafka, KafkaArgs};
-use super::settings::{choice, number, parsed, required, setting};
+use super::settings::{
+    choice, number, offset_reset, parsed, read_committed, required, setting, whole,
+};
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
 use crate::config::kafkadata::Kafkadata;
@@ -17,7 +19,7 @@ use crate::config::secret::Secret;
 use crate::http_client::build_client;
 use crate::iam::{IamTokenManager, DEFAULT_IAM_URL};
 use crate::lag::stuck::StuckPolicy;
-use crate::lag::{EndKind, NoCommit, Policy};
+use crate::lag::{EndKind, Policy};
 use crate::launch::code_engine::{CodeEngine, CodeEngineConfig};
 use crate::launch::local::LocalLauncher;
 use crate::launch::Launcher;
@@ -145,26 +147,20 @@ struct Resolved {
 fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
     let kafkadata = load_kafkadata(&a.kafkadata)?;
     let kafka = a.kafka.resolve()?;
-    let ticker = parsed(
-        setting(&a.ticker_ms, "--ticker-ms", "OBSERVER_TICKER"),
+    let ticker = whole(
+        &a.ticker_ms,
+        "--ticker-ms",
+        "OBSERVER_TICKER",
         500,
-        number(10, 3_600_000),
+        (10, 3_600_000),
     )?;
     let max_instances = parsed(
         setting(&a.max_instances, "--max-instances", "MAX_INSTANCES"),
         None,
         |v| number(1, 1000)(v).map(|n| Some(n as u32)),
     )?;
-    let isolation = parsed(
-        setting(&a.isolation, "--isolation", "KAFKA_ISOLATION"),
-        "read_committed".to_string(),
-        choice(&["read_committed", "read_uncommitted"]),
-    )?;
-    let reset = parsed(
-        setting(&a.offset_reset, "--offset-reset", "OFFSET_RESET"),
-        "earliest".to_string(),
-        choice(&["earliest", "latest"]),
-    )?;
+    let read_committed = read_committed(&a.isolation)?;
+    let no_commit = offset_reset(&a.offset_reset)?;
     let metrics_addr = parsed(
         setting(&a.metrics_addr, "--metrics-addr", "METRICS_ADDR"),
         SocketAddr::from(([127, 0, 0, 1], 9464)),
@@ -173,38 +169,38 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
                 .map_err(|_| format!("expected IP:PORT such as 127.0.0.1:9464, got '{v}'"))
         },
     )?;
-    let metadata_refresh = parsed(
-        setting(
-            &a.metadata_refresh,
-            "--metadata-refresh",
-            "METADATA_REFRESH",
-        ),
+    let metadata_refresh = whole(
+        &a.metadata_refresh,
+        "--metadata-refresh",
+        "METADATA_REFRESH",
         30,
-        number(1, 86_400),
+        (1, 86_400),
     )?;
-    let stuck_cycles = parsed(
-        setting(&a.stuck_cycles, "--stuck-cycles", "STUCK_CYCLES"),
+    let stuck_cycles = whole(
+        &a.stuck_cycles,
+        "--stuck-cycles",
+        "STUCK_CYCLES",
         120,
-        number(1, 1_000_000),
+        (1, 1_000_000),
     )?;
-    let stuck_backoff = parsed(
-        setting(&a.stuck_backoff, "--stuck-backoff", "STUCK_BACKOFF"),
+    let stuck_backoff = whole(
+        &a.stuck_backoff,
+        "--stuck-backoff",
+        "STUCK_BACKOFF",
         30,
-        number(1, 86_400),
+        (1, 86_400),
     )?;
     let long_poll = parsed(
         setting(&a.long_poll, "--long-poll", "OBSERVER_LONG_POLL"),
         "true".to_string(),
         choice(&["true", "false"]),
     )? == "true";
-    let idle_ticker = parsed(
-        setting(
-            &a.idle_ticker_ms,
-            "--idle-ticker-ms",
-            "OBSERVER_IDLE_TICKER",
-        ),
+    let idle_ticker = whole(
+        &a.idle_ticker_ms,
+        "--idle-ticker-ms",
+        "OBSERVER_IDLE_TICKER",
         10_000,
-        number(10, 3_600_000),
+        (10, 3_600_000),
     )?;
     let launcher = parsed(
         setting(&a.launcher, "--launcher", "OBSERVER_LAUNCHER"),
@@ -214,16 +210,12 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
     let cfg = ObserverConfig {
         kafkadata,
         policy: Policy {
-            end: if isolation == "read_committed" {
+            end: if read_committed {
                 EndKind::LastStable
             } else {
                 EndKind::HighWatermark
             },
-            no_commit: if reset == "earliest" {
-                NoCommit::Earliest
-            } else {
-                NoCommit::Latest
-            },
+            no_commit,
         },
         ticker: Duration::from_millis(ticker),
         max_instances,

@@ -76,6 +76,41 @@ pub fn choice<'a>(choices: &'a [&'a str]) -> impl Fn(&str) -> Result<String, Str
     }
 }
 
+/// A whole-number setting: flag, else variable, else `default`; must lie in `min..=max`.
+pub fn whole(
+    flag: &Option<String>,
+    flag_name: &str,
+    var: &str,
+    default: u64,
+    (min, max): (u64, u64),
+) -> Result<u64, CliError> {
+    parsed(setting(flag, flag_name, var), default, number(min, max))
+}
+
+/// `--isolation` / `KAFKA_ISOLATION`: true for read_committed (the default).
+pub fn read_committed(flag: &Option<String>) -> Result<bool, CliError> {
+    let v = parsed(
+        setting(flag, "--isolation", "KAFKA_ISOLATION"),
+        "read_committed".to_string(),
+        choice(&["read_committed", "read_uncommitted"]),
+    )?;
+    Ok(v == "read_committed")
+}
+
+/// `--offset-reset` / `OFFSET_RESET`: where a partition without a usable commit starts.
+pub fn offset_reset(flag: &Option<String>) -> Result<crate::lag::NoCommit, CliError> {
+    let v = parsed(
+        setting(flag, "--offset-reset", "OFFSET_RESET"),
+        "earliest".to_string(),
+        choice(&["earliest", "latest"]),
+    )?;
+    Ok(if v == "earliest" {
+        crate::lag::NoCommit::Earliest
+    } else {
+        crate::lag::NoCommit::Latest
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

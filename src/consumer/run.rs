@@ -64,19 +64,36 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let mut handler = Handler::new(&cfg.handler).map_err(|e| e.to_string())?;
+    // Wrong credentials or an untrusted certificate will not heal: say so now, exit 1.
+    if let Err(e) = cluster.refresh_metadata(Some(&cfg.group.topics)).await {
+        if e.is_fatal() {
+            return Err(e.to_string());
+        }
+        tracing::warn!(error = %e, "cluster not reachable yet; retrying");
+    }
     let mut member = Member::new(cluster.clone(), cfg.group.clone());
     let mut idle_since = Instant::now();
     let mut attempt = 0u32;
+    let mut joined = false;
+    let mut last_error = String::new();
     let exit = loop {
         if *stop_rx.borrow() {
             break Exit::Signal;
         }
         if idle_since.elapsed() >= cfg.idle_timeout {
+            if !joined {
+                // Never got into the group: a failure, not idleness (Code Engine restarts it).
+                return Err(format!(
+                    "could not join group '{}' within the idle timeout: {last_error}",
+                    cfg.group.group
+                ));
+            }
             break Exit::Idle;
         }
         let assigned = match member.join().await {
             Ok(a) => {
                 attempt = 0;
+                joined = true;
                 // A join can wait for a dead member's session to expire: that is not idleness.
                 idle_since = Instant::now();
                 a
@@ -87,6 +104,7 @@ pub async fn run(
             }
             Err(e) => {
                 attempt += 1;
+                last_error = e.to_string();
                 let d = Duration::from_millis(200 * u64::from(attempt.min(10)));
                 tracing::info!(group = %member.group(), error = %e, "joining again");
                 if sleep_or_stop(d, &stop_rx).await {

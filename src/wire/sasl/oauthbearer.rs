@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn bad_tokens_are_refused_without_echoing_them() {
-        for bad in ["", "===", "a b", "tok\x01en", "t\u{e9}", "x,y"] {
+        for bad in ["", "===", "q z", "tok\x01en", "t\u{e9}", "x,y"] {
             let err = OAuthBearer::new(&Secret::new(bad)).err().expect(bad);
             assert!(matches!(err, SaslError::InvalidCredentials(_)), "{err}");
             if !bad.is_empty() && bad != "===" {
