@@ -625,6 +625,10 @@ fn ce_observer(cloud: &FakeCloud, kafkadata: &Path, dir: &Path, ticker_ms: u32) 
             kafkadata.to_str().unwrap(),
             "--ticker-ms",
             &ticker,
+            // The product default, stated: ObserverProc would otherwise pace idle cycles like
+            // busy ones (what the functional tests want, not what production does).
+            "--idle-ticker-ms",
+            "10000",
         ],
         &[
             ("IAM_API_KEY", FakeCloud::API_KEY),
@@ -701,9 +705,8 @@ fn wakeup_latency() {
         long_poll_mode()
     );
     println!(
-        "sample mapping (4+3 partitions, 3 jobs), {trials} trials per ticker, 1 record to {}[0] per trial; \
-         measured by polling the fake's request log every 1 ms (Recorded has no timestamp); load avg {load0} → {load1}\n",
-        "shipping"
+        "sample mapping (4+3 partitions, 3 jobs), {trials} trials per ticker, 1 record to shipping[0] per trial; \
+         measured by polling the fake's request log every 1 ms (Recorded has no timestamp); load avg {load0} → {load1}\n"
     );
     println!("| --ticker-ms | median | p90 | worst | best | runs created |");
     println!("|---|---|---|---|---|---|");
