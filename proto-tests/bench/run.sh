@@ -12,7 +12,7 @@
 # KO_BENCH_PARTITIONS (10).
 set -eu
 cd "$(dirname "$0")/../.."
-: "${CARGO_TARGET_DIR:=/work/target-bench}"
+: "${CARGO_TARGET_DIR:=target}"
 export CARGO_TARGET_DIR
 all="lag_vs_java consume_vs_java wakeup_latency broker_load"
 names="${*:-$all}"

@@ -89,6 +89,8 @@ pub struct GroupReport {
     pub total_lag: i64,
     pub lagging_partitions: usize,
     pub unknown_partitions: usize,
+    /// Partitions listed (by --topic or --kafkadata) on which the group never committed.
+    pub uncommitted_partitions: usize,
     pub partitions: Vec<Row>,
 }
 
@@ -312,6 +314,10 @@ async fn snapshot(
             total_lag: summary.total_lag,
             lagging_partitions: summary.lagging_partitions,
             unknown_partitions: summary.unknown_partitions,
+            uncommitted_partitions: rows
+                .iter()
+                .filter(|r| r.committed.is_none() && r.error.is_none())
+                .count(),
             partitions: rows,
         });
     }
@@ -415,6 +421,9 @@ pub fn render(reports: &[GroupReport]) -> String {
                 );
                 if r.unknown_partitions > 0 {
                     line.push_str(&format!(", {} unknown", r.unknown_partitions));
+                }
+                if r.uncommitted_partitions > 0 {
+                    line.push_str(&format!(", {} without a commit", r.uncommitted_partitions));
                 }
                 out.push_str(&line);
                 out.push('\n');

@@ -555,7 +555,7 @@ async fn api_versions(link: &Link, timeout: Duration) -> Result<BrokerVersions, 
                 addr: link.addr().to_string(),
                 api: "ApiVersions",
                 code: resp.error_code,
-                name: "see Kafka error codes",
+                name: error_name(resp.error_code),
             });
         }
         return Ok(BrokerVersions::new(

@@ -85,7 +85,7 @@ pub enum WireError {
         addr: String,
         api: &'static str,
         code: i16,
-        name: &'static str,
+        name: String,
     },
 }
 
