@@ -260,7 +260,8 @@ clean() {
 # ---- local ----------------------------------------------------------------------------------------
 
 # Observer and consumers as local processes against the test suite's broker (Java, Maven and
-# openssl needed, as for `cargo test`). Consumers wake once `kafka-observer consume` exists.
+# openssl needed, as for `cargo test`). Consumers are `kafka-observer consume` children of the
+# observer; they exit after IDLE_TIMEOUT seconds without records (10 here, to see it happen).
 local_run() {
   have cargo || usage_error "cargo is not installed (https://rustup.rs)"
   load_jobs
@@ -304,7 +305,8 @@ local_run() {
   bootstrap=$(sed -n 's/^KAFKA_PLAINTEXT=//p' "$work/broker.out")
   say "Kafka at $bootstrap with topics ${topic_args[*]}"
 
-  "$target_dir/debug/kafka-observer" observe --launcher local --kafkadata "$KAFKADATA" \
+  IDLE_TIMEOUT=${IDLE_TIMEOUT:-10} SESSION_TIMEOUT=${SESSION_TIMEOUT:-10} \
+    "$target_dir/debug/kafka-observer" observe --launcher local --kafkadata "$KAFKADATA" \
     --bootstrap "$bootstrap" --ticker-ms 500 --metrics-addr 127.0.0.1:0 &
   observer_pid=$!
 
