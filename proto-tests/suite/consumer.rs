@@ -19,28 +19,11 @@ pub fn consume_cmd(
 ) -> (Command, PathBuf) {
     let log = dir.join(format!("{name}.log"));
     let file = std::fs::File::create(&log).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kafka-observer"));
-    cmd.arg("consume")
-        .args(args)
+    let mut cmd = crate::bin::command(&["consume"]);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(file.try_clone().unwrap())
         .stderr(file);
-    for v in [
-        "MESSAGEHUB_KAFKA_BROKERS_SASL",
-        "MESSAGEHUB_USER",
-        "MESSAGEHUB_PASSWORD",
-        "KAFKA_SASL_MECHANISM",
-        "KAFKA_TLS",
-        "KAFKA_CA_FILE",
-        "KAFKA_TOPIC",
-        "CONSUMER_GROUP",
-        "IDLE_TIMEOUT",
-        "RUST_LOG",
-        "CE_JOBRUN",
-        "JOB_INDEX",
-    ] {
-        cmd.env_remove(v);
-    }
     cmd.env("LOG_LEVEL", "info");
     for (k, v) in env {
         cmd.env(k, v);

@@ -14,20 +14,7 @@ pub fn ko(args: &[&str]) -> Output {
 }
 
 pub fn ko_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kafka-observer"));
-    cmd.args(args);
-    for v in [
-        "MESSAGEHUB_KAFKA_BROKERS_SASL",
-        "MESSAGEHUB_USER",
-        "MESSAGEHUB_PASSWORD",
-        "KAFKA_SASL_MECHANISM",
-        "KAFKA_TLS",
-        "KAFKA_CA_FILE",
-        "RUST_LOG",
-        "LOG_LEVEL",
-    ] {
-        cmd.env_remove(v);
-    }
+    let mut cmd = crate::bin::command(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

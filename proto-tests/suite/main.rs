@@ -7,6 +7,7 @@ mod fake_ce;
 mod harness;
 
 mod bench;
+mod bin;
 mod code_engine;
 mod compat;
 mod consumer;

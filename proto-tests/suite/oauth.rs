@@ -18,27 +18,9 @@ use serde_json::{json, Value};
 use crate::fake_ce::{unsecured_jwt, FakeCloud};
 use crate::harness::{self, USERS};
 
-/// Variables that must not leak from the test's environment into the binary.
-const CLEAN: [&str; 11] = [
-    "MESSAGEHUB_KAFKA_BROKERS_SASL",
-    "MESSAGEHUB_USER",
-    "MESSAGEHUB_PASSWORD",
-    "KAFKA_SASL_MECHANISM",
-    "KAFKA_TLS",
-    "KAFKA_CA_FILE",
-    "KAFKA_ALLOW_PLAIN_WITHOUT_TLS",
-    "IAM_API_KEY",
-    "IAM_URL",
-    "RUST_LOG",
-    "LOG_LEVEL",
-];
-
+/// The binary with a clean environment plus `env`.
 fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kafka-observer"));
-    cmd.args(args);
-    for v in CLEAN {
-        cmd.env_remove(v);
-    }
+    let mut cmd = crate::bin::command(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -19,10 +19,8 @@ impl ObserverProc {
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ObserverProc {
         let log = dir.join("observer.log");
         let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kafka-observer"));
-        cmd.arg("observe")
-            .args(["--metrics-addr", "127.0.0.1:0"])
-            .args(args);
+        let mut cmd = crate::bin::command(&["observe", "--metrics-addr", "127.0.0.1:0"]);
+        cmd.args(args);
         // Tests count cycles: unless a test says otherwise, idle cycles run at the same pace.
         if !args.contains(&"--idle-ticker-ms") {
             if let Some(i) = args.iter().position(|a| *a == "--ticker-ms") {
@@ -32,24 +30,6 @@ impl ObserverProc {
         cmd.stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file);
-        for v in [
-            "MESSAGEHUB_KAFKA_BROKERS_SASL",
-            "MESSAGEHUB_USER",
-            "MESSAGEHUB_PASSWORD",
-            "KAFKA_SASL_MECHANISM",
-            "KAFKA_TLS",
-            "KAFKA_CA_FILE",
-            "IAM_API_KEY",
-            "CE_PROJECT_ID",
-            "CE_API_BASE_URL",
-            "CE_REGION",
-            "OBSERVER_TICKER",
-            "OBSERVER_LAUNCHER",
-            "kafkadata",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(v);
-        }
         cmd.env("LOG_LEVEL", "info");
         for (k, v) in env {
             cmd.env(k, v);
