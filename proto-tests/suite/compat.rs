@@ -530,15 +530,7 @@ fn cluster_lag_follows_moving_partition_leaders() {
         &[],
     );
     let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while crate::consumer::handled(&out).len() < 60 {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::consumer::wait_handled(&out, 60, &log, 60);
     let l = c.leader_of(&ctopic, 0);
     let to = c.node_ids().into_iter().find(|n| *n != l).unwrap();
     c.move_leader(&ctopic, 0, to);

@@ -59,6 +59,19 @@ pub fn wait_child(child: &mut Child, secs: u64) -> Option<i32> {
     }
 }
 
+/// Waits until `out` holds at least `n` handled records; panics with the consumer's log.
+pub fn wait_handled(out: &Path, n: usize, log: &Path, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while handled(out).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} records handled:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The JSON lines an `--exec 'cat >> FILE'` handler wrote: (partition, offset) → times seen.
 pub fn handled(file: &Path) -> BTreeMap<(i64, i64), usize> {
     let mut seen = BTreeMap::new();
@@ -260,15 +273,7 @@ fn sigterm_commits_and_exits_0() {
         &[],
     );
     let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while handled(&out).len() < 10 {
-        assert!(
-            Instant::now() < deadline,
-            "records never handled: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_handled(&out, 10, &log, 60);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -308,15 +313,7 @@ fn kill_9_mid_batch_loses_nothing_and_repeats_only_the_uncommitted_tail() {
     ];
     let (mut cmd, log) = consume_cmd(&dir, "first", &args, &[]);
     let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while handled(&out).len() < 100 {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_handled(&out, 100, &log, 60);
     let _ = Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
         .status();
