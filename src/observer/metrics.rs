@@ -4,6 +4,14 @@
 //!
 //! Per-partition families are rebuilt every cycle, so a partition or group that disappears from
 //! the mapping disappears from the output instead of freezing at its last value.
+//!
+//! Per-partition label sets hold shared names (`Arc<str>`, interned by [`Names`]) and the
+//! partition as an integer: tens of thousands of label sets then cost no string allocations of
+//! their own. The text output is the same (`partition="3"`).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -14,15 +22,15 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupPartition {
-    pub group: String,
-    pub topic: String,
-    pub partition: String,
+    pub group: Arc<str>,
+    pub topic: Arc<str>,
+    pub partition: i32,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicPartitionLabels {
-    pub topic: String,
-    pub partition: String,
+    pub topic: Arc<str>,
+    pub partition: i32,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,6 +69,8 @@ pub struct Metrics {
     pub cycle_failures: Counter,
     pub requests_per_cycle: Gauge,
     pub requests: Family<ApiLabel, Counter>,
+    /// Size of the last `/metrics` body: the next one is allocated at once, not by doubling.
+    last_len: AtomicUsize,
 }
 
 impl Default for Metrics {
@@ -91,6 +101,7 @@ impl Metrics {
             cycle_failures: Counter::default(),
             requests_per_cycle: Gauge::default(),
             requests: Family::default(),
+            last_len: AtomicUsize::new(0),
         };
         let mut r = Registry::default();
         r.register(
@@ -196,26 +207,48 @@ impl Metrics {
 
     /// OpenMetrics text.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
+        let hint = self.last_len.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(hint + hint / 8);
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
+        self.last_len.store(out.len(), Ordering::Relaxed);
         out
     }
 }
 
-pub fn gp(group: &str, topic: &str, partition: i32) -> GroupPartition {
+pub fn gp(group: &Arc<str>, topic: &Arc<str>, partition: i32) -> GroupPartition {
     GroupPartition {
-        group: group.to_string(),
-        topic: topic.to_string(),
-        partition: partition.to_string(),
+        group: group.clone(),
+        topic: topic.clone(),
+        partition,
     }
 }
 
-pub fn tpl(topic: &str, partition: i32) -> TopicPartitionLabels {
+pub fn tpl(topic: &Arc<str>, partition: i32) -> TopicPartitionLabels {
     TopicPartitionLabels {
-        topic: topic.to_string(),
-        partition: partition.to_string(),
+        topic: topic.clone(),
+        partition,
+    }
+}
+
+/// Interned topic and group names for label sets: one allocation per name, not per series.
+#[derive(Debug, Default)]
+pub struct Names(HashSet<Arc<str>>);
+
+impl Names {
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.0.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.0.insert(n.clone());
+        n
+    }
+
+    /// Drops names no label set uses any more (only this table holds them).
+    pub fn prune(&mut self) {
+        self.0.retain(|n| Arc::strong_count(n) > 1);
     }
 }
 

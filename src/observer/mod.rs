@@ -64,6 +64,8 @@ pub struct Observer {
     watcher: Option<watch::Watcher>,
     /// Every partition is idle and watched: the long poll replaces the fast tick.
     all_idle: bool,
+    /// Topic and group names shared by the per-partition label sets.
+    names: metrics::Names,
 }
 
 /// What one cycle did, for tests and logs.
@@ -99,6 +101,7 @@ impl Observer {
             last_launch: BTreeMap::new(),
             last_error: None,
             all_idle: false,
+            names: metrics::Names::default(),
             watcher,
         }
     }
@@ -181,8 +184,23 @@ impl Observer {
             let first = snap.ends.values().find_map(|e| e.clone().err());
             return Err(first.unwrap_or_default());
         }
-        self.export_offsets(&snap);
-        self.all_idle = self.watch_idle(&snap);
+        // Lag per group, once: both the exported offsets and the long poll need it.
+        let group_lags: Vec<JobLag> = self
+            .groups
+            .iter()
+            .map(|(group, topics)| {
+                job_lag(
+                    topics,
+                    &snap.partitions,
+                    &snap.ends,
+                    snap.committed.get(group),
+                    &self.cfg.policy,
+                )
+            })
+            .collect();
+        self.export_offsets(&snap, &group_lags);
+        self.all_idle = self.watch_idle(&snap, &group_lags);
+        drop(group_lags);
 
         // Lag per job (pure), then active instances of the jobs that have work.
         let lags: Vec<JobLag> = self
@@ -274,15 +292,13 @@ impl Observer {
             } else if !gate && lag.lagging() > active {
                 tracing::debug!(job = %job.name, held_for = ?self.stuck.held_for(&job.name, now), "stuck job: wake-up held back");
             }
+            let group = self.names.get(&job.consumer_group);
             for p in &lag.partitions {
                 let stuck = self.stuck.is_stuck(&job.consumer_group, &p.tp) as i64;
+                let topic = self.names.get(&p.tp.topic);
                 self.metrics
                     .stuck
-                    .get_or_create(&metrics::gp(
-                        &job.consumer_group,
-                        &p.tp.topic,
-                        p.tp.partition,
-                    ))
+                    .get_or_create(&metrics::gp(&group, &topic, p.tp.partition))
                     .set(stuck);
             }
         }
@@ -318,12 +334,13 @@ impl Observer {
                 }
             }
         }
+        self.names.prune();
         Ok(report)
     }
 
     /// Hands the idle partitions (every group caught up) to the long poll; true when that is
     /// every watched partition, so the slow idle tick may replace the fast one.
-    fn watch_idle(&mut self, snap: &snapshot::Snapshot) -> bool {
+    fn watch_idle(&mut self, snap: &snapshot::Snapshot, group_lags: &[JobLag]) -> bool {
         let Some(w) = &mut self.watcher else {
             return false;
         };
@@ -337,14 +354,7 @@ impl Observer {
             })
             .collect();
         let total = snap.ends.len();
-        for (group, topics) in &self.groups {
-            let lag = job_lag(
-                topics,
-                &snap.partitions,
-                &snap.ends,
-                snap.committed.get(group),
-                &self.cfg.policy,
-            );
+        for lag in group_lags {
             for p in &lag.partitions {
                 if p.lag != Some(0) {
                     idle.remove(&p.tp);
@@ -356,27 +366,22 @@ impl Observer {
     }
 
     /// Offsets and lag per group and partition, as of this snapshot.
-    fn export_offsets(&self, snap: &snapshot::Snapshot) {
+    fn export_offsets(&mut self, snap: &snapshot::Snapshot, group_lags: &[JobLag]) {
         let m = &self.metrics;
+        let names = &mut self.names;
         m.clear_partitions();
         for (tp, e) in &snap.ends {
             if let Ok(e) = e {
-                let l = metrics::tpl(&tp.topic, tp.partition);
+                let l = metrics::tpl(&names.get(&tp.topic), tp.partition);
                 m.latest.get_or_create(&l).set(e.high_watermark);
                 m.stable.get_or_create(&l).set(e.last_stable);
                 m.earliest.get_or_create(&l).set(e.log_start);
             }
         }
-        for (group, topics) in &self.groups {
-            let lag = job_lag(
-                topics,
-                &snap.partitions,
-                &snap.ends,
-                snap.committed.get(group),
-                &self.cfg.policy,
-            );
+        for ((group, _), lag) in self.groups.iter().zip(group_lags) {
+            let g = names.get(group);
             for p in &lag.partitions {
-                let l = metrics::gp(group, &p.tp.topic, p.tp.partition);
+                let l = metrics::gp(&g, &names.get(&p.tp.topic), p.tp.partition);
                 if let Some(v) = p.lag {
                     m.lag.get_or_create(&l).set(v);
                 }
