@@ -54,7 +54,14 @@ fn wakes_lagging_jobs_once_and_heals_level_triggered() {
     let cloud = FakeCloud::start();
     let d = dir();
     let m = sample_mapping(&d);
-    let mut obs = ce_observer(&cloud, &m, &d, &["--ticker-ms", "1000"]);
+    // Timed cycles only: the long poll would wake on the first of the two records (its own
+    // test covers that); one cycle a second sees both partitions, produced together, at once.
+    let mut obs = ce_observer(
+        &cloud,
+        &m,
+        &d,
+        &["--ticker-ms", "1000", "--long-poll", "false"],
+    );
     obs.wait_cycles(2);
     assert_eq!(cloud.count(Route::Create), 0);
 
