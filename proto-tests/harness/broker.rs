@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
+use std::io::{BufRead, BufReader, Read, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,12 @@ pub struct Options {
     pub nodes: u32,
     /// Also open the SASL_PLAINTEXT and SASL_SSL listeners (TLS material, SCRAM users). Default on.
     pub sasl: bool,
+    /// Enforce ACLs with KRaft's `StandardAuthorizer`. Default off. `super.users` is
+    /// `User:ANONYMOUS`, the principal of every PLAINTEXT connection: the inter-broker and
+    /// controller listeners and every harness helper and Java tool. `allow.everyone.if.no.acl.found`
+    /// is true, so only resources that have ACLs are restricted (add them with [`Broker::acl`]).
+    /// Also adds the SASL user [`super::DESCRIBER`].
+    pub authorizer: bool,
 }
 
 impl Default for Options {
@@ -95,6 +102,7 @@ impl Default for Options {
             version: KAFKA_VERSION,
             nodes: 1,
             sasl: true,
+            authorizer: false,
         }
     }
 }
@@ -942,7 +950,7 @@ impl Broker {
             .arg(cluster_id)
             .arg("-c")
             .arg(node.dir.join("server.properties"));
-        for (user, password) in USERS {
+        for (user, password) in sasl_users(&self.opts) {
             for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
                 cmd.arg("--add-scram")
                     .arg(format!("{mechanism}=[name={user},password={password}]"));
@@ -1047,6 +1055,74 @@ impl Broker {
         ])
     }
 
+    /// Begins a transaction and writes `count` records to that partition (KoTool `txn-hold`), then
+    /// keeps it open: the records are in the log and the high watermark moved past them, but the
+    /// last stable offset stays at their first offset until [`OpenTxn::commit`] or
+    /// [`OpenTxn::abort`] (dropping the handle aborts). The transaction times out after 5 min.
+    pub fn open_txn(&self, topic: &str, partition: i32, count: u32) -> OpenTxn {
+        let bootstrap = self.running_bootstrap();
+        let (partition, count) = (partition.to_string(), count.to_string());
+        let args = [bootstrap.as_str(), "txn-hold", topic, &partition, &count];
+        let what = format!("java KoTool {}", args.join(" "));
+        let mut cmd = self.java_command("KoTool");
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("harness: cannot start {what}: {e}"));
+        let stdin = child.stdin.take();
+        let out = child.stdout.take().expect("piped stdout");
+        let err = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = BufReader::new(err).read_to_end(&mut buf);
+            buf
+        });
+        let mut txn = OpenTxn {
+            what,
+            child,
+            stdin,
+            lines,
+            stderr: Some(stderr),
+            offsets: 0..0,
+        };
+        let line = txn.await_line("offsets ");
+        let mut it = line["offsets ".len()..].split(' ');
+        let first: i64 = it
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("first offset");
+        let last: i64 = it.next().and_then(|v| v.parse().ok()).expect("last offset");
+        txn.offsets = first..last + 1;
+        txn
+    }
+
+    /// Runs Kafka's `AclCommand` (`kafka-acls`) against the running nodes' PLAINTEXT listeners
+    /// (a super user on a broker with [`Options::authorizer`]) with `args`, e.g. `["--add",
+    /// "--allow-principal", "User:describer", "--operation", "Describe", "--topic", T]`. Panics
+    /// unless it exits 0. The broker applies a new ACL a moment after this returns.
+    pub fn acl(&self, args: &[&str]) -> Output {
+        let bootstrap = self.running_bootstrap();
+        let class = if major_minor(self.opts.version).0 >= 4 {
+            "org.apache.kafka.tools.AclCommand"
+        } else {
+            "kafka.admin.AclCommand"
+        };
+        let mut all = vec!["--bootstrap-server", bootstrap.as_str()];
+        all.extend_from_slice(args);
+        self.java_ok(class, &all)
+    }
+
     /// Sets `group`'s committed offset for one partition (consumer `assign` + `commitSync`, no
     /// group membership; fails if the group has active members).
     pub fn commit_offset(&self, group: &str, topic: &str, partition: i32, offset: i64) {
@@ -1136,6 +1212,113 @@ impl Broker {
     }
 }
 
+/// A transaction held open by KoTool `txn-hold` ([`Broker::open_txn`]). Dropping it without
+/// [`OpenTxn::commit`] aborts the transaction (the tool reads end of input), or kills the tool
+/// after 30 s.
+pub struct OpenTxn {
+    what: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    stderr: Option<thread::JoinHandle<Vec<u8>>>,
+    /// The offsets the transaction's records got.
+    pub offsets: Range<i64>,
+}
+
+impl OpenTxn {
+    /// Commits; returns once the producer's `commitTransaction` returned (the markers, and with
+    /// them the last stable offset, may move a moment later).
+    pub fn commit(mut self) {
+        self.finish("commit");
+    }
+
+    /// Aborts; returns once the producer's `abortTransaction` returned.
+    pub fn abort(mut self) {
+        self.finish("abort");
+    }
+
+    fn finish(&mut self, how: &str) {
+        let mut stdin = self.stdin.take().expect("transaction still open");
+        writeln!(stdin, "{how}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("harness: {}: cannot write {how}: {e}", self.what));
+        drop(stdin);
+        let done = if how == "commit" {
+            "committed"
+        } else {
+            "aborted"
+        };
+        self.await_line(done);
+        let deadline = Instant::now() + TOOL_TIMEOUT;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) if status.success() => return,
+                Ok(Some(status)) => panic!("{}", self.failure(&format!("exited {status}"))),
+                Ok(None) if Instant::now() >= deadline => {
+                    panic!(
+                        "{}",
+                        self.failure("did not exit after the transaction ended")
+                    )
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("harness: waiting for {}: {e}", self.what),
+            }
+        }
+    }
+
+    /// The first stdout line starting with `prefix`; panics (with stderr) if the tool exits or
+    /// [`TOOL_TIMEOUT`] passes first.
+    fn await_line(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + TOOL_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("{}", self.failure(&format!("no '{prefix}' line in time")))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
+                    "{}",
+                    self.failure(&format!("ended without a '{prefix}' line"))
+                ),
+            }
+        }
+    }
+
+    /// Kills the tool (if it still runs) and describes what went wrong, with its stderr.
+    fn failure(&mut self, what: &str) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        format!(
+            "harness: {} {what}\n--- stderr ---\n{}",
+            self.what,
+            String::from_utf8_lossy(&stderr)
+        )
+    }
+}
+
+impl Drop for OpenTxn {
+    fn drop(&mut self) {
+        // End of input: the tool aborts the transaction and exits.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) {
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.wait();
+    }
+}
+
 /// A private broker stops when dropped. (The shared one is a static, never dropped: its watchdog
 /// stops it when the test process exits.)
 impl Drop for Broker {
@@ -1202,6 +1385,15 @@ fn cluster_id() -> String {
             return out;
         }
     }
+}
+
+/// The SASL users of a broker: [`USERS`], and [`super::DESCRIBER`] with an authorizer.
+fn sasl_users(opts: &Options) -> Vec<(&'static str, &'static str)> {
+    let mut users = USERS.to_vec();
+    if opts.authorizer {
+        users.push(super::DESCRIBER);
+    }
+    users
 }
 
 /// A PEM file as one `.properties` value line: newlines become a literal `\n`.
@@ -1280,10 +1472,19 @@ share.coordinator.state.topic.num.partitions=1
 "
         );
     }
+    if opts.authorizer {
+        s.push_str(
+            "\
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
+allow.everyone.if.no.acl.found=true
+",
+        );
+    }
     if !opts.sasl {
         return s;
     }
-    let plain_users: String = USERS
+    let plain_users: String = sasl_users(opts)
         .iter()
         .map(|(u, pw)| format!(" user_{u}=\"{pw}\""))
         .collect();

@@ -9,6 +9,8 @@
 //!
 //! Other versions and clusters: `harness::broker_version("3.9.1")` (shared per version), or a
 //! private `Broker::start_with(Options { version: "3.9.1", nodes: 3, ..Default::default() })`.
+//! ACLs: a private `Broker::start_with(Options { authorizer: true, ..Default::default() })`, then
+//! `b.acl(&["--add", ...])` for the user [`DESCRIBER`].
 //!
 //! Blocking std code only. Jars come from Maven Central into `proto-tests/.cache/` (once); every
 //! helper drives the broker through its PLAINTEXT listener with the official Java tools, so tests
@@ -25,6 +27,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+#[allow(unused_imports)] // for tests that keep a `Broker::open_txn` handle in a type
+pub use broker::OpenTxn;
 pub use broker::{Broker, Options};
 #[allow(unused_imports)] // for tests that inspect `Broker::metadata` results by type
 pub use metadata::{Metadata, PartitionMeta, TopicMeta};
@@ -34,6 +38,11 @@ pub const KAFKA_VERSION: &str = "4.3.1";
 
 /// SASL users known to the broker for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512: (name, password).
 pub const USERS: [(&str, &str); 2] = [("alice", "alice-secret"), ("bob", "bob-secret")];
+
+/// A SASL user (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) that exists only on brokers started with
+/// [`Options::authorizer`]: it has no rights beyond what `allow.everyone.if.no.acl.found` and the
+/// ACLs a test adds (`Broker::acl`) give it.
+pub const DESCRIBER: (&str, &str) = ("describer", "describer-secret");
 
 /// `connections.max.reauth.ms` of the SASL_OAUTH listener ([`Broker::sasl_oauth`]).
 pub const OAUTH_REAUTH_MS: u64 = 5000;

@@ -6,9 +6,16 @@
 //   produce-txn TOPIC PARTITION COUNT commit|abort    the same inside one transaction, then commit/abort
 //   commit      GROUP TOPIC PARTITION OFFSET          set a group's committed offset (assign, no membership)
 //   produce-spread TOPIC P:N[,P:N...]                 N records to each partition P from one producer, one flush
+//   txn-hold    TOPIC PARTITION COUNT                 COUNT records in one transaction, left open: prints
+//                                                     "offsets FIRST LAST", then reads one stdin line;
+//                                                     "commit" commits, anything else or end of input aborts;
+//                                                     prints "committed" or "aborted"
 // Prints "offsets FIRST LAST" (produce*) or "committed OFFSET" on success; exits 1 with a message
 // on stderr otherwise.
 
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -51,6 +58,10 @@ public final class KoTool {
                     need(args, 4);
                     produceSpread(bootstrap, args[2], args[3]);
                     break;
+                case "txn-hold":
+                    need(args, 5);
+                    txnHold(bootstrap, args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
+                    break;
                 case "commit":
                     need(args, 6);
                     commit(bootstrap, args[2], args[3], Integer.parseInt(args[4]), Long.parseLong(args[5]));
@@ -76,6 +87,7 @@ public final class KoTool {
         System.err.println("KoTool: " + why);
         System.err.println("usage: KoTool BOOTSTRAP produce TOPIC PARTITION COUNT");
         System.err.println("       KoTool BOOTSTRAP produce-txn TOPIC PARTITION COUNT commit|abort");
+        System.err.println("       KoTool BOOTSTRAP txn-hold TOPIC PARTITION COUNT   (then 'commit' on stdin)");
         System.err.println("       KoTool BOOTSTRAP commit GROUP TOPIC PARTITION OFFSET");
         System.exit(2);
     }
@@ -123,6 +135,55 @@ public final class KoTool {
                 }
             }
             System.out.println("offsets " + first + " " + last);
+        }
+    }
+
+    /**
+     * A transaction held open until the caller says so on stdin: its records are in the log (the
+     * high watermark moved) while the last stable offset stays before them.
+     */
+    private static void txnHold(String bootstrap, String topic, int partition, int count) throws Exception {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("acks", "all");
+        p.put("enable.idempotence", "true");
+        p.put("linger.ms", "0");
+        p.put("key.serializer", StringSerializer.class.getName());
+        p.put("value.serializer", StringSerializer.class.getName());
+        p.put("transactional.id", "kotool-hold-" + topic + "-" + partition + "-" + System.nanoTime());
+        p.put("transaction.timeout.ms", "300000");
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
+            for (int i = 0; i < count; i++) {
+                sent.add(producer.send(new ProducerRecord<>(topic, partition, "key-" + i, "value-" + i)));
+            }
+            producer.flush();
+            long first = -1;
+            long last = -1;
+            for (Future<RecordMetadata> f : sent) {
+                RecordMetadata md = f.get();
+                if (md.partition() != partition) {
+                    throw new IllegalStateException("record landed in partition " + md.partition());
+                }
+                if (first < 0) {
+                    first = md.offset();
+                }
+                last = md.offset();
+            }
+            System.out.println("offsets " + first + " " + last);
+            System.out.flush();
+            BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+            String line = in.readLine();
+            if (line != null && line.trim().equals("commit")) {
+                producer.commitTransaction();
+                System.out.println("committed");
+            } else {
+                producer.abortTransaction();
+                System.out.println("aborted");
+            }
+            System.out.flush();
         }
     }
 

@@ -354,18 +354,87 @@ fn broker_requests_per_cycle_do_not_grow_with_partitions_or_groups() {
     // One broker leads every partition and coordinates every group: per cycle at most one
     // ListOffsets per kind (log start, high watermark, last stable) + one OffsetFetch + one
     // Metadata when a refresh is due — whatever the number of topics, partitions and groups.
-    // (The long-poll Fetch, one per leader per idle tick, runs beside the cycle.)
+    // Timed cycles only here, so every cycle asks for the ends; with the long poll, idle
+    // partitions need no ListOffsets at all (next test).
     const BOUND: f64 = 3.0 + 1.0 + 1.0;
     let b = harness::broker();
     let standin = StandIn::new();
     let small = sample_mapping(&standin.dir);
-    let mut obs = local_observer(&standin, &small, &["--metadata-refresh", "2"]);
+    let mut obs = local_observer(
+        &standin,
+        &small,
+        &["--metadata-refresh", "2", "--long-poll", "false"],
+    );
     obs.wait_cycles(2);
     let few = max_requests_per_cycle(&mut obs, 30);
     obs.stop();
 
-    // 12 topics × 6 partitions, 20 groups, 24 jobs.
+    let (wide_dir, _) = wide_mapping(b, &standin);
+    let mut obs = wide_observer(&standin, &wide_dir, &["--long-poll", "false"]);
+    obs.wait_cycles(2);
+    let many = max_requests_per_cycle(&mut obs, 30);
+    obs.stop();
+    eprintln!("broker requests per cycle (max of 30): sample mapping {few}, 72 partitions / 24 groups {many}");
+    // At least the 3 ListOffsets and 1 OffsetFetch: the metric measures real traffic.
+    assert!(few >= 4.0 && many >= 4.0, "{few} {many}");
+    assert!(few <= BOUND, "sample mapping: {few} requests in a cycle");
+    assert!(
+        many <= BOUND,
+        "72 partitions, 24 groups: {many} requests in a cycle"
+    );
+}
+
+#[test]
+fn idle_partitions_under_the_long_poll_need_no_list_offsets() {
+    let b = harness::broker();
+    let standin = StandIn::new();
+    let (wide_dir, topics) = wide_mapping(b, &standin);
+    let mut obs = wide_observer(&standin, &wide_dir, &[]);
+    let list_offsets = |o: &ObserverProc| {
+        o.metric("kafka_observer_broker_requests_total{api=\"ListOffsets\"}")
+            .unwrap_or(0.0)
+    };
+    // The first cycles ask ListOffsets and hand every (idle) partition to the long poll; from
+    // then on its answers are the ends.
+    obs.wait_cycles(5);
+    let before = list_offsets(&obs);
+    assert!(before >= 3.0, "no ListOffsets at all: {before}");
+    obs.wait_cycles(20);
+    let after = list_offsets(&obs);
+    assert_eq!(
+        before,
+        after,
+        "idle cycles asked ListOffsets:\n{}",
+        obs.log_text()
+    );
+    assert_eq!(
+        obs.metric(&format!(
+            "kafka_partition_latest_offset{{topic=\"{}\",partition=\"0\"}}",
+            topics[0]
+        ))
+        .map(|v| v as i64),
+        Some(0)
+    );
+    // A record: the long poll wakes a cycle, which asks ListOffsets for the partition that
+    // moved, sees the lag and starts the job.
+    b.produce(&topics[0], 3, 1);
+    standin.wait(60, "the wide job woken", |s| {
+        (!s.runs().is_empty()).then_some(())
+    });
+    assert!(list_offsets(&obs) > after);
+    let latest = format!(
+        "kafka_partition_latest_offset{{topic=\"{}\",partition=\"3\"}}",
+        topics[0]
+    );
+    assert_eq!(obs.metric(&latest).map(|v| v as i64), Some(1));
+    standin.release_all();
+    obs.stop();
+}
+
+/// 12 topics × 6 partitions, 20 groups, 24 jobs; returns the mapping's directory and topics.
+fn wide_mapping(b: &harness::Broker, standin: &StandIn) -> (std::path::PathBuf, Vec<String>) {
     let mut yaml = String::new();
+    let mut topics = Vec::new();
     for t in 0..12 {
         let topic = harness::unique("wide");
         b.create_topic(&topic, 6);
@@ -378,41 +447,35 @@ fn broker_requests_per_cycle_do_not_grow_with_partitions_or_groups() {
                 harness::unique(&format!("group{}", n % 20))
             ));
         }
+        topics.push(topic);
     }
-    let wide_dir = standin.dir.join("wide");
+    let wide_dir = standin.dir.join(harness::unique("wide"));
     std::fs::create_dir_all(&wide_dir).unwrap();
     std::fs::write(wide_dir.join("kafkadata"), yaml).unwrap();
+    (wide_dir, topics)
+}
+
+fn wide_observer(standin: &StandIn, wide_dir: &std::path::Path, extra: &[&str]) -> ObserverProc {
+    let b = harness::broker();
     let exe = standin.exe();
     let bootstrap = b.plaintext();
-    let mut obs = ObserverProc::start(
-        &wide_dir,
-        &[
-            "--launcher",
-            "local",
-            "--consumer-exe",
-            &exe,
-            "--bootstrap",
-            &bootstrap,
-            "--kafkadata",
-            wide_dir.join("kafkadata").to_str().unwrap(),
-            "--ticker-ms",
-            "100",
-            "--metadata-refresh",
-            "2",
-        ],
-        &[],
-    );
-    obs.wait_cycles(2);
-    let many = max_requests_per_cycle(&mut obs, 30);
-    obs.stop();
-    eprintln!("broker requests per cycle (max of 30): sample mapping {few}, 72 partitions / 24 groups {many}");
-    // At least the 3 ListOffsets and 1 OffsetFetch: the metric measures real traffic.
-    assert!(few >= 4.0 && many >= 4.0, "{few} {many}");
-    assert!(few <= BOUND, "sample mapping: {few} requests in a cycle");
-    assert!(
-        many <= BOUND,
-        "72 partitions, 24 groups: {many} requests in a cycle"
-    );
+    let kafkadata = wide_dir.join("kafkadata");
+    let mut args = vec![
+        "--launcher",
+        "local",
+        "--consumer-exe",
+        &exe,
+        "--bootstrap",
+        &bootstrap,
+        "--kafkadata",
+        kafkadata.to_str().unwrap(),
+        "--ticker-ms",
+        "100",
+        "--metadata-refresh",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    ObserverProc::start(wide_dir, &args, &[])
 }
 
 #[test]

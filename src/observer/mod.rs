@@ -179,7 +179,15 @@ impl Observer {
 
     async fn cycle(&mut self) -> Result<CycleReport, String> {
         self.topology.update(&self.cluster).await?;
-        let snap = snapshot::take(&self.cluster, self.topology.partitions(), &self.groups).await;
+        // Ends the long poll already knows need no ListOffsets.
+        let known = self.watcher.as_ref().map(|w| w.armed()).unwrap_or_default();
+        let snap = snapshot::take(
+            &self.cluster,
+            self.topology.partitions(),
+            &self.groups,
+            known,
+        )
+        .await;
         if !snap.ends.is_empty() && snap.ends.values().all(|e| e.is_err()) {
             let first = snap.ends.values().find_map(|e| e.clone().err());
             return Err(first.unwrap_or_default());
@@ -344,14 +352,10 @@ impl Observer {
         let Some(w) = &mut self.watcher else {
             return false;
         };
-        let mut idle: BTreeMap<crate::offsets::TopicPartition, i64> = snap
+        let mut idle: BTreeMap<crate::offsets::TopicPartition, crate::offsets::Ends> = snap
             .ends
             .iter()
-            .filter_map(|(tp, e)| {
-                e.as_ref()
-                    .ok()
-                    .map(|e| (tp.clone(), self.cfg.policy.end(e)))
-            })
+            .filter_map(|(tp, e)| e.as_ref().ok().map(|e| (tp.clone(), *e)))
             .collect();
         let total = snap.ends.len();
         for lag in group_lags {

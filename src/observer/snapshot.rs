@@ -2,7 +2,7 @@
 //! committed offsets of every group — ends and commits requested together so they describe the
 //! same moment as closely as the protocol allows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::cluster::Cluster;
@@ -94,15 +94,19 @@ impl Topology {
 }
 
 /// Ends of every watched partition and commits of every group, in one round trip each.
+/// Partitions in `known` (held by the long poll, see `watch`) take their ends from there.
 pub async fn take(
     cluster: &Cluster,
     partitions: &BTreeMap<String, Vec<i32>>,
     groups: &[(String, Vec<String>)],
+    mut known: HashMap<TopicPartition, Ends>,
 ) -> Snapshot {
     let tps: Vec<TopicPartition> = partitions
         .iter()
         .flat_map(|(t, ps)| ps.iter().map(move |p| TopicPartition::new(t.clone(), *p)))
         .collect();
+    let (known_tps, ask): (Vec<TopicPartition>, Vec<TopicPartition>) =
+        tps.into_iter().partition(|tp| known.contains_key(tp));
     let queries: Vec<GroupQuery> = groups
         .iter()
         .map(|(g, topics)| GroupQuery {
@@ -110,10 +114,15 @@ pub async fn take(
             topics: Some(topics.clone()),
         })
         .collect();
-    let (ends, committed) = tokio::join!(
-        fetch_ends(cluster, &tps),
+    let (mut ends, committed) = tokio::join!(
+        fetch_ends(cluster, &ask),
         fetch_committed(cluster, &queries)
     );
+    for tp in known_tps {
+        if let Some(e) = known.remove(&tp) {
+            ends.insert(tp, Ok(e));
+        }
+    }
     Snapshot {
         partitions: partitions.clone(),
         ends,

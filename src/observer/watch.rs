@@ -5,39 +5,122 @@
 //! Only idle partitions are watched (every group has caught up). A partition with lag is
 //! already being served and is left to the timed cycle, which keeps a record storm from turning
 //! into a storm of cycles: the first record wakes a cycle, that cycle sees lag, and the
-//! partition leaves the watch until its groups catch up again. Topics the observer may not read
-//! (TOPIC_AUTHORIZATION_FAILED — Fetch needs READ where ListOffsets needs only DESCRIBE) fall
-//! back to timed cycles with one log line.
+//! partition leaves the watch until its groups catch up again.
+//!
+//! The long poll also replaces ListOffsets for what it watches: a held Fetch only returns
+//! early when its partitions move, so between answers their last known ends are the current
+//! ones, and a cycle reads them from [`Watcher::armed`] instead of asking the broker. With a
+//! KIP-227 fetch session per leader, re-arming after a wake-up sends only the partitions that
+//! moved and the broker answers only for partitions that changed.
+//!
+//! One fetch per leader is in flight at a time: a broker answers a connection's requests in
+//! order, so a second fetch would wait behind the first anyway. After a wake-up the task waits
+//! for the cycle it caused to hand over the new set (bounded, in case that cycle fails); a set
+//! that changes while a fetch is held takes effect when it returns, and until then the timed
+//! cycle covers the newcomers (`sync` reports them as not watched).
+//!
+//! Topics the observer may not read (TOPIC_AUTHORIZATION_FAILED — Fetch needs READ where
+//! ListOffsets needs only DESCRIBE) fall back to timed cycles with one log line.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::cluster::{is_stale_route, Cluster};
-use crate::offsets::fetch::{fetch, FetchOptions};
-use crate::offsets::TopicPartition;
+use crate::offsets::fetch::{fetch_in_session, FetchOptions, FetchSession};
+use crate::offsets::{Ends, TopicPartition};
+use crate::protocol::fetch::FetchPartition;
 use crate::wire::kafka_error::code;
 
-/// Long-poll watchers and the signal they raise.
-pub struct Watcher {
+/// What a long-poll answer for one partition means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing a cycle needs to see; the (possibly refreshed) ends stay valid while watched.
+    Quiet(Ends),
+    /// Records (or a new end) are there: wake a cycle, and ask ListOffsets for this partition.
+    Moved(Ends),
+    /// The position is outside the log (truncated or deleted records): a cycle must look.
+    OutOfRange,
+    /// Fetch is not allowed on this topic.
+    Denied,
+    /// The leader moved or the partition is gone: the watch must be rebuilt from metadata.
+    Stale,
+    /// Any other error: leave the partition to the timed cycle.
+    Failed(i16),
+}
+
+/// Reads one partition of a long-poll answer held at `pos` (pure). `before` are its last known
+/// ends; an answer may leave out the log start (before Fetch v5) or the last stable offset.
+pub fn outcome(read_committed: bool, pos: i64, before: Ends, p: &FetchPartition) -> Outcome {
+    match p.error_code {
+        code::NONE => {
+            let hw = p.high_watermark;
+            let ends = Ends {
+                log_start: if p.log_start_offset >= 0 {
+                    p.log_start_offset
+                } else {
+                    before.log_start
+                },
+                high_watermark: hw,
+                last_stable: if p.last_stable_offset >= 0 {
+                    p.last_stable_offset
+                } else {
+                    hw
+                },
+            };
+            let end = if read_committed { ends.last_stable } else { hw };
+            let data = p.records.as_ref().is_some_and(|r| !r.is_empty());
+            if data || end != pos {
+                Outcome::Moved(ends)
+            } else {
+                Outcome::Quiet(ends)
+            }
+        }
+        code::OFFSET_OUT_OF_RANGE => Outcome::OutOfRange,
+        code::TOPIC_AUTHORIZATION_FAILED => Outcome::Denied,
+        c if is_stale_route(c) => Outcome::Stale,
+        c => Outcome::Failed(c),
+    }
+}
+
+/// Ends of watched partitions, with the leader whose task watches them.
+type Armed = Arc<Mutex<HashMap<TopicPartition, (i32, Ends)>>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What every leader task shares.
+#[derive(Clone)]
+struct Shared {
     cluster: Arc<Cluster>,
     opts: FetchOptions,
     notify: Arc<Notify>,
     denied: Arc<Mutex<BTreeSet<String>>>,
-    /// Set when a task ended (leader moved, connection lost): rebuild at the next sync.
-    broken: Arc<AtomicBool>,
-    watching: BTreeMap<i32, BTreeSet<TopicPartition>>,
-    tasks: Vec<JoinHandle<()>>,
+    armed: Armed,
+}
+
+struct LeaderTask {
+    want: watch::Sender<Arc<BTreeMap<TopicPartition, Ends>>>,
+    /// A fetch is held by the broker; a changed set waits for it to return.
+    in_flight: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+/// Long-poll watchers and the signal they raise.
+pub struct Watcher {
+    shared: Shared,
+    tasks: BTreeMap<i32, LeaderTask>,
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        for t in self.tasks.values() {
+            t.handle.abort();
         }
     }
 }
@@ -45,143 +128,288 @@ impl Drop for Watcher {
 impl Watcher {
     pub fn new(cluster: Arc<Cluster>, read_committed: bool, max_wait: Duration) -> Self {
         Watcher {
-            cluster,
-            opts: FetchOptions {
-                max_wait,
-                partition_max_bytes: 1,
-                max_bytes: 1,
-                read_committed,
-                lane: "long-poll",
+            shared: Shared {
+                cluster,
+                opts: FetchOptions {
+                    max_wait,
+                    partition_max_bytes: 1,
+                    max_bytes: 1,
+                    read_committed,
+                    lane: "long-poll",
+                },
+                notify: Arc::new(Notify::new()),
+                denied: Arc::default(),
+                armed: Arc::default(),
             },
-            notify: Arc::new(Notify::new()),
-            denied: Arc::default(),
-            broken: Arc::default(),
-            watching: BTreeMap::new(),
-            tasks: Vec::new(),
+            tasks: BTreeMap::new(),
         }
     }
 
     /// Resolves when a watched partition got data (or changed in a way worth a look).
     pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
-        self.notify.notified()
+        self.shared.notify.notified()
     }
 
     /// Topics that fell back to timed cycles.
     pub fn denied(&self) -> BTreeSet<String> {
-        self.denied
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.shared.denied).clone()
     }
 
-    /// Watches exactly `idle` (partition → its current end), restarting the fetches only when
-    /// the set or its leaders changed. Returns true when every partition of `idle` is watched.
-    pub fn sync(&mut self, idle: &BTreeMap<TopicPartition, i64>) -> bool {
-        let md = self.cluster.metadata();
+    /// Current ends of the partitions under the long poll (see the module docs).
+    pub fn armed(&self) -> HashMap<TopicPartition, Ends> {
+        lock(&self.shared.armed)
+            .iter()
+            .map(|(tp, (_, e))| (tp.clone(), *e))
+            .collect()
+    }
+
+    /// Watches exactly `idle` (partition → its current ends). Returns true when every
+    /// partition of `idle` is watched (or will be as soon as its leader's task re-arms).
+    pub fn sync(&mut self, idle: &BTreeMap<TopicPartition, Ends>) -> bool {
+        let md = self.shared.cluster.metadata();
         let denied = self.denied();
-        let mut layout: BTreeMap<i32, BTreeSet<TopicPartition>> = BTreeMap::new();
+        let mut layout: BTreeMap<i32, BTreeMap<TopicPartition, Ends>> = BTreeMap::new();
         let mut complete = true;
-        for tp in idle.keys() {
-            if denied.contains(&tp.topic) {
+        for (tp, ends) in idle {
+            if denied.contains(&*tp.topic) {
                 complete = false;
                 continue;
             }
             match md.leader(&tp.topic, tp.partition) {
                 Some(l) => {
-                    layout.entry(l).or_default().insert(tp.clone());
+                    layout.entry(l).or_default().insert(tp.clone(), *ends);
                 }
                 None => complete = false,
             }
         }
-        let broken = self.broken.swap(false, Ordering::Relaxed);
-        if layout == self.watching && !broken {
-            return complete;
+        // Tasks of leaders that no longer lead anything we watch, and tasks that ended.
+        let gone: Vec<i32> = self
+            .tasks
+            .iter()
+            .filter(|(l, t)| !layout.contains_key(l) || t.handle.is_finished())
+            .map(|(l, _)| *l)
+            .collect();
+        if !gone.is_empty() {
+            for l in &gone {
+                if let Some(t) = self.tasks.remove(l) {
+                    t.handle.abort();
+                }
+            }
+            lock(&self.shared.armed).retain(|_, (l, _)| !gone.contains(l));
         }
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
-        for (leader, tps) in &layout {
-            let positions: BTreeMap<TopicPartition, i64> =
-                tps.iter().map(|tp| (tp.clone(), idle[tp])).collect();
-            self.tasks.push(tokio::spawn(watch_leader(
-                self.cluster.clone(),
-                *leader,
-                positions,
-                self.opts,
-                self.notify.clone(),
-                self.denied.clone(),
-                self.broken.clone(),
-            )));
+        let armed = lock(&self.shared.armed).clone();
+        for (leader, want) in layout {
+            let task = self.tasks.entry(leader).or_insert_with(|| {
+                let (tx, rx) = watch::channel(Arc::new(BTreeMap::new()));
+                let in_flight = Arc::new(AtomicBool::new(false));
+                let handle = tokio::spawn(watch_leader(
+                    self.shared.clone(),
+                    leader,
+                    rx,
+                    in_flight.clone(),
+                ));
+                LeaderTask {
+                    want: tx,
+                    in_flight,
+                    handle,
+                }
+            });
+            // A held fetch covers the new set only if it already holds every partition.
+            if task.in_flight.load(Ordering::Relaxed)
+                && !want
+                    .keys()
+                    .all(|tp| armed.get(tp).is_some_and(|(l, _)| *l == leader))
+            {
+                complete = false;
+            }
+            task.want.send_if_modified(|cur| {
+                if **cur == want {
+                    false
+                } else {
+                    *cur = Arc::new(want);
+                    true
+                }
+            });
         }
         tracing::debug!(
-            leaders = layout.len(),
+            leaders = self.tasks.len(),
             partitions = idle.len(),
+            complete,
             "long-poll watch updated"
         );
-        self.watching = layout;
         complete
     }
 }
 
+/// The long poll of one leader: fetch, read the answer, wake the observer when something moved.
 async fn watch_leader(
-    cluster: Arc<Cluster>,
+    s: Shared,
     leader: i32,
-    mut positions: BTreeMap<TopicPartition, i64>,
-    opts: FetchOptions,
-    notify: Arc<Notify>,
-    denied: Arc<Mutex<BTreeSet<String>>>,
-    broken: Arc<AtomicBool>,
+    mut want: watch::Receiver<Arc<BTreeMap<TopicPartition, Ends>>>,
+    in_flight: Arc<AtomicBool>,
 ) {
-    while !positions.is_empty() {
-        let answers = match fetch(&cluster, leader, &positions, opts).await {
+    let rc = s.opts.read_committed;
+    let end_of = |e: &Ends| if rc { e.last_stable } else { e.high_watermark };
+    let mut session = FetchSession::default();
+    let mut ends: BTreeMap<TopicPartition, Ends> = BTreeMap::new();
+    let mut await_handover = false;
+    let disarm = |tps: &mut dyn Iterator<Item = &TopicPartition>| {
+        let mut a = lock(&s.armed);
+        for tp in tps {
+            if a.get(tp).is_some_and(|(l, _)| *l == leader) {
+                a.remove(tp);
+            }
+        }
+    };
+    loop {
+        if await_handover || ends.is_empty() {
+            // After a wake-up, the cycle it causes hands over the new set. Bounded: a cycle
+            // that fails must not leave the rest unwatched.
+            let bound = if ends.is_empty() {
+                Duration::MAX
+            } else {
+                s.opts.max_wait
+            };
+            if let Ok(Err(_)) = tokio::time::timeout(bound, want.changed()).await {
+                return; // the watcher is gone
+            }
+            await_handover = false;
+        }
+        if want.has_changed().unwrap_or(false) || ends.is_empty() {
+            let denied = lock(&s.denied).clone();
+            let next = want.borrow_and_update().clone();
+            let dropped: Vec<TopicPartition> = ends
+                .keys()
+                .filter(|tp| !next.contains_key(*tp))
+                .cloned()
+                .collect();
+            disarm(&mut dropped.iter());
+            ends = next
+                .iter()
+                .filter(|(tp, _)| !denied.contains(&*tp.topic))
+                .map(|(tp, e)| (tp.clone(), *e))
+                .collect();
+        }
+        if ends.is_empty() {
+            continue;
+        }
+        let positions: BTreeMap<TopicPartition, i64> =
+            ends.iter().map(|(tp, e)| (tp.clone(), end_of(e))).collect();
+        {
+            let mut a = lock(&s.armed);
+            for (tp, e) in &ends {
+                a.insert(tp.clone(), (leader, *e));
+            }
+        }
+        in_flight.store(true, Ordering::Relaxed);
+        let answers = fetch_in_session(&s.cluster, leader, &positions, s.opts, &mut session).await;
+        in_flight.store(false, Ordering::Relaxed);
+        let answers = match answers {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!(leader, error = %e, "long poll failed; timed cycles cover until it is rebuilt");
-                broken.store(true, Ordering::Relaxed);
-                notify.notify_one();
+                disarm(&mut ends.keys());
+                s.notify.notify_one();
                 return;
             }
         };
         let mut woke = false;
         for (tp, p) in answers {
-            let Some(pos) = positions.get(&tp).copied() else {
+            let (Some(pos), Some(before)) = (positions.get(&tp), ends.get(&tp).copied()) else {
                 continue;
             };
-            match p.error_code {
-                0 => {
-                    let end = if opts.read_committed && p.last_stable_offset >= 0 {
-                        p.last_stable_offset
-                    } else {
-                        p.high_watermark
-                    };
-                    let data = p.records.as_ref().is_some_and(|r| !r.is_empty());
-                    if data || end != pos {
-                        woke = true;
-                        positions.insert(tp, end.max(0));
-                    }
+            match outcome(rc, *pos, before, &p) {
+                Outcome::Quiet(e) => {
+                    ends.insert(tp.clone(), e);
+                    lock(&s.armed).insert(tp, (leader, e));
                 }
-                code::OFFSET_OUT_OF_RANGE => {
+                Outcome::Moved(e) => {
                     woke = true;
-                    positions.insert(tp, p.high_watermark.max(0));
+                    ends.insert(tp.clone(), e);
+                    disarm(&mut std::iter::once(&tp));
                 }
-                code::TOPIC_AUTHORIZATION_FAILED => {
-                    let mut d = denied.lock().unwrap_or_else(|p| p.into_inner());
-                    if d.insert(tp.topic.clone()) {
-                        tracing::warn!(topic = %tp.topic, "not authorised to Fetch this topic (the observer needs READ for event-driven wake-ups); using timed cycles for it");
+                o @ (Outcome::OutOfRange | Outcome::Failed(_)) => {
+                    if let Outcome::Failed(c) = o {
+                        tracing::debug!(partition = %tp, error = crate::wire::kafka_error::error_name(c), "long poll: partition left to timed cycles");
                     }
-                    let topic = tp.topic.clone();
-                    positions.retain(|t, _| t.topic != topic);
+                    woke = true;
+                    ends.remove(&tp);
+                    disarm(&mut std::iter::once(&tp));
                 }
-                ec if is_stale_route(ec) => {
-                    broken.store(true, Ordering::Relaxed);
-                    notify.notify_one();
+                Outcome::Denied => {
+                    let topic = tp.topic.clone();
+                    if lock(&s.denied).insert(topic.to_string()) {
+                        tracing::warn!(%topic, "not authorised to Fetch this topic (the observer needs READ for event-driven wake-ups); using timed cycles for it");
+                    }
+                    let gone: Vec<TopicPartition> =
+                        ends.keys().filter(|t| t.topic == topic).cloned().collect();
+                    for t in &gone {
+                        ends.remove(t);
+                    }
+                    disarm(&mut gone.iter());
+                    woke = true;
+                }
+                Outcome::Stale => {
+                    tracing::debug!(leader, partition = %tp, "long poll: leader moved; rebuilt at the next cycle");
+                    disarm(&mut ends.keys());
+                    s.notify.notify_one();
                     return;
                 }
-                _ => {}
             }
         }
         if woke {
-            notify.notify_one();
+            s.notify.notify_one();
+            await_handover = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn part(error: i16, hw: i64, lso: i64, start: i64, records: usize) -> FetchPartition {
+        FetchPartition {
+            error_code: error,
+            high_watermark: hw,
+            last_stable_offset: lso,
+            log_start_offset: start,
+            records: (records > 0).then(|| Bytes::from(vec![0u8; records])),
+            ..FetchPartition::default()
+        }
+    }
+
+    fn ends(start: i64, hw: i64, lso: i64) -> Ends {
+        Ends {
+            log_start: start,
+            high_watermark: hw,
+            last_stable: lso,
+        }
+    }
+
+    #[test]
+    fn outcomes() {
+        let before = ends(0, 10, 10);
+        #[rustfmt::skip]
+        let cases: &[(&str, bool, i64, FetchPartition, Outcome)] = &[
+            ("held to the timeout, nothing new", false, 10, part(0, 10, 10, 0, 0), Outcome::Quiet(ends(0, 10, 10))),
+            ("retention moved the log start", false, 10, part(0, 10, 10, 4, 0), Outcome::Quiet(ends(4, 10, 10))),
+            ("a record", false, 10, part(0, 11, 11, 0, 70), Outcome::Moved(ends(0, 11, 11))),
+            ("a new end without bytes (KIP-74 limit on a later partition)", false, 10, part(0, 12, 12, 0, 0), Outcome::Moved(ends(0, 12, 12))),
+            ("read_committed: an open transaction moves only the high watermark", true, 10, part(0, 12, 10, 0, 0), Outcome::Quiet(ends(0, 12, 10))),
+            ("read_committed: the commit moves the last stable offset", true, 10, part(0, 13, 13, 0, 0), Outcome::Moved(ends(0, 13, 13))),
+            ("read_uncommitted: an open transaction is data", false, 10, part(0, 12, 10, 0, 0), Outcome::Moved(ends(0, 12, 10))),
+            ("Fetch < v5: log start unknown, kept", false, 10, part(0, 10, 10, -1, 0), Outcome::Quiet(ends(0, 10, 10))),
+            ("last stable unknown: the high watermark", false, 10, part(0, 10, -1, 0, 0), Outcome::Quiet(ends(0, 10, 10))),
+            ("deleted records", false, 10, part(1, -1, -1, -1, 0), Outcome::OutOfRange),
+            ("no READ on the topic", false, 10, part(29, -1, -1, -1, 0), Outcome::Denied),
+            ("leader moved", false, 10, part(6, -1, -1, -1, 0), Outcome::Stale),
+            ("topic recreated", false, 10, part(100, -1, -1, -1, 0), Outcome::Stale),
+            ("storage error", false, 10, part(56, -1, -1, -1, 0), Outcome::Failed(56)),
+        ];
+        for (name, rc, pos, p, want) in cases {
+            assert_eq!(outcome(*rc, *pos, before, p), *want, "{name}");
         }
     }
 }

@@ -48,6 +48,8 @@ pub mod code {
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
     pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+    pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const OFFSET_NOT_AVAILABLE: i16 = 78;
