@@ -58,7 +58,7 @@ fn a_session_answers_only_for_partitions_that_changed() {
 
         // The full request that opens the session: every partition once.
         let mut session = FetchSession::default();
-        let first = fetch_in_session(&cluster, leader, &positions, opts(100), &mut session)
+        let first = fetch_in_session(&cluster, leader, positions.clone(), opts(100), &mut session)
             .await
             .unwrap();
         assert_eq!(first.len(), 40);
@@ -66,7 +66,7 @@ fn a_session_answers_only_for_partitions_that_changed() {
 
         // Nothing changed: the broker holds the request to max_wait and answers for nobody.
         let t = Instant::now();
-        let quiet = fetch_in_session(&cluster, leader, &positions, opts(300), &mut session)
+        let quiet = fetch_in_session(&cluster, leader, positions.clone(), opts(300), &mut session)
             .await
             .unwrap();
         assert!(quiet.is_empty(), "{quiet:?}");
@@ -84,9 +84,15 @@ fn a_session_answers_only_for_partitions_that_changed() {
                 harness::broker().produce(&topic, 12, 1);
             })
         };
-        let moved = fetch_in_session(&cluster, leader, &positions, opts(60_000), &mut session)
-            .await
-            .unwrap();
+        let moved = fetch_in_session(
+            &cluster,
+            leader,
+            positions.clone(),
+            opts(60_000),
+            &mut session,
+        )
+        .await
+        .unwrap();
         produce.join().unwrap();
         let names: Vec<(i32, i64)> = moved
             .iter()
@@ -100,7 +106,7 @@ fn a_session_answers_only_for_partitions_that_changed() {
         positions.insert(TopicPartition::new(topic.clone(), 12), 1);
         positions.remove(&TopicPartition::new(topic.clone(), 7));
         b.produce(&topic, 7, 1);
-        let after = fetch_in_session(&cluster, leader, &positions, opts(300), &mut session)
+        let after = fetch_in_session(&cluster, leader, positions.clone(), opts(300), &mut session)
             .await
             .unwrap();
         assert!(after.is_empty(), "{after:?}");
@@ -109,7 +115,7 @@ fn a_session_answers_only_for_partitions_that_changed() {
         // A session the broker does not know (evicted, or the broker restarted) heals into a
         // new one within the same call.
         let mut evicted = FetchSession::resumed(0x5eed, 9);
-        let healed = fetch_in_session(&cluster, leader, &positions, opts(100), &mut evicted)
+        let healed = fetch_in_session(&cluster, leader, positions.clone(), opts(100), &mut evicted)
             .await
             .unwrap();
         assert_eq!(healed.len(), positions.len());

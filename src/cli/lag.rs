@@ -257,10 +257,13 @@ async fn snapshot(
         }
         if let (Some(topics), Some(md)) = (&t.topics, &metadata) {
             for topic in topics {
-                match md.topics.get(topic) {
-                    Some(tm) if !tm.partitions.is_empty() => {
-                        tps.extend(tm.partitions.keys().map(|p| TopicPartition::new(topic, *p)))
-                    }
+                let topic: std::sync::Arc<str> = topic.as_str().into();
+                match md.topics.get(&*topic) {
+                    Some(tm) if !tm.partitions.is_empty() => tps.extend(
+                        tm.partitions
+                            .keys()
+                            .map(|p| TopicPartition::new(topic.clone(), *p)),
+                    ),
                     _ => {
                         tps.insert(TopicPartition::new(topic, 0));
                     }
@@ -333,7 +336,7 @@ fn row(
         None => (None, Some("no answer".into())),
     };
     Row {
-        topic: tp.topic.clone(),
+        topic: tp.topic.to_string(),
         partition: tp.partition,
         committed,
         log_start: e.map(|e| e.log_start),

@@ -68,7 +68,7 @@ pub async fn spawn_all(
         return Vec::new();
     }
     let topics: Vec<String> = {
-        let mut t: Vec<String> = assigned.iter().map(|tp| tp.topic.clone()).collect();
+        let mut t: Vec<String> = assigned.iter().map(|tp| tp.topic.to_string()).collect();
         t.sort();
         t.dedup();
         t
@@ -277,7 +277,7 @@ fn decode(
         .into_iter()
         .filter(|r| r.offset >= first)
         .map(|r| Message {
-            topic: tp.topic.clone(),
+            topic: tp.topic.to_string(),
             partition: tp.partition,
             offset: r.offset,
             timestamp_ms: r.timestamp,

@@ -55,7 +55,18 @@ pub fn job_lag(
 ) -> JobLag {
     let mut out = JobLag::default();
     for topic in topics {
-        for p in partitions.get(topic).into_iter().flatten() {
+        let Some(ps) = partitions.get(topic) else {
+            continue;
+        };
+        let topic: std::sync::Arc<str> = match ps
+            .first()
+            .and_then(|p| ends.get_key_value(&TopicPartition::new(topic.as_str(), *p)))
+        {
+            // Share the snapshot's name rather than allocate one per group.
+            Some((tp, _)) => tp.topic.clone(),
+            None => topic.as_str().into(),
+        };
+        for p in ps {
             let tp = TopicPartition::new(topic.clone(), *p);
             let (committed, commits_known) = match group {
                 Some(Ok(g)) if !g.errors.contains_key(&tp) => {

@@ -62,7 +62,7 @@ pub enum StuckEvent {
 #[derive(Debug, Default)]
 pub struct StuckTracker {
     policy: StuckPolicy,
-    parts: BTreeMap<(String, TopicPartition), Track>,
+    parts: BTreeMap<String, BTreeMap<TopicPartition, Track>>,
     gates: BTreeMap<String, Gate>,
 }
 
@@ -85,13 +85,29 @@ impl StuckTracker {
         working: bool,
     ) -> Option<StuckEvent> {
         let lag = lag?;
-        let t = self
-            .parts
-            .entry((group.to_string(), tp.clone()))
-            .or_default();
+        if lag == 0 {
+            // Caught up: nothing to remember (most partitions, most of the time).
+            let was_stuck = self
+                .parts
+                .get_mut(group)
+                .and_then(|p| p.remove(tp))
+                .is_some_and(|t| t.stuck);
+            return was_stuck.then(|| StuckEvent::Moving {
+                group: group.into(),
+                tp: tp.clone(),
+            });
+        }
+        let parts = match self.parts.get_mut(group) {
+            Some(p) => p,
+            None => self.parts.entry(group.to_string()).or_default(),
+        };
+        let t = match parts.get_mut(tp) {
+            Some(t) => t,
+            None => parts.entry(tp.clone()).or_default(),
+        };
         let moved = t.committed != committed;
         t.committed = committed;
-        if moved || lag == 0 {
+        if moved {
             t.still = 0;
             if t.stuck {
                 t.stuck = false;
@@ -119,7 +135,8 @@ impl StuckTracker {
 
     pub fn is_stuck(&self, group: &str, tp: &TopicPartition) -> bool {
         self.parts
-            .get(&(group.to_string(), tp.clone()))
+            .get(group)
+            .and_then(|p| p.get(tp))
             .is_some_and(|t| t.stuck)
     }
 

@@ -2,6 +2,9 @@
 //!
 //! Health is about the observer's own loop: 200 while cycles complete, 503 with the reason when
 //! the last cycle failed or no cycle has completed for a while (a hung loop is unhealthy too).
+//!
+//! `/metrics` is streamed in chunks as it is encoded: at 10,000 partitions the text is several
+//! megabytes, which as one string would be the observer's biggest allocation.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -97,13 +102,65 @@ pub async fn serve(
     Ok((bound, task))
 }
 
-fn route<B>(req: &Request<B>, metrics: &Metrics, health: &Health) -> Response<Full<Bytes>> {
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Size of one `/metrics` chunk.
+const CHUNK: usize = 64 * 1024;
+
+/// A `fmt::Write` that hands out full chunks; fails once the reader is gone, which stops the
+/// encoder.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buf: String,
+}
+
+impl ChunkWriter {
+    fn flush(&mut self) -> std::fmt::Result {
+        let chunk = std::mem::replace(&mut self.buf, String::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Bytes::from(chunk))
+            .map_err(|_| std::fmt::Error)
+    }
+}
+
+impl std::fmt::Write for ChunkWriter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.buf.push_str(s);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// The metrics text as a stream of chunks, encoded on a blocking thread.
+fn metrics_body(metrics: Arc<Metrics>) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChunkWriter {
+            tx,
+            buf: String::with_capacity(CHUNK),
+        };
+        if metrics.encode_to(&mut w).is_ok() && !w.buf.is_empty() {
+            let _ = w.flush();
+        }
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        let b = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
+    StreamBody::new(chunks).boxed_unsync()
+}
+
+fn route<B>(req: &Request<B>, metrics: &Arc<Metrics>, health: &Health) -> Response<Body> {
     let (status, ctype, body) = match req.uri().path() {
-        "/metrics" => (
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.encode(),
-        ),
+        "/metrics" => {
+            let mut resp = Response::new(metrics_body(metrics.clone()));
+            if let Ok(v) = "application/openmetrics-text; version=1.0.0; charset=utf-8".parse() {
+                resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+            }
+            return resp;
+        }
         "/healthz" => match health.check(Instant::now()) {
             Ok(()) => (StatusCode::OK, "text/plain", "ok\n".to_string()),
             Err(reason) => (
@@ -118,7 +175,7 @@ fn route<B>(req: &Request<B>, metrics: &Metrics, health: &Health) -> Response<Fu
             "not found: try /metrics or /healthz\n".to_string(),
         ),
     };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
     *resp.status_mut() = status;
     if let Ok(v) = ctype.parse() {
         resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
@@ -129,6 +186,57 @@ fn route<B>(req: &Request<B>, metrics: &Metrics, health: &Health) -> Response<Fu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observer::metrics::{GroupRow, PartitionRow};
+    use crate::offsets::Ends;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metrics_stream_in_chunks_and_equal_the_whole_text() {
+        let m = Arc::new(Metrics::new());
+        let topic: Arc<str> = "payments".into();
+        let group: Arc<str> = "billing".into();
+        let parts = (0..5000)
+            .map(|p| PartitionRow {
+                topic: topic.clone(),
+                partition: p,
+                ends: Ends {
+                    log_start: 1,
+                    high_watermark: 10 + p as i64,
+                    last_stable: 9,
+                },
+            })
+            .collect();
+        let groups = (0..5000)
+            .map(|p| GroupRow {
+                group: group.clone(),
+                topic: topic.clone(),
+                partition: p,
+                lag: (p % 2 == 0).then_some(p as i64),
+                committed: Some(3),
+                stuck: p == 7,
+            })
+            .collect();
+        m.partitions.set(parts, groups);
+        let whole = m.encode();
+        assert!(whole.len() > 4 * CHUNK, "{}", whole.len());
+        assert!(whole.contains(
+            "kafka_partition_latest_offset{topic=\"payments\",partition=\"4999\"} 5009\n"
+        ));
+        assert!(whole.contains("kafka_observer_partition_stuck{group=\"billing\",topic=\"payments\",partition=\"7\"} 1\n"));
+        assert!(!whole.contains(
+            "kafka_consumergroup_group_lag{group=\"billing\",topic=\"payments\",partition=\"1\"}"
+        ));
+        let mut body = metrics_body(m.clone());
+        let mut streamed = Vec::new();
+        let mut frames = 0;
+        while let Some(f) = body.frame().await {
+            let data = f.unwrap().into_data().unwrap();
+            assert!(data.len() <= CHUNK + 1024);
+            streamed.extend_from_slice(&data);
+            frames += 1;
+        }
+        assert!(frames > 4);
+        assert_eq!(String::from_utf8(streamed).unwrap(), whole);
+    }
 
     #[test]
     fn health_table() {

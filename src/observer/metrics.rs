@@ -2,35 +2,158 @@
 //! (kafka-lag-exporter's `kafka_consumergroup_*` and `kafka_partition_*`), plus the observer's
 //! own `kafka_observer_*` for jobs, cycles and broker load.
 //!
-//! Per-partition families are rebuilt every cycle, so a partition or group that disappears from
-//! the mapping disappears from the output instead of freezing at its last value.
-//!
-//! Per-partition label sets hold shared names (`Arc<str>`, interned by [`Names`]) and the
-//! partition as an integer: tens of thousands of label sets then cost no string allocations of
-//! their own. The text output is the same (`partition="3"`).
+//! Per-partition series are kept as plain rows of the last cycle ([`PartitionSeries`]) and
+//! written out at scrape time: a `Family` would hold a label set and an atomic per series, tens
+//! of thousands of allocations at 10,000 partitions, rebuilt every cycle. Rows are replaced as a
+//! whole each cycle, so a partition or group that leaves the mapping leaves the output instead
+//! of freezing at its last value. The text output is the usual one (`partition="3"`).
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GroupPartition {
+use crate::offsets::Ends;
+
+struct GroupPartitionLabels<'a> {
+    group: &'a str,
+    topic: &'a str,
+    partition: i32,
+}
+
+impl EncodeLabelSet for GroupPartitionLabels<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        ("group", self.group).encode(encoder.encode_label())?;
+        ("topic", self.topic).encode(encoder.encode_label())?;
+        ("partition", self.partition).encode(encoder.encode_label())
+    }
+}
+
+struct TopicPartitionLabels<'a> {
+    topic: &'a str,
+    partition: i32,
+}
+
+impl EncodeLabelSet for TopicPartitionLabels<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        ("topic", self.topic).encode(encoder.encode_label())?;
+        ("partition", self.partition).encode(encoder.encode_label())
+    }
+}
+
+/// Ends of one partition, as of the last cycle.
+#[derive(Debug, Clone)]
+pub struct PartitionRow {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub ends: Ends,
+}
+
+/// One group in one partition, as of the last cycle.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
     pub group: Arc<str>,
     pub topic: Arc<str>,
     pub partition: i32,
+    pub lag: Option<i64>,
+    pub committed: Option<i64>,
+    pub stuck: bool,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TopicPartitionLabels {
-    pub topic: Arc<str>,
-    pub partition: i32,
+type Rows = Arc<(Vec<PartitionRow>, Vec<GroupRow>)>;
+
+/// The per-partition series (see the module docs). A scrape takes the current rows and lets
+/// go of the lock at once: a slow client never holds up a cycle.
+#[derive(Debug, Default)]
+pub struct PartitionSeries(Mutex<Rows>);
+
+impl PartitionSeries {
+    /// Replaces every row.
+    pub fn set(&self, partitions: Vec<PartitionRow>, groups: Vec<GroupRow>) {
+        let old = std::mem::replace(
+            &mut *self.0.lock().unwrap_or_else(|p| p.into_inner()),
+            Arc::new((partitions, groups)),
+        );
+        drop(old);
+    }
+}
+
+type Help = (&'static str, &'static str);
+type EndsSeries = (Help, fn(&Ends) -> i64);
+type GroupSeries = (Help, fn(&GroupRow) -> Option<i64>);
+
+const LATEST: Help = (
+    "kafka_partition_latest_offset",
+    "High watermark of a partition",
+);
+const STABLE: Help = (
+    "kafka_partition_last_stable_offset",
+    "Last stable offset of a partition (read_committed end)",
+);
+const EARLIEST: Help = (
+    "kafka_partition_earliest_offset",
+    "Log start offset of a partition",
+);
+const LAG: Help = (
+    "kafka_consumergroup_group_lag",
+    "Records the group still has to read in a partition (to the last stable offset unless configured otherwise)",
+);
+const OFFSET: Help = (
+    "kafka_consumergroup_group_offset",
+    "Committed offset of the group in a partition",
+);
+const STUCK: Help = (
+    "kafka_observer_partition_stuck",
+    "1 when the group's commit has not moved for many cycles although consumers were active",
+);
+
+impl Collector for PartitionSeries {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let rows = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (parts, groups) = &*rows;
+        let ends: [EndsSeries; 3] = [
+            (LATEST, |e| e.high_watermark),
+            (STABLE, |e| e.last_stable),
+            (EARLIEST, |e| e.log_start),
+        ];
+        for ((name, help), value) in ends {
+            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for r in parts {
+                let l = TopicPartitionLabels {
+                    topic: &r.topic,
+                    partition: r.partition,
+                };
+                m.encode_family(&l)?.encode_gauge(&value(&r.ends))?;
+            }
+        }
+        let per_group: [GroupSeries; 3] = [
+            (LAG, |r| r.lag),
+            (OFFSET, |r| r.committed),
+            (STUCK, |r| Some(i64::from(r.stuck))),
+        ];
+        for ((name, help), value) in per_group {
+            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for r in groups {
+                if let Some(v) = value(r) {
+                    let l = GroupPartitionLabels {
+                        group: &r.group,
+                        topic: &r.topic,
+                        partition: r.partition,
+                    };
+                    m.encode_family(&l)?.encode_gauge(&v)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,13 +174,8 @@ pub struct ApiLabel {
 /// Every metric the observer exports.
 pub struct Metrics {
     registry: Registry,
-    pub lag: Family<GroupPartition, Gauge>,
-    pub committed: Family<GroupPartition, Gauge>,
-    pub stuck: Family<GroupPartition, Gauge>,
+    pub partitions: Arc<PartitionSeries>,
     pub group_lag: Family<GroupLabel, Gauge>,
-    pub latest: Family<TopicPartitionLabels, Gauge>,
-    pub stable: Family<TopicPartitionLabels, Gauge>,
-    pub earliest: Family<TopicPartitionLabels, Gauge>,
     pub unknown: Family<GroupLabel, Gauge>,
     pub desired: Family<JobLabel, Gauge>,
     pub active: Family<JobLabel, Gauge>,
@@ -69,8 +187,6 @@ pub struct Metrics {
     pub cycle_failures: Counter,
     pub requests_per_cycle: Gauge,
     pub requests: Family<ApiLabel, Counter>,
-    /// Size of the last `/metrics` body: the next one is allocated at once, not by doubling.
-    last_len: AtomicUsize,
 }
 
 impl Default for Metrics {
@@ -83,13 +199,8 @@ impl Metrics {
     pub fn new() -> Self {
         let m = Metrics {
             registry: Registry::default(),
-            lag: Family::default(),
-            committed: Family::default(),
-            stuck: Family::default(),
+            partitions: Arc::default(),
             group_lag: Family::default(),
-            latest: Family::default(),
-            stable: Family::default(),
-            earliest: Family::default(),
             unknown: Family::default(),
             desired: Family::default(),
             active: Family::default(),
@@ -101,43 +212,13 @@ impl Metrics {
             cycle_failures: Counter::default(),
             requests_per_cycle: Gauge::default(),
             requests: Family::default(),
-            last_len: AtomicUsize::new(0),
         };
         let mut r = Registry::default();
-        r.register(
-            "kafka_consumergroup_group_lag",
-            "Records the group still has to read in a partition (to the last stable offset unless configured otherwise)",
-            m.lag.clone(),
-        );
-        r.register(
-            "kafka_consumergroup_group_offset",
-            "Committed offset of the group in a partition",
-            m.committed.clone(),
-        );
+        r.register_collector(Box::new(m.partitions.clone()));
         r.register(
             "kafka_consumergroup_group_sum_lag",
             "Sum of the group's known partition lags",
             m.group_lag.clone(),
-        );
-        r.register(
-            "kafka_partition_latest_offset",
-            "High watermark of a partition",
-            m.latest.clone(),
-        );
-        r.register(
-            "kafka_partition_last_stable_offset",
-            "Last stable offset of a partition (read_committed end)",
-            m.stable.clone(),
-        );
-        r.register(
-            "kafka_partition_earliest_offset",
-            "Log start offset of a partition",
-            m.earliest.clone(),
-        );
-        r.register(
-            "kafka_observer_partition_stuck",
-            "1 when the group's commit has not moved for many cycles although consumers were active",
-            m.stuck.clone(),
         );
         r.register(
             "kafka_observer_group_unknown_partitions",
@@ -193,62 +274,24 @@ impl Metrics {
         Metrics { registry: r, ..m }
     }
 
-    /// Forgets every per-partition and per-group value before a cycle sets them anew.
-    pub fn clear_partitions(&self) {
-        self.lag.clear();
-        self.committed.clear();
-        self.stuck.clear();
+    /// Forgets every per-group value before a cycle sets them anew.
+    pub fn clear_groups(&self) {
         self.group_lag.clear();
-        self.latest.clear();
-        self.stable.clear();
-        self.earliest.clear();
         self.unknown.clear();
     }
 
-    /// OpenMetrics text.
+    /// Writes the OpenMetrics text to `out` (which may stop it with an error).
+    pub fn encode_to(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+        prometheus_client::encoding::text::encode(out, &self.registry)
+    }
+
+    /// OpenMetrics text, whole.
     pub fn encode(&self) -> String {
-        let hint = self.last_len.load(Ordering::Relaxed);
-        let mut out = String::with_capacity(hint + hint / 8);
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        let mut out = String::new();
+        if self.encode_to(&mut out).is_err() {
             out.clear();
         }
-        self.last_len.store(out.len(), Ordering::Relaxed);
         out
-    }
-}
-
-pub fn gp(group: &Arc<str>, topic: &Arc<str>, partition: i32) -> GroupPartition {
-    GroupPartition {
-        group: group.clone(),
-        topic: topic.clone(),
-        partition,
-    }
-}
-
-pub fn tpl(topic: &Arc<str>, partition: i32) -> TopicPartitionLabels {
-    TopicPartitionLabels {
-        topic: topic.clone(),
-        partition,
-    }
-}
-
-/// Interned topic and group names for label sets: one allocation per name, not per series.
-#[derive(Debug, Default)]
-pub struct Names(HashSet<Arc<str>>);
-
-impl Names {
-    pub fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(n) = self.0.get(name) {
-            return n.clone();
-        }
-        let n: Arc<str> = Arc::from(name);
-        self.0.insert(n.clone());
-        n
-    }
-
-    /// Drops names no label set uses any more (only this table holds them).
-    pub fn prune(&mut self) {
-        self.0.retain(|n| Arc::strong_count(n) > 1);
     }
 }
 

@@ -64,8 +64,8 @@ pub struct Observer {
     watcher: Option<watch::Watcher>,
     /// Every partition is idle and watched: the long poll replaces the fast tick.
     all_idle: bool,
-    /// Topic and group names shared by the per-partition label sets.
-    names: metrics::Names,
+    /// Group names shared by the per-partition series.
+    group_names: Vec<Arc<str>>,
 }
 
 /// What one cycle did, for tests and logs.
@@ -87,7 +87,14 @@ impl Observer {
             let read_committed = cfg.policy.end == crate::lag::EndKind::LastStable;
             watch::Watcher::new(cluster.clone(), read_committed, cfg.idle_ticker)
         });
+        let group_names = cfg
+            .kafkadata
+            .groups()
+            .iter()
+            .map(|(g, _)| g.as_str().into())
+            .collect();
         Observer {
+            group_names,
             jobs: cfg.kafkadata.jobs(),
             groups: cfg.kafkadata.groups(),
             topology: Topology::new(&cfg.kafkadata, cfg.metadata_refresh),
@@ -101,7 +108,6 @@ impl Observer {
             last_launch: BTreeMap::new(),
             last_error: None,
             all_idle: false,
-            names: metrics::Names::default(),
             watcher,
         }
     }
@@ -180,12 +186,11 @@ impl Observer {
     async fn cycle(&mut self) -> Result<CycleReport, String> {
         self.topology.update(&self.cluster).await?;
         // Ends the long poll already knows need no ListOffsets.
-        let known = self.watcher.as_ref().map(|w| w.armed()).unwrap_or_default();
         let snap = snapshot::take(
             &self.cluster,
             self.topology.partitions(),
             &self.groups,
-            known,
+            self.watcher.as_ref(),
         )
         .await;
         if !snap.ends.is_empty() && snap.ends.values().all(|e| e.is_err()) {
@@ -206,42 +211,39 @@ impl Observer {
                 )
             })
             .collect();
-        self.export_offsets(&snap, &group_lags);
         self.all_idle = self.watch_idle(&snap, &group_lags);
-        drop(group_lags);
 
-        // Lag per job (pure), then active instances of the jobs that have work.
-        let lags: Vec<JobLag> = self
-            .jobs
-            .iter()
-            .map(|j| {
-                job_lag(
-                    &j.topics,
-                    &snap.partitions,
-                    &snap.ends,
-                    snap.committed.get(&j.consumer_group),
-                    &self.cfg.policy,
-                )
-            })
+        // Lag per job (pure; computed again, one job at a time, where it is used: a thousand
+        // jobs' partition lists at once would be the cycle's biggest allocation), then active
+        // instances of the jobs that have work.
+        let (snap_ref, policy) = (&snap, &self.cfg.policy);
+        let lag_of = |j: &Job| {
+            job_lag(
+                &j.topics,
+                &snap_ref.partitions,
+                &snap_ref.ends,
+                snap_ref.committed.get(&j.consumer_group),
+                policy,
+            )
+        };
+        let busy: Vec<usize> = (0..self.jobs.len())
+            .filter(|i| lag_of(&self.jobs[*i]).lagging() > 0)
             .collect();
         let launcher = &self.launcher;
-        let actives = join_all(self.jobs.iter().zip(&lags).map(|(job, lag)| async move {
-            if lag.lagging() == 0 {
-                Ok(0)
-            } else {
-                launcher.active(job).await
-            }
-        }))
-        .await;
+        let mut actives: Vec<Option<Result<u32, _>>> = (0..self.jobs.len()).map(|_| None).collect();
+        let counted = join_all(busy.iter().map(|i| launcher.active(&self.jobs[*i]))).await;
+        for (i, n) in busy.iter().zip(counted) {
+            actives[*i] = Some(n);
+        }
 
         // Decide (pure), remembering stuck partitions.
         let now = Instant::now();
         let mut plan: Vec<(usize, u32)> = Vec::new();
         for (i, job) in self.jobs.iter().enumerate() {
-            let lag = &lags[i];
+            let lag = &lag_of(job);
             let label = metrics::job(&job.name);
-            let listed = match &actives[i] {
-                Ok(n) => *n,
+            let listed = match actives[i].take().unwrap_or(Ok(0)) {
+                Ok(n) => n,
                 Err(e) => {
                     self.metrics.launcher_errors.get_or_create(&label).inc();
                     tracing::warn!(job = %job.name, error = %e, "cannot count active instances; not launching this cycle");
@@ -300,16 +302,9 @@ impl Observer {
             } else if !gate && lag.lagging() > active {
                 tracing::debug!(job = %job.name, held_for = ?self.stuck.held_for(&job.name, now), "stuck job: wake-up held back");
             }
-            let group = self.names.get(&job.consumer_group);
-            for p in &lag.partitions {
-                let stuck = self.stuck.is_stuck(&job.consumer_group, &p.tp) as i64;
-                let topic = self.names.get(&p.tp.topic);
-                self.metrics
-                    .stuck
-                    .get_or_create(&metrics::gp(&group, &topic, p.tp.partition))
-                    .set(stuck);
-            }
         }
+        self.export_offsets(&snap, &group_lags);
+        drop(group_lags);
 
         // Act: one job run per job, jobs in parallel.
         let (jobs, launcher) = (&self.jobs, &self.launcher);
@@ -342,7 +337,6 @@ impl Observer {
                 }
             }
         }
-        self.names.prune();
         Ok(report)
     }
 
@@ -352,46 +346,54 @@ impl Observer {
         let Some(w) = &mut self.watcher else {
             return false;
         };
-        let mut idle: BTreeMap<crate::offsets::TopicPartition, crate::offsets::Ends> = snap
-            .ends
+        // Partitions some group still has to read (few, usually) stay with the timed cycle.
+        let busy: std::collections::HashSet<&crate::offsets::TopicPartition> = group_lags
             .iter()
-            .filter_map(|(tp, e)| e.as_ref().ok().map(|e| (tp.clone(), *e)))
+            .flat_map(|l| &l.partitions)
+            .filter(|p| p.lag != Some(0))
+            .map(|p| &p.tp)
             .collect();
         let total = snap.ends.len();
-        for lag in group_lags {
-            for p in &lag.partitions {
-                if p.lag != Some(0) {
-                    idle.remove(&p.tp);
-                }
-            }
-        }
-        let complete = w.sync(&idle);
-        complete && idle.len() == total && total > 0
+        let idle = snap.ends.iter().filter_map(|(tp, e)| match e {
+            Ok(e) if !busy.contains(tp) => Some((tp.clone(), *e)),
+            _ => None,
+        });
+        let idle_count = snap
+            .ends
+            .iter()
+            .filter(|(tp, e)| e.is_ok() && !busy.contains(tp))
+            .count();
+        let complete = w.sync(idle);
+        complete && idle_count == total && total > 0
     }
 
     /// Offsets and lag per group and partition, as of this snapshot.
-    fn export_offsets(&mut self, snap: &snapshot::Snapshot, group_lags: &[JobLag]) {
+    fn export_offsets(&self, snap: &snapshot::Snapshot, group_lags: &[JobLag]) {
         let m = &self.metrics;
-        let names = &mut self.names;
-        m.clear_partitions();
-        for (tp, e) in &snap.ends {
-            if let Ok(e) = e {
-                let l = metrics::tpl(&names.get(&tp.topic), tp.partition);
-                m.latest.get_or_create(&l).set(e.high_watermark);
-                m.stable.get_or_create(&l).set(e.last_stable);
-                m.earliest.get_or_create(&l).set(e.log_start);
-            }
-        }
-        for ((group, _), lag) in self.groups.iter().zip(group_lags) {
-            let g = names.get(group);
+        let parts: Vec<metrics::PartitionRow> = snap
+            .ends
+            .iter()
+            .filter_map(|(tp, e)| {
+                let ends = *e.as_ref().ok()?;
+                Some(metrics::PartitionRow {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    ends,
+                })
+            })
+            .collect();
+        let mut rows = Vec::with_capacity(group_lags.iter().map(|l| l.partitions.len()).sum());
+        m.clear_groups();
+        for (((group, _), name), lag) in self.groups.iter().zip(&self.group_names).zip(group_lags) {
             for p in &lag.partitions {
-                let l = metrics::gp(&g, &names.get(&p.tp.topic), p.tp.partition);
-                if let Some(v) = p.lag {
-                    m.lag.get_or_create(&l).set(v);
-                }
-                if let Some(c) = p.committed {
-                    m.committed.get_or_create(&l).set(c);
-                }
+                rows.push(metrics::GroupRow {
+                    group: name.clone(),
+                    topic: p.tp.topic.clone(),
+                    partition: p.tp.partition,
+                    lag: p.lag,
+                    committed: p.committed,
+                    stuck: self.stuck.is_stuck(group, &p.tp),
+                });
             }
             let g = metrics::GroupLabel {
                 group: group.clone(),
@@ -399,5 +401,6 @@ impl Observer {
             m.group_lag.get_or_create(&g).set(lag.total_lag());
             m.unknown.get_or_create(&g).set(lag.unknown() as i64);
         }
+        m.partitions.set(parts, rows);
     }
 }

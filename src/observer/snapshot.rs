@@ -2,9 +2,10 @@
 //! committed offsets of every group — ends and commits requested together so they describe the
 //! same moment as closely as the protocol allows.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use super::watch::Watcher;
 use crate::cluster::Cluster;
 use crate::config::kafkadata::Kafkadata;
 use crate::offsets::{fetch_committed, fetch_ends, Ends, GroupOffsets, GroupQuery, TopicPartition};
@@ -94,19 +95,24 @@ impl Topology {
 }
 
 /// Ends of every watched partition and commits of every group, in one round trip each.
-/// Partitions in `known` (held by the long poll, see `watch`) take their ends from there.
+/// Partitions held by the long poll (see `watch`) take their ends from there.
 pub async fn take(
     cluster: &Cluster,
     partitions: &BTreeMap<String, Vec<i32>>,
     groups: &[(String, Vec<String>)],
-    mut known: HashMap<TopicPartition, Ends>,
+    watcher: Option<&Watcher>,
 ) -> Snapshot {
     let tps: Vec<TopicPartition> = partitions
         .iter()
-        .flat_map(|(t, ps)| ps.iter().map(move |p| TopicPartition::new(t.clone(), *p)))
+        .flat_map(|(t, ps)| {
+            let t: std::sync::Arc<str> = t.as_str().into();
+            ps.iter().map(move |p| TopicPartition::new(t.clone(), *p))
+        })
         .collect();
-    let (known_tps, ask): (Vec<TopicPartition>, Vec<TopicPartition>) =
-        tps.into_iter().partition(|tp| known.contains_key(tp));
+    let (known, ask) = match watcher {
+        Some(w) => w.split_known(tps),
+        None => (Vec::new(), tps),
+    };
     let queries: Vec<GroupQuery> = groups
         .iter()
         .map(|(g, topics)| GroupQuery {
@@ -118,11 +124,7 @@ pub async fn take(
         fetch_ends(cluster, &ask),
         fetch_committed(cluster, &queries)
     );
-    for tp in known_tps {
-        if let Some(e) = known.remove(&tp) {
-            ends.insert(tp, Ok(e));
-        }
-    }
+    ends.extend(known.into_iter().map(|(tp, e)| (tp, Ok(e))));
     Snapshot {
         partitions: partitions.clone(),
         ends,

@@ -23,11 +23,12 @@
 //! ListOffsets needs only DESCRIBE) fall back to timed cycles with one log line.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::cluster::{is_stale_route, Cluster};
@@ -104,8 +105,20 @@ struct Shared {
     armed: Armed,
 }
 
+/// The set a leader task should watch next, handed over without a copy.
+#[derive(Default)]
+struct Handover {
+    next: Mutex<Option<BTreeMap<TopicPartition, Ends>>>,
+    ready: Notify,
+    /// Fingerprint of the last set handed over: an unchanged set is not sent again. The task
+    /// clears it when it drops partitions on its own, so the next set is sent whatever it is.
+    sent: AtomicU64,
+}
+
+type Mailbox = Arc<Handover>;
+
 struct LeaderTask {
-    want: watch::Sender<Arc<BTreeMap<TopicPartition, Ends>>>,
+    mailbox: Mailbox,
     /// A fetch is held by the broker; a changed set waits for it to return.
     in_flight: Arc<AtomicBool>,
     handle: JoinHandle<()>,
@@ -155,29 +168,41 @@ impl Watcher {
         lock(&self.shared.denied).clone()
     }
 
-    /// Current ends of the partitions under the long poll (see the module docs).
-    pub fn armed(&self) -> HashMap<TopicPartition, Ends> {
-        lock(&self.shared.armed)
-            .iter()
-            .map(|(tp, (_, e))| (tp.clone(), *e))
-            .collect()
+    /// Splits `tps` into those under the long poll, with their current ends (see the module
+    /// docs), and the rest.
+    pub fn split_known(
+        &self,
+        tps: Vec<TopicPartition>,
+    ) -> (Vec<(TopicPartition, Ends)>, Vec<TopicPartition>) {
+        let armed = lock(&self.shared.armed);
+        let mut known = Vec::with_capacity(armed.len().min(tps.len()));
+        let mut rest = Vec::new();
+        for tp in tps {
+            match armed.get(&tp) {
+                Some((_, e)) => known.push((tp, *e)),
+                None => rest.push(tp),
+            }
+        }
+        (known, rest)
     }
 
     /// Watches exactly `idle` (partition → its current ends). Returns true when every
     /// partition of `idle` is watched (or will be as soon as its leader's task re-arms).
-    pub fn sync(&mut self, idle: &BTreeMap<TopicPartition, Ends>) -> bool {
+    pub fn sync(&mut self, idle: impl Iterator<Item = (TopicPartition, Ends)>) -> bool {
         let md = self.shared.cluster.metadata();
         let denied = self.denied();
         let mut layout: BTreeMap<i32, BTreeMap<TopicPartition, Ends>> = BTreeMap::new();
         let mut complete = true;
+        let mut count = 0usize;
         for (tp, ends) in idle {
+            count += 1;
             if denied.contains(&*tp.topic) {
                 complete = false;
                 continue;
             }
             match md.leader(&tp.topic, tp.partition) {
                 Some(l) => {
-                    layout.entry(l).or_default().insert(tp.clone(), *ends);
+                    layout.entry(l).or_default().insert(tp, ends);
                 }
                 None => complete = false,
             }
@@ -197,43 +222,45 @@ impl Watcher {
             }
             lock(&self.shared.armed).retain(|_, (l, _)| !gone.contains(l));
         }
-        let armed = lock(&self.shared.armed).clone();
         for (leader, want) in layout {
             let task = self.tasks.entry(leader).or_insert_with(|| {
-                let (tx, rx) = watch::channel(Arc::new(BTreeMap::new()));
+                let mailbox = Mailbox::default();
                 let in_flight = Arc::new(AtomicBool::new(false));
                 let handle = tokio::spawn(watch_leader(
                     self.shared.clone(),
                     leader,
-                    rx,
+                    mailbox.clone(),
                     in_flight.clone(),
                 ));
                 LeaderTask {
-                    want: tx,
+                    mailbox,
                     in_flight,
                     handle,
                 }
             });
             // A held fetch covers the new set only if it already holds every partition.
-            if task.in_flight.load(Ordering::Relaxed)
-                && !want
+            if task.in_flight.load(Ordering::Relaxed) {
+                let armed = lock(&self.shared.armed);
+                if !want
                     .keys()
                     .all(|tp| armed.get(tp).is_some_and(|(l, _)| *l == leader))
-            {
-                complete = false;
-            }
-            task.want.send_if_modified(|cur| {
-                if **cur == want {
-                    false
-                } else {
-                    *cur = Arc::new(want);
-                    true
+                {
+                    complete = false;
                 }
-            });
+            }
+            let fingerprint = {
+                let mut h = std::hash::DefaultHasher::new();
+                want.hash(&mut h);
+                h.finish() | 1
+            };
+            if task.mailbox.sent.swap(fingerprint, Ordering::Relaxed) != fingerprint {
+                *lock(&task.mailbox.next) = Some(want);
+                task.mailbox.ready.notify_one();
+            }
         }
         tracing::debug!(
             leaders = self.tasks.len(),
-            partitions = idle.len(),
+            partitions = count,
             complete,
             "long-poll watch updated"
         );
@@ -242,12 +269,7 @@ impl Watcher {
 }
 
 /// The long poll of one leader: fetch, read the answer, wake the observer when something moved.
-async fn watch_leader(
-    s: Shared,
-    leader: i32,
-    mut want: watch::Receiver<Arc<BTreeMap<TopicPartition, Ends>>>,
-    in_flight: Arc<AtomicBool>,
-) {
+async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox, in_flight: Arc<AtomicBool>) {
     let rc = s.opts.read_committed;
     let end_of = |e: &Ends| if rc { e.last_stable } else { e.high_watermark };
     let mut session = FetchSession::default();
@@ -270,25 +292,20 @@ async fn watch_leader(
             } else {
                 s.opts.max_wait
             };
-            if let Ok(Err(_)) = tokio::time::timeout(bound, want.changed()).await {
-                return; // the watcher is gone
-            }
+            let _ = tokio::time::timeout(bound, mailbox.ready.notified()).await;
             await_handover = false;
         }
-        if want.has_changed().unwrap_or(false) || ends.is_empty() {
+        let handed = lock(&mailbox.next).take();
+        if let Some(mut next) = handed {
             let denied = lock(&s.denied).clone();
-            let next = want.borrow_and_update().clone();
+            next.retain(|tp, _| !denied.contains(&*tp.topic));
             let dropped: Vec<TopicPartition> = ends
                 .keys()
                 .filter(|tp| !next.contains_key(*tp))
                 .cloned()
                 .collect();
             disarm(&mut dropped.iter());
-            ends = next
-                .iter()
-                .filter(|(tp, _)| !denied.contains(&*tp.topic))
-                .map(|(tp, e)| (tp.clone(), *e))
-                .collect();
+            ends = next;
         }
         if ends.is_empty() {
             continue;
@@ -302,7 +319,7 @@ async fn watch_leader(
             }
         }
         in_flight.store(true, Ordering::Relaxed);
-        let answers = fetch_in_session(&s.cluster, leader, &positions, s.opts, &mut session).await;
+        let answers = fetch_in_session(&s.cluster, leader, positions, s.opts, &mut session).await;
         in_flight.store(false, Ordering::Relaxed);
         let answers = match answers {
             Ok(a) => a,
@@ -315,10 +332,10 @@ async fn watch_leader(
         };
         let mut woke = false;
         for (tp, p) in answers {
-            let (Some(pos), Some(before)) = (positions.get(&tp), ends.get(&tp).copied()) else {
+            let (Some(pos), Some(before)) = (session.position(&tp), ends.get(&tp).copied()) else {
                 continue;
             };
-            match outcome(rc, *pos, before, &p) {
+            match outcome(rc, pos, before, &p) {
                 Outcome::Quiet(e) => {
                     ends.insert(tp.clone(), e);
                     lock(&s.armed).insert(tp, (leader, e));
@@ -329,6 +346,7 @@ async fn watch_leader(
                     disarm(&mut std::iter::once(&tp));
                 }
                 o @ (Outcome::OutOfRange | Outcome::Failed(_)) => {
+                    mailbox.sent.store(0, Ordering::Relaxed);
                     if let Outcome::Failed(c) = o {
                         tracing::debug!(partition = %tp, error = crate::wire::kafka_error::error_name(c), "long poll: partition left to timed cycles");
                     }

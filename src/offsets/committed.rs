@@ -98,8 +98,12 @@ pub async fn fetch_committed(
     // Apply topic filters.
     for q in queries {
         if let (Some(topics), Some(Ok(offsets))) = (&q.topics, out.get_mut(&q.group)) {
-            offsets.committed.retain(|tp, _| topics.contains(&tp.topic));
-            offsets.errors.retain(|tp, _| topics.contains(&tp.topic));
+            offsets
+                .committed
+                .retain(|tp, _| topics.iter().any(|t| **t == *tp.topic));
+            offsets
+                .errors
+                .retain(|tp, _| topics.iter().any(|t| **t == *tp.topic));
         }
     }
     out
@@ -209,8 +213,9 @@ fn group_answer(group: &str, fg: OffsetFetchGroup, addr: &str) -> GroupAnswer {
     }
     let mut offsets = GroupOffsets::default();
     for t in fg.topics {
+        let name: std::sync::Arc<str> = t.name.into();
         for p in t.partitions {
-            let tp = TopicPartition::new(t.name.clone(), p.partition_index);
+            let tp = TopicPartition::new(name.clone(), p.partition_index);
             if p.error_code != 0 {
                 offsets.errors.insert(tp, error_name(p.error_code));
             } else if p.committed_offset >= 0 {

@@ -16,7 +16,7 @@ use crate::protocol::list_offsets::ListOffsetsResponse;
 use crate::wire::kafka_error::error_name;
 
 /// The three ends of a partition's log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Ends {
     /// First offset still in the log (after retention).
     pub log_start: i64,
@@ -68,7 +68,7 @@ pub async fn fetch_ends(
     while !todo.is_empty() {
         let topics: Vec<String> = todo
             .iter()
-            .map(|tp| tp.topic.clone())
+            .map(|tp| tp.topic.to_string())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -161,7 +161,7 @@ pub async fn fetch_ends(
 
 /// Leader of `tp`, or why there is none (and whether asking again may help).
 fn route(md: &crate::cluster::Metadata, tp: &TopicPartition) -> Result<i32, (String, bool)> {
-    let Some(topic) = md.topics.get(&tp.topic) else {
+    let Some(topic) = md.topics.get(&*tp.topic) else {
         return Err((format!("topic '{}' is not in the metadata", tp.topic), true));
     };
     if topic.error_code != 0 {
@@ -236,9 +236,9 @@ async fn list_offsets(
         Ok(r) => r,
         Err(e) => return all_failed(tps, e.to_string(), !e.is_fatal()),
     };
-    let mut answers: HashMap<(String, i32), Answer> = HashMap::new();
-    for t in resp.topics {
-        for p in t.partitions {
+    let mut answers: HashMap<(&str, i32), Answer> = HashMap::new();
+    for t in &resp.topics {
+        for p in &t.partitions {
             let answer = if p.error_code != 0 {
                 Err((
                     format!(
@@ -261,13 +261,13 @@ async fn list_offsets(
             } else {
                 Ok(p.offset)
             };
-            answers.insert((t.name.clone(), p.partition_index), answer);
+            answers.insert((t.name.as_str(), p.partition_index), answer);
         }
     }
     tps.iter()
         .map(|tp| {
             let a = answers
-                .remove(&(tp.topic.clone(), tp.partition))
+                .remove(&(&*tp.topic, tp.partition))
                 .unwrap_or_else(|| {
                     Err((format!("{tp}: missing from the ListOffsets answer"), true))
                 });

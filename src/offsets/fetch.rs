@@ -130,7 +130,7 @@ impl FetchSession {
     }
 
     /// The broker answered the request made by `delta` for `positions`.
-    pub fn answered(&mut self, delta: &Delta, positions: &BTreeMap<TopicPartition, i64>, id: i32) {
+    pub fn answered(&mut self, delta: &Delta, positions: BTreeMap<TopicPartition, i64>, id: i32) {
         if delta.full() {
             // A broker that declined (id 0: its session cache is full, or Fetch < v7) is asked
             // again with the next full request.
@@ -143,17 +143,19 @@ impl FetchSession {
                 self.epoch + 1
             };
         }
-        self.held = if self.epoch == 0 {
-            BTreeMap::new()
-        } else {
-            positions.clone()
-        };
+        // Kept even without a session: callers read the positions back.
+        self.held = positions;
     }
 
     /// The next request is a full one (it also closes the old session on the broker).
     pub fn reset(&mut self) {
         self.epoch = 0;
         self.held.clear();
+    }
+
+    /// Where the last answered request left `tp`.
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.held.get(tp).copied()
     }
 
     /// True while the broker holds a session for us.
@@ -190,17 +192,18 @@ pub async fn fetch(
 }
 
 /// Like [`fetch`], inside `session`: only the changes go out, only the changed partitions come
-/// back (partitions absent from the answer are as they were).
+/// back (partitions absent from the answer are as they were). The session keeps `positions`
+/// (see [`FetchSession::position`]).
 pub async fn fetch_in_session(
     cluster: &Cluster,
     leader: i32,
-    positions: &BTreeMap<TopicPartition, i64>,
+    positions: BTreeMap<TopicPartition, i64>,
     opts: FetchOptions,
     session: &mut FetchSession,
 ) -> Result<Vec<(TopicPartition, FetchPartition)>, FetchFailure> {
     for _ in 0..2 {
-        let delta = session.delta(positions);
-        match fetch_delta(cluster, leader, positions, &delta, opts).await {
+        let delta = session.delta(&positions);
+        match fetch_delta(cluster, leader, &positions, &delta, opts).await {
             Ok((answers, id)) => {
                 session.answered(&delta, positions, id);
                 return Ok(answers);
@@ -261,7 +264,7 @@ async fn fetch_delta(
     let mut names_by_id: BTreeMap<[u8; 16], &str> = BTreeMap::new();
     let mut last = "";
     for tp in positions.keys() {
-        if tp.topic != last {
+        if *tp.topic != *last {
             last = &tp.topic;
             names_by_id.insert(id_of(last), last);
         }
@@ -288,13 +291,13 @@ async fn fetch_delta(
     }
     let mut out = Vec::new();
     for t in resp.responses {
-        let name = if t.name.is_empty() {
+        let name: std::sync::Arc<str> = if t.name.is_empty() {
             match names_by_id.get(&t.topic_id) {
-                Some(n) => n.to_string(),
+                Some(n) => (*n).into(),
                 None => continue,
             }
         } else {
-            t.name
+            t.name.into()
         };
         for p in t.partitions {
             let tp = TopicPartition::new(name.clone(), p.partition_index);
@@ -421,7 +424,7 @@ mod tests {
                 assert_eq!(positions[tp], *off, "step {i}: {tp} position");
             }
             match answer {
-                Some(id) => s.answered(&d, &positions, *id),
+                Some(id) => s.answered(&d, positions.clone(), *id),
                 None => s.reset(),
             }
         }
@@ -435,7 +438,7 @@ mod tests {
         for _ in 0..3 {
             let d = s.delta(&positions);
             assert_eq!((d.session_id, d.epoch, d.send.len()), (0, 0, 1));
-            s.answered(&d, &positions, 0);
+            s.answered(&d, positions.clone(), 0);
             assert!(!s.is_open());
         }
     }
@@ -450,7 +453,7 @@ mod tests {
         let positions = pos(&[("a", 0, 1)]);
         let d = s.delta(&positions);
         assert_eq!(d.epoch, i32::MAX);
-        s.answered(&d, &positions, 9);
+        s.answered(&d, positions.clone(), 9);
         assert_eq!(s.delta(&positions).epoch, 1);
     }
 
