@@ -9,7 +9,7 @@
 # Output: the tables on stdout, also appended to $CARGO_TARGET_DIR/bench-results.txt.
 # Knobs (environment): KO_BENCH_RECORDS (consume, default 1000000), KO_BENCH_RUNS (consume, 3),
 # KO_BENCH_TRIALS (wake-up, 20), KO_BENCH_WINDOW_SECS (broker load, 60), KO_BENCH_TOPICS (1000),
-# KO_BENCH_PARTITIONS (10).
+# KO_BENCH_PARTITIONS (10), KO_OBSERVER_EXE (the observer binary; default: the musl build).
 set -eu
 cd "$(dirname "$0")/../.."
 : "${CARGO_TARGET_DIR:=target}"
@@ -20,6 +20,15 @@ for n in $names; do
     case " $all " in *" $n "*) ;; *) echo "unknown benchmark '$n' (one of: $all)" >&2; exit 2 ;; esac
 done
 cargo test --release --locked --test suite --no-run >&2
+# The observer under test is the shipped program: the static musl binary when this machine can
+# build it (musl target + musl-gcc), else the host build. KO_OBSERVER_EXE=PATH picks another.
+if [ -z "${KO_OBSERVER_EXE:-}" ] && rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl &&
+    command -v x86_64-linux-musl-gcc >/dev/null 2>&1; then
+    CC_x86_64_unknown_linux_musl=x86_64-linux-musl-gcc \
+        cargo build --release --locked --target x86_64-unknown-linux-musl --bin kafka-observer >&2
+    KO_OBSERVER_EXE="$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release/kafka-observer"
+    export KO_OBSERVER_EXE
+fi
 out="$CARGO_TARGET_DIR/bench-results.txt"
 for n in $names; do
     echo "== $n ($(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg))" | tee -a "$out"

@@ -940,7 +940,8 @@ fn broker_load() {
         long_poll_mode(),
         secs(window)
     );
-    println!("synthetic topics created in {create_s:.1} s (one AdminClient, batches of 100); load avg {load0} → {load1}\n");
+    println!("synthetic topics created in {create_s:.1} s (one AdminClient, batches of 100); load avg {load0} → {load1}");
+    println!("observer binary: {}\n", crate::bin::exe().to_string_lossy());
     println!("| mapping | cycles | requests / cycle (Δtotal/Δcycles; gauge) | requests / idle minute | by API (Δ over window) | CPU / cycle | mean cycle | VmHWM | VmRSS |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in &results {

@@ -49,9 +49,17 @@ pub const VARIABLES: &[&str] = &[
     "LOG_LEVEL",
 ];
 
+/// The program under test: this build, or `KO_OBSERVER_EXE` (the benchmarks point it at the
+/// shipped static musl binary, whose memory is the one that matters).
+pub fn exe() -> std::ffi::OsString {
+    std::env::var_os("KO_OBSERVER_EXE")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_kafka-observer").into())
+}
+
 /// `kafka-observer ARGS` with a clean environment.
 pub fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kafka-observer"));
+    let mut cmd = Command::new(exe());
     cmd.args(args);
     for v in VARIABLES {
         cmd.env_remove(v);

@@ -20,13 +20,14 @@
 //! cycle covers the newcomers (`sync` reports them as not watched).
 //!
 //! Topics the observer may not read (TOPIC_AUTHORIZATION_FAILED — Fetch needs READ where
-//! ListOffsets needs only DESCRIBE) fall back to timed cycles with one log line.
+//! ListOffsets needs only DESCRIBE) fall back to timed cycles with one log line, and are tried
+//! again after [`RETRY_DENIED`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -101,7 +102,11 @@ struct Shared {
     cluster: Arc<Cluster>,
     opts: FetchOptions,
     notify: Arc<Notify>,
-    denied: Arc<Mutex<BTreeSet<String>>>,
+    /// Topics Fetch was refused on, and when: tried again after [`RETRY_DENIED`], so a READ
+    /// granted later brings the long poll back without a restart.
+    denied: Arc<Mutex<BTreeMap<String, Instant>>>,
+    /// Topics already reported (one log line per topic, not one per retry).
+    warned: Arc<Mutex<BTreeSet<String>>>,
     armed: Armed,
 }
 
@@ -123,6 +128,19 @@ struct LeaderTask {
     in_flight: Arc<AtomicBool>,
     handle: JoinHandle<()>,
 }
+
+impl Shared {
+    /// Topics still in their fallback period.
+    fn denied(&self) -> BTreeSet<String> {
+        let mut d = lock(&self.denied);
+        d.retain(|_, at| at.elapsed() < RETRY_DENIED);
+        d.keys().cloned().collect()
+    }
+}
+
+/// How long a topic Fetch was refused on stays with the timed cycle before the long poll tries
+/// it again.
+pub const RETRY_DENIED: Duration = Duration::from_secs(600);
 
 /// Long-poll watchers and the signal they raise.
 pub struct Watcher {
@@ -152,6 +170,7 @@ impl Watcher {
                 },
                 notify: Arc::new(Notify::new()),
                 denied: Arc::default(),
+                warned: Arc::default(),
                 armed: Arc::default(),
             },
             tasks: BTreeMap::new(),
@@ -165,7 +184,7 @@ impl Watcher {
 
     /// Topics that fell back to timed cycles.
     pub fn denied(&self) -> BTreeSet<String> {
-        lock(&self.shared.denied).clone()
+        self.shared.denied()
     }
 
     /// Splits `tps` into those under the long poll, with their current ends (see the module
@@ -297,7 +316,7 @@ async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox, in_flight: Arc<A
         }
         let handed = lock(&mailbox.next).take();
         if let Some(mut next) = handed {
-            let denied = lock(&s.denied).clone();
+            let denied = s.denied();
             next.retain(|tp, _| !denied.contains(&*tp.topic));
             let dropped: Vec<TopicPartition> = ends
                 .keys()
@@ -356,7 +375,8 @@ async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox, in_flight: Arc<A
                 }
                 Outcome::Denied => {
                     let topic = tp.topic.clone();
-                    if lock(&s.denied).insert(topic.to_string()) {
+                    lock(&s.denied).insert(topic.to_string(), Instant::now());
+                    if lock(&s.warned).insert(topic.to_string()) {
                         tracing::warn!(%topic, "not authorised to Fetch this topic (the observer needs READ for event-driven wake-ups); using timed cycles for it");
                     }
                     let gone: Vec<TopicPartition> =
@@ -404,6 +424,22 @@ mod tests {
             high_watermark: hw,
             last_stable: lso,
         }
+    }
+
+    #[tokio::test]
+    async fn a_denied_topic_is_tried_again_after_the_retry_period() {
+        let cluster = Arc::new(Cluster::new(Vec::new(), Default::default()));
+        let w = Watcher::new(cluster, false, Duration::from_secs(1));
+        let now = Instant::now();
+        {
+            let mut d = lock(&w.shared.denied);
+            d.insert("recent".into(), now);
+            if let Some(old) = now.checked_sub(RETRY_DENIED + Duration::from_secs(1)) {
+                d.insert("granted-since".into(), old);
+            }
+        }
+        assert_eq!(w.denied(), BTreeSet::from(["recent".to_string()]));
+        assert!(!lock(&w.shared.denied).contains_key("granted-since"));
     }
 
     #[test]
