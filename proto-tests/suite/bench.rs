@@ -610,26 +610,40 @@ fn perf_mb_sec(stdout: &str) -> Option<f64> {
 
 // ---- 3. wake-up latency -----------------------------------------------------------------------
 
-fn ce_observer(cloud: &FakeCloud, kafkadata: &Path, dir: &Path, ticker_ms: u32) -> ObserverProc {
+/// The observer with the Code Engine launcher against the fake; `long_poll` None leaves the
+/// setting to the environment (`OBSERVER_LONG_POLL`, default on).
+fn ce_observer(
+    cloud: &FakeCloud,
+    kafkadata: &Path,
+    dir: &Path,
+    ticker_ms: u32,
+    long_poll: Option<bool>,
+) -> ObserverProc {
     let b = harness::broker();
     let bootstrap = b.plaintext();
     let iam = cloud.iam_url();
     let api = cloud.url();
     let ticker = ticker_ms.to_string();
+    let mut args = vec![
+        "--bootstrap",
+        &bootstrap,
+        "--kafkadata",
+        kafkadata.to_str().unwrap(),
+        "--ticker-ms",
+        &ticker,
+        // The product default, stated: ObserverProc would otherwise pace idle cycles like
+        // busy ones (what the functional tests want, not what production does).
+        "--idle-ticker-ms",
+        "10000",
+    ];
+    match long_poll {
+        Some(true) => args.extend(["--long-poll", "true"]),
+        Some(false) => args.extend(["--long-poll", "false"]),
+        None => {}
+    }
     ObserverProc::start(
         dir,
-        &[
-            "--bootstrap",
-            &bootstrap,
-            "--kafkadata",
-            kafkadata.to_str().unwrap(),
-            "--ticker-ms",
-            &ticker,
-            // The product default, stated: ObserverProc would otherwise pace idle cycles like
-            // busy ones (what the functional tests want, not what production does).
-            "--idle-ticker-ms",
-            "10000",
-        ],
+        &args,
         &[
             ("IAM_API_KEY", FakeCloud::API_KEY),
             ("IAM_URL", &iam),
@@ -646,18 +660,19 @@ fn wakeup_latency() {
     let trials: usize = std::env::var("KO_BENCH_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(50);
     let cloud = FakeCloud::start();
     let d = bench_dir("wakebench");
     let m = sample_mapping(&d);
     let mut bt = BenchTool::start(b);
     let load0 = loadavg();
     let mut rows = Vec::new();
-    for ticker in [500u32, 100] {
-        let od = d.join(format!("ticker-{ticker}"));
+    // The product (long poll on) and the peers' way (a timed cycle at the IBM sample's 500 ms).
+    for (long_poll, ticker) in [(true, 500u32), (false, 500)] {
+        let od = d.join(format!("ticker-{ticker}-long-poll-{long_poll}"));
         std::fs::create_dir_all(&od).unwrap();
         let created_before = cloud.creates(&m.jobs[2]).len();
-        let mut obs = ce_observer(&cloud, &m.file, &od, ticker);
+        let mut obs = ce_observer(&cloud, &m.file, &od, ticker, Some(long_poll));
         obs.wait_cycles(3);
         let lag_series = format!(
             "kafka_consumergroup_group_sum_lag{{group=\"{}\"}}",
@@ -697,30 +712,38 @@ fn wakeup_latency() {
         }
         let creates = cloud.creates(&m.jobs[2]).len() - created_before;
         obs.stop();
-        rows.push((ticker, lat, creates));
+        rows.push((long_poll, ticker, lat, creates));
     }
     let load1 = loadavg();
-    println!(
-        "\n### wakeup_latency ({}): record acknowledged → fake Code Engine received CreateJobRun",
-        long_poll_mode()
-    );
+    println!("\n### wakeup_latency: record acknowledged → fake Code Engine received CreateJobRun");
     println!(
         "sample mapping (4+3 partitions, 3 jobs), {trials} trials per ticker, 1 record to shipping[0] per trial; \
          measured by polling the fake's request log every 1 ms (Recorded has no timestamp); load avg {load0} → {load1}\n"
     );
-    println!("| --ticker-ms | median | p90 | worst | best | runs created |");
-    println!("|---|---|---|---|---|---|");
-    for (t, lat, creates) in &rows {
+    println!("| detection | --ticker-ms | p50 | p90 | p99 | worst | best | runs created |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (lp, t, lat, creates) in &rows {
         let (med, min, max) = spread(lat);
         println!(
-            "| {t} | {med:.0} ms | {:.0} ms | {max:.0} ms | {min:.0} ms | {creates} |",
-            percentile(lat, 90.0)
+            "| {} | {t} | {med:.1} ms | {:.1} ms | {:.1} ms | {max:.1} ms | {min:.1} ms | {creates} |",
+            if *lp { "long poll" } else { "timed cycles" },
+            percentile(lat, 90.0),
+            percentile(lat, 99.0)
         );
     }
-    for (t, lat, _) in &rows {
+    if let [(_, _, on, _), (_, _, off, _)] = &rows[..] {
         println!(
-            "raw ms, ticker {t}: {:?}",
-            lat.iter().map(|x| x.round()).collect::<Vec<_>>()
+            "\np50 timed / long poll: {:.0}×; p99: {:.0}×",
+            spread(off).0 / spread(on).0,
+            percentile(off, 99.0) / percentile(on, 99.0)
+        );
+    }
+    for (lp, t, lat, _) in &rows {
+        println!(
+            "raw ms, long poll {lp}, ticker {t}: {:?}",
+            lat.iter()
+                .map(|x| (x * 10.0).round() / 10.0)
+                .collect::<Vec<_>>()
         );
     }
 }
@@ -891,7 +914,7 @@ fn broker_load() {
         let m = sample_mapping(&d);
         let od = d.join("sample");
         std::fs::create_dir_all(&od).unwrap();
-        let mut obs = ce_observer(&cloud, &m.file, &od, 500);
+        let mut obs = ce_observer(&cloud, &m.file, &od, 500, None);
         results.push(measure_idle(
             "sample (2 topics, 7 partitions, 3 groups)",
             &mut obs,
@@ -922,7 +945,7 @@ fn broker_load() {
     std::fs::write(&file, yaml).unwrap();
     let od = d.join("synthetic");
     std::fs::create_dir_all(&od).unwrap();
-    let mut obs = ce_observer(&cloud, &file, &od, 500);
+    let mut obs = ce_observer(&cloud, &file, &od, 500, None);
     let name = format!("synthetic ({n_topics} topics × {n_parts} partitions, {n_groups} groups)");
     results.push(measure_idle(
         &name,
