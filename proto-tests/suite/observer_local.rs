@@ -541,6 +541,68 @@ fn transaction_markers_alone_never_wake_a_consumer() {
 }
 
 #[test]
+fn a_commit_parked_before_markers_and_aborted_records_is_no_work() {
+    // A client that commits before reading the COMMIT marker leaves offset lag with nothing to
+    // read behind it (KEDA #5675 wakes consumers for it forever); so does an aborted
+    // transaction after it. The observer looks at such small gaps and sees no work.
+    let b = harness::broker();
+    let standin = StandIn::new();
+    let m = sample_mapping(&standin.dir);
+    let c = b.produce_txn(&m.ship, 2, 3, true);
+    let a = b.produce_txn(&m.ship, 2, 2, false);
+    let end = a.end + 1;
+    // Parked on the COMMIT marker of the first transaction.
+    b.commit_offset(&m.groups[2], &m.ship, 2, c.end);
+    let mut obs = local_observer(&standin, &m, &[]);
+    let hw = format!(
+        "kafka_partition_latest_offset{{topic=\"{}\",partition=\"2\"}}",
+        m.ship
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while obs.metric(&hw) != Some(end as f64) {
+        assert!(
+            Instant::now() < deadline,
+            "markers never landed:\n{}",
+            obs.get("/metrics").1
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    obs.wait_cycles(10);
+    assert!(
+        standin.starts().is_empty(),
+        "woken for a gap of markers and aborted records: {:?}",
+        standin.starts()
+    );
+    let series = |name: &str| {
+        format!(
+            "{name}{{group=\"{}\",topic=\"{}\",partition=\"2\"}}",
+            m.groups[2], m.ship
+        )
+    };
+    assert_eq!(
+        obs.metric(&series("kafka_consumergroup_group_lag")),
+        Some(0.0)
+    );
+    // The committed offset is reported as it is.
+    assert_eq!(
+        obs.metric(&series("kafka_consumergroup_group_offset")),
+        Some(c.end as f64)
+    );
+    // A visible record behind the same commit is work.
+    b.produce(&m.ship, 2, 1);
+    standin.wait(60, "shipping-consumer woken", |s| {
+        s.runs().get(&m.jobs[2]).cloned()
+    });
+    // …and then the lag is counted in offsets, as every tool does: 3 (marker) to 8.
+    assert_eq!(
+        obs.metric(&series("kafka_consumergroup_group_lag")),
+        Some((end + 1 - c.end) as f64)
+    );
+    standin.release_all();
+    obs.stop();
+}
+
+#[test]
 fn local_end_to_end_real_consumers_wake_drain_and_exit() {
     let b = harness::broker();
     let d = std::env::temp_dir().join(harness::unique("e2e"));

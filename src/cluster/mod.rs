@@ -86,6 +86,22 @@ impl Cluster {
         Ok(conn)
     }
 
+    /// Forgets the connection to broker `node_id` on `lane`: it closes once its last user lets
+    /// go, and the next request opens a new one. For a long poll that must be re-armed at once:
+    /// the broker would answer a second fetch on the same connection only after the first.
+    pub fn drop_lane(&self, node_id: i32, lane: &str) {
+        let Some(a) = self.metadata().brokers.get(&node_id).cloned() else {
+            return;
+        };
+        let key = format!("{}:{}/{lane}", a.host, a.port);
+        let slot = lock(&self.conns).get(&key).cloned();
+        if let Some(slot) = slot {
+            if let Ok(mut guard) = slot.try_lock() {
+                *guard = None;
+            }
+        }
+    }
+
     /// The connection to broker `node_id` as the cached metadata knows it.
     pub async fn broker(&self, node_id: i32) -> Result<Arc<Connection>, WireError> {
         self.broker_lane(node_id, "").await

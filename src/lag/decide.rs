@@ -4,7 +4,7 @@
 //! never on what changed since the last look, so a missed event, an observer restart or a
 //! consumer that died with work left all heal on the next cycle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::Policy;
 use crate::offsets::{Ends, GroupOffsets, TopicPartition};
@@ -45,13 +45,15 @@ impl JobLag {
 /// Lag of every partition of `topics` for `group`.
 ///
 /// A partition is unknown when its ends are unknown, when the group's commits could not be
-/// read, or when the coordinator refused that partition.
+/// read, or when the coordinator refused that partition. A commit in `empty` (partition,
+/// committed offset) sits below nothing a consumer would see (`offsets::visible`): no lag.
 pub fn job_lag(
     topics: &[String],
     partitions: &BTreeMap<String, Vec<i32>>,
     ends: &BTreeMap<TopicPartition, Result<Ends, String>>,
     group: Option<&Result<GroupOffsets, String>>,
     policy: &Policy,
+    empty: &HashSet<(TopicPartition, i64)>,
 ) -> JobLag {
     let mut out = JobLag::default();
     for topic in topics {
@@ -75,6 +77,11 @@ pub fn job_lag(
                 _ => (None, false),
             };
             let lag = match (ends.get(&tp), commits_known) {
+                (Some(Ok(_)), true)
+                    if committed.is_some_and(|c| empty.contains(&(tp.clone(), c))) =>
+                {
+                    Some(0)
+                }
                 (Some(Ok(e)), true) => Some(policy.lag(e, committed)),
                 _ => None,
             };
@@ -167,8 +174,16 @@ mod tests {
                 metadata: None,
             },
         );
+        let clean = g.clone();
         let ok = Ok(g.clone());
-        let lag = job_lag(&topics, &parts, &ends_map, Some(&ok), &Policy::default());
+        let lag = job_lag(
+            &topics,
+            &parts,
+            &ends_map,
+            Some(&ok),
+            &Policy::default(),
+            &HashSet::new(),
+        );
         let lags: Vec<Option<i64>> = lag.partitions.iter().map(|p| p.lag).collect();
         assert_eq!(lags, [Some(0), Some(3), None, Some(0)]);
         assert_eq!((lag.lagging(), lag.unknown(), lag.total_lag()), (1, 1, 3));
@@ -181,6 +196,7 @@ mod tests {
             &ends_map,
             Some(&failed),
             &Policy::default(),
+            &HashSet::new(),
         );
         assert_eq!((lag.lagging(), lag.unknown()), (0, 4));
 
@@ -190,14 +206,53 @@ mod tests {
             .errors
             .insert(tp("a", 1), "UNSTABLE_OFFSET_COMMIT".into());
         let ok = Ok(refused);
-        let lag = job_lag(&topics, &parts, &ends_map, Some(&ok), &Policy::default());
+        let lag = job_lag(
+            &topics,
+            &parts,
+            &ends_map,
+            Some(&ok),
+            &Policy::default(),
+            &HashSet::new(),
+        );
         let lags: Vec<Option<i64>> = lag.partitions.iter().map(|p| p.lag).collect();
         assert_eq!(lags, [Some(0), None, None, Some(0)]);
 
         // No commit at all: earliest → everything in the log is work.
         let none = Ok(GroupOffsets::default());
-        let lag = job_lag(&topics, &parts, &ends_map, Some(&none), &Policy::default());
+        let lag = job_lag(
+            &topics,
+            &parts,
+            &ends_map,
+            Some(&none),
+            &Policy::default(),
+            &HashSet::new(),
+        );
         let lags: Vec<Option<i64>> = lag.partitions.iter().map(|p| p.lag).collect();
         assert_eq!(lags, [Some(10), Some(5), None, Some(0)]);
+
+        // A commit below nothing visible (markers, aborted records) is no work; another
+        // commit on the same partition still is.
+        let ok = Ok(clean);
+        let empty = HashSet::from([(tp("a", 1), 2)]);
+        let lag = job_lag(
+            &topics,
+            &parts,
+            &ends_map,
+            Some(&ok),
+            &Policy::default(),
+            &empty,
+        );
+        let lags: Vec<Option<i64>> = lag.partitions.iter().map(|p| p.lag).collect();
+        assert_eq!(lags, [Some(0), Some(0), None, Some(0)]);
+        let other = HashSet::from([(tp("a", 1), 1)]);
+        let lag = job_lag(
+            &topics,
+            &parts,
+            &ends_map,
+            Some(&ok),
+            &Policy::default(),
+            &other,
+        );
+        assert_eq!(lag.partitions[1].lag, Some(3));
     }
 }

@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod snapshot;
 pub mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use crate::lag::decide::{decide, job_lag, JobLag};
 use crate::lag::stuck::{StuckEvent, StuckPolicy, StuckTracker};
 use crate::lag::Policy;
 use crate::launch::Launcher;
+use crate::offsets::visible::{self, Gap, MAX_GAP};
 use crate::wire::api_name;
 use http::Health;
 use metrics::Metrics;
@@ -66,6 +67,8 @@ pub struct Observer {
     all_idle: bool,
     /// Group names shared by the per-partition series.
     group_names: Vec<Arc<str>>,
+    /// Small gaps between a commit and the end, and whether a consumer would see anything there.
+    gap_verdicts: HashMap<Gap, bool>,
 }
 
 /// What one cycle did, for tests and logs.
@@ -95,6 +98,7 @@ impl Observer {
             .collect();
         Observer {
             group_names,
+            gap_verdicts: HashMap::new(),
             jobs: cfg.kafkadata.jobs(),
             groups: cfg.kafkadata.groups(),
             topology: Topology::new(&cfg.kafkadata, cfg.metadata_refresh),
@@ -197,6 +201,7 @@ impl Observer {
             let first = snap.ends.values().find_map(|e| e.clone().err());
             return Err(first.unwrap_or_default());
         }
+        let empty = self.empty_gaps(&snap).await;
         // Lag per group, once: both the exported offsets and the long poll need it.
         let group_lags: Vec<JobLag> = self
             .groups
@@ -208,6 +213,7 @@ impl Observer {
                     &snap.ends,
                     snap.committed.get(group),
                     &self.cfg.policy,
+                    &empty,
                 )
             })
             .collect();
@@ -216,7 +222,7 @@ impl Observer {
         // Lag per job (pure; computed again, one job at a time, where it is used: a thousand
         // jobs' partition lists at once would be the cycle's biggest allocation), then active
         // instances of the jobs that have work.
-        let (snap_ref, policy) = (&snap, &self.cfg.policy);
+        let (snap_ref, policy, empty_ref) = (&snap, &self.cfg.policy, &empty);
         let lag_of = |j: &Job| {
             job_lag(
                 &j.topics,
@@ -224,6 +230,7 @@ impl Observer {
                 &snap_ref.ends,
                 snap_ref.committed.get(&j.consumer_group),
                 policy,
+                empty_ref,
             )
         };
         let busy: Vec<usize> = (0..self.jobs.len())
@@ -338,6 +345,56 @@ impl Observer {
             }
         }
         Ok(report)
+    }
+
+    /// Commits that sit below nothing a consumer would see (see `offsets::visible`). Small gaps
+    /// only, each looked at once: the records of a gap never change, so a verdict holds until
+    /// the commit or the end moves.
+    async fn empty_gaps(
+        &mut self,
+        snap: &snapshot::Snapshot,
+    ) -> HashSet<(crate::offsets::TopicPartition, i64)> {
+        let mut gaps: BTreeSet<Gap> = BTreeSet::new();
+        for (group, _) in &self.groups {
+            let Some(Ok(offsets)) = snap.committed.get(group) else {
+                continue;
+            };
+            for (tp, c) in &offsets.committed {
+                let Some(Ok(e)) = snap.ends.get(tp) else {
+                    continue;
+                };
+                let end = self.cfg.policy.end(e);
+                if c.offset >= e.log_start && c.offset < end && end - c.offset <= MAX_GAP {
+                    gaps.insert(Gap {
+                        tp: tp.clone(),
+                        from: c.offset,
+                        end,
+                    });
+                }
+            }
+        }
+        self.gap_verdicts.retain(|g, _| gaps.contains(g));
+        let new: Vec<Gap> = gaps
+            .iter()
+            .filter(|g| !self.gap_verdicts.contains_key(*g))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            let read_committed = self.cfg.policy.end == crate::lag::EndKind::LastStable;
+            let empty = visible::empty_gaps(&self.cluster, &new, read_committed).await;
+            for g in new {
+                let e = empty.contains(&g);
+                if e {
+                    tracing::debug!(partition = %g.tp, from = g.from, end = g.end, "nothing visible between commit and end (transaction markers, aborted records): no lag");
+                }
+                self.gap_verdicts.insert(g, e);
+            }
+        }
+        self.gap_verdicts
+            .iter()
+            .filter(|(_, e)| **e)
+            .map(|(g, _)| (g.tp.clone(), g.from))
+            .collect()
     }
 
     /// Hands the idle partitions (every group caught up) to the long poll; true when that is

@@ -13,11 +13,12 @@
 //! KIP-227 fetch session per leader, re-arming after a wake-up sends only the partitions that
 //! moved and the broker answers only for partitions that changed.
 //!
-//! One fetch per leader is in flight at a time: a broker answers a connection's requests in
-//! order, so a second fetch would wait behind the first anyway. After a wake-up the task waits
-//! for the cycle it caused to hand over the new set (bounded, in case that cycle fails); a set
-//! that changes while a fetch is held takes effect when it returns, and until then the timed
-//! cycle covers the newcomers (`sync` reports them as not watched).
+//! One fetch per leader is in flight at a time. After a wake-up the task waits for the cycle it
+//! caused to hand over the new set (bounded, in case that cycle fails), so the common path never
+//! interrupts a held fetch. A set that grows while a fetch is held (a group caught up) cannot
+//! wait for it — the newcomers would go unwatched for up to the whole wait — and a broker
+//! answers a connection's requests in order, so the task drops the held fetch together with its
+//! connection and re-arms on a new one (the fetch session restarts with a full request).
 //!
 //! Topics the observer may not read (TOPIC_AUTHORIZATION_FAILED — Fetch needs READ where
 //! ListOffsets needs only DESCRIBE) fall back to timed cycles with one log line, and are tried
@@ -25,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -124,8 +125,6 @@ type Mailbox = Arc<Handover>;
 
 struct LeaderTask {
     mailbox: Mailbox,
-    /// A fetch is held by the broker; a changed set waits for it to return.
-    in_flight: Arc<AtomicBool>,
     handle: JoinHandle<()>,
 }
 
@@ -244,29 +243,10 @@ impl Watcher {
         for (leader, want) in layout {
             let task = self.tasks.entry(leader).or_insert_with(|| {
                 let mailbox = Mailbox::default();
-                let in_flight = Arc::new(AtomicBool::new(false));
-                let handle = tokio::spawn(watch_leader(
-                    self.shared.clone(),
-                    leader,
-                    mailbox.clone(),
-                    in_flight.clone(),
-                ));
-                LeaderTask {
-                    mailbox,
-                    in_flight,
-                    handle,
-                }
+                let handle =
+                    tokio::spawn(watch_leader(self.shared.clone(), leader, mailbox.clone()));
+                LeaderTask { mailbox, handle }
             });
-            // A held fetch covers the new set only if it already holds every partition.
-            if task.in_flight.load(Ordering::Relaxed) {
-                let armed = lock(&self.shared.armed);
-                if !want
-                    .keys()
-                    .all(|tp| armed.get(tp).is_some_and(|(l, _)| *l == leader))
-                {
-                    complete = false;
-                }
-            }
             let fingerprint = {
                 let mut h = std::hash::DefaultHasher::new();
                 want.hash(&mut h);
@@ -288,7 +268,7 @@ impl Watcher {
 }
 
 /// The long poll of one leader: fetch, read the answer, wake the observer when something moved.
-async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox, in_flight: Arc<AtomicBool>) {
+async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox) {
     let rc = s.opts.read_committed;
     let end_of = |e: &Ends| if rc { e.last_stable } else { e.high_watermark };
     let mut session = FetchSession::default();
@@ -337,9 +317,31 @@ async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox, in_flight: Arc<A
                 a.insert(tp.clone(), (leader, *e));
             }
         }
-        in_flight.store(true, Ordering::Relaxed);
-        let answers = fetch_in_session(&s.cluster, leader, positions, s.opts, &mut session).await;
-        in_flight.store(false, Ordering::Relaxed);
+        let answers = {
+            let fetch = fetch_in_session(&s.cluster, leader, positions, s.opts, &mut session);
+            tokio::pin!(fetch);
+            loop {
+                tokio::select! {
+                    r = &mut fetch => break Some(r),
+                    _ = mailbox.ready.notified() => {
+                        // Re-arm now only if the new set watches something the held fetch does
+                        // not; a shrinking set waits for the answer.
+                        let grows = lock(&mailbox.next).as_ref().is_some_and(|next| {
+                            next.iter().any(|(tp, e)| ends.get(tp).map(end_of) != Some(end_of(e)))
+                        });
+                        if grows {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        let Some(answers) = answers else {
+            tracing::debug!(leader, "long poll re-armed for a grown set");
+            session.reset();
+            s.cluster.drop_lane(leader, s.opts.lane);
+            continue;
+        };
         let answers = match answers {
             Ok(a) => a,
             Err(e) => {

@@ -9,6 +9,7 @@ mod committed;
 mod ends;
 pub mod fetch;
 mod groups;
+pub mod visible;
 
 use std::fmt;
 use std::sync::Arc;
