@@ -552,6 +552,66 @@ fn cluster_lag_follows_moving_partition_leaders() {
         "{rows:?}"
     );
 
+    // 6. The observer's long poll survives a leader move. Ten-minute ticks: only the long poll
+    // can explain a wake-up. (Kafka serves a v11+ consumer Fetch from a follower too, so the
+    // held fetch on the old leader keeps watching, up to the follower's high watermark, until a
+    // metadata refresh moves the watch to the new leader; a fetch that fails instead is rebuilt
+    // from fresh metadata.)
+    let otopic = harness::unique("rf3o");
+    c.create_topic(&otopic, 1);
+    let standin = crate::observer_local::StandIn::new();
+    let job = harness::unique("rf3-job");
+    let file = standin.dir.join("kafkadata");
+    std::fs::write(
+        &file,
+        format!(
+            "{otopic}:\n  jobs:\n    - name: {job}\n      consumer_group: {}\n",
+            harness::unique("rf3-group")
+        ),
+    )
+    .unwrap();
+    let exe = standin.exe();
+    let boot_all = c.running_bootstrap();
+    let mut obs = crate::observer_proc::ObserverProc::start(
+        &standin.dir,
+        &[
+            "--launcher",
+            "local",
+            "--consumer-exe",
+            &exe,
+            "--bootstrap",
+            &boot_all,
+            "--kafkadata",
+            file.to_str().unwrap(),
+            "--ticker-ms",
+            "600000",
+            "--idle-ticker-ms",
+            "600000",
+        ],
+        &[("LOG_LEVEL", "kafka_observer=debug")],
+    );
+    obs.wait_log(60, "the long poll armed", |t| {
+        t.contains("long-poll watch updated").then_some(())
+    });
+    let l = c.leader_of(&otopic, 0);
+    let to = c.node_ids().into_iter().find(|n| *n != l).unwrap();
+    c.move_leader(&otopic, 0, to);
+    // The old leader ends the held fetch; the observer rebuilds the watch on the new leader.
+    c.await_leader(&otopic, 0, "the moved leader", |x| x == to);
+    let woken = |t: &str| t.matches("woken by the long poll").count();
+    let before = woken(&obs.log_text());
+    c.produce(&otopic, 0, 1);
+    standin.wait(60, "job woken after the leader move", |s| {
+        s.runs().get(&job).cloned()
+    });
+    let text = obs.log_text();
+    assert!(
+        woken(&text) > before,
+        "the record after the move did not wake the long poll:\n{text}"
+    );
+    standin.release_all();
+    obs.stop();
+
     eprintln!(
         "cluster test: up {:.1} s, compared with Java {:.1} s, leader moved {:.1} s, \
          leader stopped and followed {:.1} s, node restarted {:.1} s; first leaders {leaders:?}",

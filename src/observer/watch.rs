@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -125,7 +126,9 @@ type Mailbox = Arc<Handover>;
 
 struct LeaderTask {
     mailbox: Mailbox,
-    handle: JoinHandle<()>,
+    /// Resolves when the long poll ended by itself: true when it failed (rest before the next
+    /// one), false when the leader moved (rebuild at once).
+    handle: JoinHandle<bool>,
 }
 
 impl Shared {
@@ -141,10 +144,16 @@ impl Shared {
 /// it again.
 pub const RETRY_DENIED: Duration = Duration::from_secs(600);
 
+/// How long a leader whose long poll failed is left to the timed cycle before a new one: a
+/// broker that refuses every Fetch must not turn the wake-up signal into a busy loop.
+pub const RETRY_FAILED: Duration = Duration::from_secs(5);
+
 /// Long-poll watchers and the signal they raise.
 pub struct Watcher {
     shared: Shared,
     tasks: BTreeMap<i32, LeaderTask>,
+    /// Leaders whose long poll ended, and when it may start again.
+    resting: BTreeMap<i32, Instant>,
 }
 
 impl Drop for Watcher {
@@ -173,6 +182,7 @@ impl Watcher {
                 armed: Arc::default(),
             },
             tasks: BTreeMap::new(),
+            resting: BTreeMap::new(),
         }
     }
 
@@ -234,13 +244,24 @@ impl Watcher {
             .collect();
         if !gone.is_empty() {
             for l in &gone {
-                if let Some(t) = self.tasks.remove(l) {
+                if let Some(mut t) = self.tasks.remove(l) {
+                    let failed = t.handle.is_finished()
+                        && matches!((&mut t.handle).now_or_never(), Some(Ok(true)));
+                    if failed {
+                        self.resting.insert(*l, Instant::now() + RETRY_FAILED);
+                    }
                     t.handle.abort();
                 }
             }
             lock(&self.shared.armed).retain(|_, (l, _)| !gone.contains(l));
         }
+        let now = Instant::now();
+        self.resting.retain(|_, until| *until > now);
         for (leader, want) in layout {
+            if self.resting.contains_key(&leader) {
+                complete = false;
+                continue;
+            }
             let task = self.tasks.entry(leader).or_insert_with(|| {
                 let mailbox = Mailbox::default();
                 let handle =
@@ -268,7 +289,8 @@ impl Watcher {
 }
 
 /// The long poll of one leader: fetch, read the answer, wake the observer when something moved.
-async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox) {
+/// Returns when the watcher must rebuild it: true after a failure, false after a leader move.
+async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox) -> bool {
     let rc = s.opts.read_committed;
     let end_of = |e: &Ends| if rc { e.last_stable } else { e.high_watermark };
     let mut session = FetchSession::default();
@@ -348,7 +370,7 @@ async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox) {
                 tracing::debug!(leader, error = %e, "long poll failed; timed cycles cover until it is rebuilt");
                 disarm(&mut ends.keys());
                 s.notify.notify_one();
-                return;
+                return true;
             }
         };
         let mut woke = false;
@@ -393,7 +415,7 @@ async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox) {
                     tracing::debug!(leader, partition = %tp, "long poll: leader moved; rebuilt at the next cycle");
                     disarm(&mut ends.keys());
                     s.notify.notify_one();
-                    return;
+                    return false;
                 }
             }
         }
