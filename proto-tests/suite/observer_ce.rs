@@ -42,6 +42,19 @@ fn ce_observer(
     )
 }
 
+/// Instances started by `runs` (CreateJobRun bodies): the sizes of their arrays "0-N".
+fn instances(runs: &[serde_json::Value]) -> u32 {
+    runs.iter()
+        .map(|r| {
+            r["scale_array_spec"]
+                .as_str()
+                .and_then(|s| s.strip_prefix("0-"))
+                .and_then(|n| n.parse::<u32>().ok())
+                .map_or(0, |n| n + 1)
+        })
+        .sum()
+}
+
 fn dir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(harness::unique("obs-ce"));
     std::fs::create_dir_all(&d).unwrap();
@@ -54,8 +67,9 @@ fn wakes_lagging_jobs_once_and_heals_level_triggered() {
     let cloud = FakeCloud::start();
     let d = dir();
     let m = sample_mapping(&d);
-    // Timed cycles only: the long poll would wake on the first of the two records (its own
-    // test covers that); one cycle a second sees both partitions, produced together, at once.
+    // Timed cycles only (the long poll has its own test). Two records on two partitions are not
+    // one event: a cycle may fall between them and wake one instance, the next cycle the second
+    // — level-triggered, so the test counts instances, not runs.
     let mut obs = ce_observer(
         &cloud,
         &m,
@@ -65,32 +79,36 @@ fn wakes_lagging_jobs_once_and_heals_level_triggered() {
     obs.wait_cycles(2);
     assert_eq!(cloud.count(Route::Create), 0);
 
-    // (a) partitions 0 and 1 of payments: one run "0-1" for each payments job, none for shipping.
+    // (a) partitions 0 and 1 of payments: two instances for each payments job (one run "0-1",
+    // or two "0-0" when a cycle fell between the records), none for shipping.
     b.produce_spread(&m.pay, &[(0, 3), (1, 2)]);
-    let pay = cloud.wait_for_creates(&m.jobs[0], 1, Duration::from_secs(60));
-    let foo = cloud.wait_for_creates(&m.jobs[1], 1, Duration::from_secs(60));
-    assert_eq!(
-        pay[0],
-        json!({"job_name": m.jobs[0], "scale_array_spec": "0-1"})
-    );
-    assert_eq!(
-        foo[0],
-        json!({"job_name": m.jobs[1], "scale_array_spec": "0-1"})
-    );
+    for job in &m.jobs[..2] {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while instances(&cloud.creates(job)) < 2 {
+            assert!(Instant::now() < deadline, "{job}: {:?}", cloud.creates(job));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for run in cloud.creates(job) {
+            assert_eq!(run["job_name"], json!(job));
+        }
+    }
 
-    // (b) while those instances are active, nothing more is created.
-    obs.wait_cycles(5);
-    assert_eq!(cloud.creates(&m.jobs[0]).len(), 1);
-    assert_eq!(cloud.creates(&m.jobs[1]).len(), 1);
+    // (b) while those instances are active, nothing more is created. (7 cycles of 1 s also
+    // outlast the launcher's 5 s launch grace of the last run, which (e) relies on.)
+    obs.wait_cycles(7);
+    let (pay_runs, foo_runs) = (cloud.creates(&m.jobs[0]), cloud.creates(&m.jobs[1]));
+    assert_eq!(instances(&pay_runs), 2, "{pay_runs:?}");
+    assert_eq!(instances(&foo_runs), 2, "{foo_runs:?}");
     assert!(cloud.creates(&m.jobs[2]).is_empty());
 
-    // (e) the payments runs end with lag left: woken again, the same size.
+    // (e) the payments runs end with lag left: woken again, one run for both partitions (no
+    // record arrives in between now).
     cloud.finish_job(&m.jobs[0]);
-    let again = cloud.wait_for_creates(&m.jobs[0], 2, Duration::from_secs(60));
-    assert_eq!(again[1]["scale_array_spec"], "0-1");
+    let again = cloud.wait_for_creates(&m.jobs[0], pay_runs.len() + 1, Duration::from_secs(60));
+    assert_eq!(again[pay_runs.len()]["scale_array_spec"], "0-1");
     assert_eq!(
         cloud.creates(&m.jobs[1]).len(),
-        1,
+        foo_runs.len(),
         "foobar was still active"
     );
 
@@ -111,8 +129,8 @@ fn wakes_lagging_jobs_once_and_heals_level_triggered() {
     cloud.finish_job(&m.jobs[0]);
     cloud.finish_job(&m.jobs[1]);
     obs.wait_cycles(5);
-    assert_eq!(cloud.creates(&m.jobs[0]).len(), 2);
-    assert_eq!(cloud.creates(&m.jobs[1]).len(), 1);
+    assert_eq!(cloud.creates(&m.jobs[0]).len(), pay_runs.len() + 1);
+    assert_eq!(cloud.creates(&m.jobs[1]).len(), foo_runs.len());
     // Every API call carried a bearer token; the API key went only to IAM.
     for r in cloud.requests() {
         if r.route != Some(Route::Token) {
