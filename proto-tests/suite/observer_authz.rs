@@ -4,7 +4,7 @@
 //! follows the commit, not the records).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::harness::{self, Broker, Options};
 use crate::observer_local::{sample_mapping, StandIn};
@@ -27,22 +27,6 @@ fn local_observer(standin: &StandIn, kafkadata: &Path, extra: &[&str]) -> Observ
     ];
     args.extend_from_slice(extra);
     ObserverProc::start(&standin.dir, &args, &[])
-}
-
-/// Polls until `series` is at least `min`; returns its value.
-fn await_metric(obs: &ObserverProc, series: &str, min: f64, secs: u64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = obs.metric(series).filter(|v| *v >= min) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} never reached {min}:\n{}",
-            obs.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Instances started per job so far.
@@ -195,7 +179,7 @@ fn read_committed_long_poll_wakes_at_the_commit_not_at_the_open_transaction() {
         "--bootstrap", &bootstrap, "--isolation", "read_committed",
         "--ticker-ms", "600000", "--idle-ticker-ms", "600000",
     ]);
-    assert_eq!(await_metric(&obs, CYCLES, 1.0, 60), 1.0);
+    assert_eq!(obs.wait_metric(60, CYCLES, "cycles", |v| v >= 1.0), 1.0);
 
     // Two records of shipping-1 in an open transaction: the high watermark moves, the last
     // stable offset does not, so a read_committed long poll must not wake.
@@ -206,7 +190,7 @@ fn read_committed_long_poll_wakes_at_the_commit_not_at_the_open_transaction() {
     standin.wait(60, "both payments jobs woken by the long poll", |s| {
         (instances(s, &m.jobs[0]) == 1 && instances(s, &m.jobs[1]) == 1).then_some(())
     });
-    let cycles = await_metric(&obs, CYCLES, 2.0, 30);
+    let cycles = obs.wait_metric(30, CYCLES, "cycles", |v| v >= 2.0);
     assert_eq!(
         cycles,
         2.0,
@@ -245,7 +229,7 @@ fn read_committed_long_poll_wakes_at_the_commit_not_at_the_open_transaction() {
         "read_committed wake-up after the commit (including the Java producer's exit): {:?}",
         committed.elapsed()
     );
-    await_metric(&obs, CYCLES, 3.0, 30);
+    obs.wait_metric(30, CYCLES, "cycles", |v| v >= 3.0);
     let lag = format!(
         "kafka_consumergroup_group_lag{{group=\"{}\",topic=\"{}\",partition=\"1\"}}",
         m.groups[2], m.ship

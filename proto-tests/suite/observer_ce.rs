@@ -121,11 +121,7 @@ fn wakes_lagging_jobs_once_and_heals_level_triggered() {
         "kafka_consumergroup_group_sum_lag{{group=\"{}\"}}",
         m.groups[1]
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while obs.metric(&lag) != Some(0.0) {
-        assert!(Instant::now() < deadline, "lag never 0");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    obs.wait_metric(60, &lag, "lag never 0", |v| v == 0.0);
     cloud.finish_job(&m.jobs[0]);
     cloud.finish_job(&m.jobs[1]);
     obs.wait_cycles(5);

@@ -223,15 +223,7 @@ fn local_launcher_wakes_exactly_the_lagging_jobs_and_heals() {
         "kafka_consumergroup_group_sum_lag{{group=\"{}\"}}",
         m.groups[0]
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while obs.metric(&lag_gone) != Some(0.0) {
-        assert!(
-            Instant::now() < deadline,
-            "lag never reached 0:\n{}",
-            obs.get("/metrics").1
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    obs.wait_metric(60, &lag_gone, "lag never reached 0", |v| v == 0.0);
     let before = standin.starts().len();
     obs.wait_cycles(15);
     assert_eq!(
@@ -300,15 +292,7 @@ fn stuck_lag_is_reported_and_wake_ups_back_off() {
         "kafka_observer_partition_stuck{{group=\"{}\",topic=\"{}\",partition=\"0\"}}",
         m.groups[2], m.ship
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while obs.metric(&stuck) != Some(1.0) {
-        assert!(
-            Instant::now() < deadline,
-            "never reported stuck:\n{}",
-            obs.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    obs.wait_metric(60, &stuck, "never reported stuck", |v| v == 1.0);
     assert!(
         obs.log_text().contains("lag is stuck"),
         "{}",
@@ -323,15 +307,7 @@ fn stuck_lag_is_reported_and_wake_ups_back_off() {
     );
     // The commit moves: no longer stuck.
     b.commit_offset(&m.groups[2], &m.ship, 0, 1);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while obs.metric(&stuck) != Some(0.0) {
-        assert!(
-            Instant::now() < deadline,
-            "still stuck after commit:\n{}",
-            obs.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    obs.wait_metric(60, &stuck, "still stuck after commit", |v| v == 0.0);
     obs.stop();
 }
 
@@ -517,15 +493,7 @@ fn transaction_markers_alone_never_wake_a_consumer() {
     );
     b.commit_offset(&m.groups[2], &m.ship, 1, end);
     let mut obs = local_observer(&standin, &m, &[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while obs.metric(&hw) != Some(end as f64) {
-        assert!(
-            Instant::now() < deadline,
-            "markers never landed:\n{}",
-            obs.get("/metrics").1
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    obs.wait_metric(60, &hw, "markers never landed", |v| v == end as f64);
     obs.wait_cycles(10);
     assert!(
         standin.starts().is_empty(),
@@ -558,15 +526,7 @@ fn a_commit_parked_before_markers_and_aborted_records_is_no_work() {
         "kafka_partition_latest_offset{{topic=\"{}\",partition=\"2\"}}",
         m.ship
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while obs.metric(&hw) != Some(end as f64) {
-        assert!(
-            Instant::now() < deadline,
-            "markers never landed:\n{}",
-            obs.get("/metrics").1
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    obs.wait_metric(60, &hw, "markers never landed", |v| v == end as f64);
     obs.wait_cycles(10);
     assert!(
         standin.starts().is_empty(),
@@ -662,15 +622,9 @@ fn the_long_poll_wakes_at_the_first_record_and_storms_coalesce() {
         &m,
         &["--ticker-ms", "600000", "--idle-ticker-ms", "600000"],
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while obs.metric("kafka_observer_cycles_total").unwrap_or(0.0) < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "no first cycle:\n{}",
-            obs.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    obs.wait_metric(60, "kafka_observer_cycles_total", "no first cycle", |v| {
+        v >= 1.0
+    });
     let produced = Instant::now();
     b.produce(&m.ship, 1, 1);
     standin.wait(30, "shipping-consumer woken by the long poll", |s| {

@@ -84,6 +84,30 @@ impl ObserverProc {
         metric_value(&body, series)
     }
 
+    /// Waits until `series` has a value `ok` accepts, and returns it; on timeout fails with
+    /// `what`, the metrics and the log.
+    pub fn wait_metric(
+        &self,
+        secs: u64,
+        series: &str,
+        what: &str,
+        ok: impl Fn(f64) -> bool,
+    ) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (_, body) = self.get("/metrics");
+            if let Some(v) = metric_value(&body, series).filter(|v| ok(*v)) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} ({series}):\n{body}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until `kafka_observer_cycles_total` grew by `n` from now.
     pub fn wait_cycles(&mut self, n: u64) {
         let start = self.metric("kafka_observer_cycles_total").unwrap_or(0.0) as u64;

@@ -216,7 +216,8 @@ mod tests {
             })
             .collect();
         m.partitions.set(parts, groups);
-        let whole = m.encode();
+        let mut whole = String::new();
+        m.encode_to(&mut whole).unwrap();
         assert!(whole.len() > 4 * CHUNK, "{}", whole.len());
         assert!(whole.contains(
             "kafka_partition_latest_offset{topic=\"payments\",partition=\"4999\"} 5009\n"

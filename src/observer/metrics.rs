@@ -284,15 +284,6 @@ impl Metrics {
     pub fn encode_to(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         prometheus_client::encoding::text::encode(out, &self.registry)
     }
-
-    /// OpenMetrics text, whole.
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if self.encode_to(&mut out).is_err() {
-            out.clear();
-        }
-        out
-    }
 }
 
 pub fn job(name: &str) -> JobLabel {

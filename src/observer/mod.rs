@@ -410,18 +410,16 @@ impl Observer {
             .filter(|p| p.lag != Some(0))
             .map(|p| &p.tp)
             .collect();
-        let total = snap.ends.len();
         let idle = snap.ends.iter().filter_map(|(tp, e)| match e {
             Ok(e) if !busy.contains(tp) => Some((tp.clone(), *e)),
             _ => None,
         });
-        let idle_count = snap
-            .ends
-            .iter()
-            .filter(|(tp, e)| e.is_ok() && !busy.contains(tp))
-            .count();
         let complete = w.sync(idle);
-        complete && idle_count == total && total > 0
+        // Every partition idle: none busy, none unreadable.
+        complete
+            && busy.is_empty()
+            && !snap.ends.is_empty()
+            && snap.ends.values().all(Result::is_ok)
     }
 
     /// Offsets and lag per group and partition, as of this snapshot.

@@ -53,16 +53,16 @@ pub fn is_empty(p: &FetchPartition, from: i64, end: i64, read_committed: bool) -
 /// at worst a consumer is woken for nothing, never is work missed.
 pub async fn empty_gaps(cluster: &Cluster, gaps: &[Gap], read_committed: bool) -> HashSet<Gap> {
     let md = cluster.metadata();
-    let mut by_leader: BTreeMap<i32, BTreeMap<TopicPartition, (i64, i64)>> = BTreeMap::new();
+    let mut by_leader: BTreeMap<i32, BTreeMap<TopicPartition, i64>> = BTreeMap::new();
     for g in gaps {
         if let Some(l) = md.leader(&g.tp.topic, g.tp.partition) {
             // One look per partition, from the lowest commit: it covers the others' ranges.
-            let e = by_leader
+            let from = by_leader
                 .entry(l)
                 .or_default()
                 .entry(g.tp.clone())
-                .or_insert((g.from, g.end));
-            e.0 = e.0.min(g.from);
+                .or_insert(g.from);
+            *from = (*from).min(g.from);
         }
     }
     let opts = FetchOptions {
@@ -72,13 +72,11 @@ pub async fn empty_gaps(cluster: &Cluster, gaps: &[Gap], read_committed: bool) -
         read_committed,
         lane: "peek",
     };
-    let looks = join_all(by_leader.iter().map(|(leader, parts)| async move {
-        let positions: BTreeMap<TopicPartition, i64> = parts
+    let looks = join_all(
+        by_leader
             .iter()
-            .map(|(tp, (from, _))| (tp.clone(), *from))
-            .collect();
-        fetch(cluster, *leader, &positions, opts).await
-    }))
+            .map(|(leader, positions)| fetch(cluster, *leader, positions, opts)),
+    )
     .await;
     let mut answers: BTreeMap<TopicPartition, FetchPartition> = BTreeMap::new();
     for look in looks {
@@ -100,11 +98,9 @@ pub async fn empty_gaps(cluster: &Cluster, gaps: &[Gap], read_committed: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::{Bytes, BytesMut};
+    use bytes::Bytes;
     use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::{Compression, Record, TimestampType};
 
     use crate::protocol::fetch::AbortedTransaction;
 
@@ -133,17 +129,7 @@ mod tests {
                 headers: IndexMap::new(),
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        buf.to_vec()
+        crate::protocol::testutil::encode_batch(&records, Compression::None)
     }
 
     fn answer(batches: &[Vec<u8>], aborted: &[(i64, i64)]) -> FetchPartition {

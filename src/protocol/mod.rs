@@ -32,7 +32,7 @@ pub mod sasl;
 pub mod sync_group;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use api_versions::{decode_api_versions, ApiVersion, ApiVersionsResponse};
 pub use describe_groups::{DescribeGroupsResponse, DescribedGroup, DescribedGroupMember};

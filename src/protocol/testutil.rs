@@ -8,6 +8,24 @@ use kafka_protocol::protocol::Encodable;
 
 use super::{decode_body, decode_body_bytes, DecodeErrorKind, Response};
 
+/// Record batches (v2) as a broker stores them, encoded by kafka-protocol.
+pub fn encode_batch(
+    records: &[kafka_protocol::records::Record],
+    compression: kafka_protocol::records::Compression,
+) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    kafka_protocol::records::RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &kafka_protocol::records::RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("test records encode");
+    buf.to_vec()
+}
+
 /// xorshift64*: deterministic, dependency-free.
 pub struct Rng(u64);
 

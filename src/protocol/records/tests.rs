@@ -1,12 +1,8 @@
 use super::*;
 use crate::protocol::testutil::Rng;
-use bytes::BytesMut;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression as KpCompression, Record as KpRecord, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
-};
+use kafka_protocol::records::{Compression as KpCompression, Record as KpRecord, TimestampType};
 use std::io::Write;
 
 const CODECS: [(KpCompression, Compression); 5] = [
@@ -49,17 +45,7 @@ fn kp_record(
 }
 
 fn encode(records: &[KpRecord], compression: KpCompression) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.to_vec()
+    crate::protocol::testutil::encode_batch(records, compression)
 }
 
 /// Three batches at offsets 0..=2, 3..=3, 4..=5 with a mix of null/empty keys, values, headers.
