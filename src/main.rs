@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kafka_observer::cli::{check, consume, lag, observe, CliError};
+use kafka_observer::cli::{check, consume, lag, observe, settings, CliError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,10 +30,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(match cli.command {
+    if let Err(e) = init_logging(match cli.command {
         Command::Observe(_) | Command::Consume(_) => "info",
         _ => "warn",
-    });
+    }) {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.exit_code());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -62,17 +65,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `LOG_LEVEL` or `RUST_LOG` set the filter (default per role).
-fn init_logging(default: &str) {
-    let filter = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("LOG_LEVEL"))
-        .unwrap_or_else(|_| default.into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+/// Logs go to stderr; `RUST_LOG` or `LOG_LEVEL` set the filter (default per role); a filter
+/// that cannot be read is a usage error naming its variable.
+fn init_logging(default: &str) -> Result<(), CliError> {
+    let (filter, origin) = match (settings::env("RUST_LOG")?, settings::env("LOG_LEVEL")?) {
+        (Some(f), _) => (f, "RUST_LOG"),
+        (None, Some(f)) => (f, "LOG_LEVEL"),
+        (None, None) => (default.to_string(), "LOG_LEVEL"),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(filter.trim()).map_err(|e| {
+        kafka_observer::cli::invalid(
+            origin,
+            format!(
+                "'{}' is not a log filter ({e}); use error, warn, info, debug or trace",
+                filter.trim()
+            ),
+        )
+    })?;
     // Colours only on a terminal: log files and Code Engine's log view get plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
+    Ok(())
 }

@@ -3,8 +3,9 @@
 
 use clap::Args;
 
-use super::kafka::{env, KafkaArgs, ENV_BROKERS};
+use super::kafka::{KafkaArgs, ENV_BROKERS};
 use super::observe::load_kafkadata;
+use super::settings::env;
 use super::CliError;
 use crate::cluster::Cluster;
 
@@ -19,25 +20,33 @@ pub struct CheckArgs {
     pub kafkadata: Option<std::path::PathBuf>,
 }
 
+/// A line to stdout; a reader that went away (`check | head`) is not an error worth a panic.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 pub async fn run(a: CheckArgs) -> Result<(), CliError> {
     let data = load_kafkadata(&a.kafkadata)?;
     let jobs = data.jobs();
-    println!(
+    say!(
         "kafkadata: {} topics, {} jobs, {} groups: valid",
         data.topics.len(),
         jobs.len(),
         data.groups().len()
     );
     for j in &jobs {
-        println!(
+        say!(
             "  job {} (group {}) ← {}",
             j.name,
             j.consumer_group,
             j.topics.join(", ")
         );
     }
-    if a.kafka.bootstrap.is_none() && env(ENV_BROKERS).is_none() {
-        println!("no brokers given (--bootstrap): the cluster was not checked");
+    if a.kafka.bootstrap.is_none() && env(ENV_BROKERS)?.is_none() {
+        say!("no brokers given (--bootstrap): the cluster was not checked");
         return Ok(());
     }
     let kafka = a.kafka.resolve()?;
@@ -49,16 +58,16 @@ pub async fn run(a: CheckArgs) -> Result<(), CliError> {
         match md.topics.get(&t.name).filter(|m| m.error_code == 0) {
             None => {
                 problems += 1;
-                println!("  topic {}: does not exist in the cluster", t.name);
+                say!("  topic {}: does not exist in the cluster", t.name);
             }
             Some(m) => {
                 let actual = m.partitions.len();
                 match t.partitions {
-                    Some(d) if d as usize != actual => println!(
+                    Some(d) if d as usize != actual => say!(
                         "  topic {}: kafkadata says {d} partitions, the cluster has {actual} (the cluster's count is used)",
                         t.name
                     ),
-                    _ => println!("  topic {}: {actual} partitions: ok", t.name),
+                    _ => say!("  topic {}: {actual} partitions: ok", t.name),
                 }
             }
         }

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::kafka::{env, KafkaArgs};
-use super::settings::{offset_reset, parsed, read_committed, required, setting, whole};
+use super::kafka::KafkaArgs;
+use super::settings::{
+    env, offset_reset, parsed, read_committed, required, setting, switch, whole,
+};
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
 use crate::consumer::group::GroupConfig;
-use crate::consumer::handler::HandlerSpec;
+use crate::consumer::handler::{Handler, HandlerSpec};
 use crate::consumer::run::{self, ConsumerConfig, Exit};
 
 /// Join a consumer group, handle its records, exit when idle.
@@ -110,7 +112,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     let reset = offset_reset(&a.offset_reset)?;
     let read_committed = read_committed(&a.isolation)?;
     let assignors = parsed(
-        setting(&a.assignors, "--assignors", "ASSIGNORS"),
+        setting(&a.assignors, "--assignors", "ASSIGNORS")?,
         vec!["range".to_string(), "roundrobin".to_string()],
         |v| {
             let list: Vec<String> = v
@@ -148,9 +150,9 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     )?;
     let timeout = Duration::from_secs(handler_timeout);
     let source = format!("kafka-observer/{}", group.value);
-    let handler = match (
-        setting(&a.exec, "--exec", "CONSUMER_EXEC"),
-        setting(&a.sink, "--sink", "CONSUMER_SINK"),
+    let (handler, handler_origin) = match (
+        setting(&a.exec, "--exec", "CONSUMER_EXEC")?,
+        setting(&a.sink, "--sink", "CONSUMER_SINK")?,
     ) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -158,23 +160,30 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
                 "--exec and --sink exclude each other: pick one handler",
             ))
         }
-        (Some(e), None) => HandlerSpec::Exec {
-            command: e.value,
-            timeout,
-        },
-        (None, Some(s)) => HandlerSpec::Sink {
-            url: s.value,
-            timeout,
-            source,
-        },
-        (None, None) if a.discard => HandlerSpec::Discard,
-        (None, None) => HandlerSpec::Log,
+        (Some(e), None) => (
+            HandlerSpec::Exec {
+                command: e.value,
+                timeout,
+            },
+            e.origin,
+        ),
+        (None, Some(s)) => (
+            HandlerSpec::Sink {
+                url: s.value,
+                timeout,
+                source,
+            },
+            s.origin,
+        ),
+        (None, None) if a.discard => (HandlerSpec::Discard, "--discard".into()),
+        (None, None) => (HandlerSpec::Log, "--exec".into()),
     };
-    let static_membership = a.static_membership
-        || env("STATIC_MEMBERSHIP").is_some_and(|v| matches!(v.as_str(), "true" | "1" | "yes"));
+    // A handler that cannot be built is a usage error, found before joining the group.
+    Handler::new(&handler).map_err(|e| invalid(&handler_origin, e.to_string()))?;
+    let static_membership = switch(a.static_membership, "STATIC_MEMBERSHIP")?;
     let instance_id = if static_membership {
-        let run = env("CE_JOBRUN").unwrap_or_else(|| "local".into());
-        let index = env("JOB_INDEX").unwrap_or_else(|| "0".into());
+        let run = env("CE_JOBRUN")?.unwrap_or_else(|| "local".into());
+        let index = env("JOB_INDEX")?.unwrap_or_else(|| "0".into());
         Some(format!("{run}-{index}"))
     } else {
         None

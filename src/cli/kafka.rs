@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::settings::{env, parse_bool, switch};
 use super::{invalid, CliError};
 use crate::config::brokers::{parse_brokers, BrokerAddr};
 use crate::config::secret::Secret;
 use crate::http_client::build_client;
-use crate::iam::{IamTokenManager, DEFAULT_IAM_URL};
+use crate::iam::{IamError, IamTokenManager, DEFAULT_IAM_URL};
 use crate::wire::sasl::{Credentials, Mechanism, TokenFuture, TokenSource};
 use crate::wire::tls::{client_config, TlsOptions};
 use crate::wire::{ConnectOptions, SaslConfig};
@@ -88,9 +89,16 @@ pub struct KafkaArgs {
     pub connect_timeout: u64,
 
     /// Largest response frame accepted from a broker
-    #[arg(long, default_value_t = 100 * 1024 * 1024, value_name = "BYTES")]
+    #[arg(long, default_value_t = DEFAULT_FRAME_BYTES, value_name = "BYTES")]
     pub max_frame_bytes: usize,
 }
+
+/// `--max-frame-bytes`: the default, and the range accepted (a frame under 1 KiB cannot hold
+/// a Metadata answer, so every request would fail and be retried forever; 2 GiB is the largest
+/// size a Kafka frame header can state).
+pub const DEFAULT_FRAME_BYTES: usize = 100 * 1024 * 1024;
+pub const MIN_FRAME_BYTES: usize = 1024;
+pub const MAX_FRAME_BYTES: usize = i32::MAX as usize;
 
 /// Resolved connection settings.
 #[derive(Debug, Clone)]
@@ -99,15 +107,10 @@ pub struct Kafka {
     pub options: ConnectOptions,
 }
 
-/// Reads the environment; absent and empty are the same.
-pub fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 impl KafkaArgs {
     /// Flags first, then the environment; every problem names its flag or variable.
     pub fn resolve(&self) -> Result<Kafka, CliError> {
-        let (brokers_text, origin, from_binding) = match (&self.bootstrap, env(ENV_BROKERS)) {
+        let (brokers_text, origin, from_binding) = match (&self.bootstrap, env(ENV_BROKERS)?) {
             (Some(b), _) => (b.clone(), "--bootstrap", false),
             (None, Some(b)) => (b, ENV_BROKERS, true),
             (None, None) => {
@@ -119,15 +122,15 @@ impl KafkaArgs {
         };
         let bootstrap = parse_brokers(&brokers_text, origin)?;
 
-        let tls = match (&self.tls, env(ENV_TLS)) {
-            (Some(v), _) => parse_bool(v, "--tls")?,
-            (None, Some(v)) => parse_bool(&v, ENV_TLS)?,
+        let tls = match (&self.tls, env(ENV_TLS)?) {
+            (Some(v), _) => parse_bool(v).map_err(|m| invalid("--tls", m))?,
+            (None, Some(v)) => parse_bool(&v).map_err(|m| invalid(ENV_TLS, m))?,
             (None, None) => from_binding,
         };
 
-        let username = self.username.clone().or_else(|| env(ENV_USER));
-        let password = self.password.clone().or_else(|| env(ENV_PASSWORD));
-        let mechanism = match (&self.sasl_mechanism, env(ENV_MECHANISM)) {
+        let username = or_env(&self.username, ENV_USER)?;
+        let password = or_env(&self.password, ENV_PASSWORD)?;
+        let mechanism = match (&self.sasl_mechanism, env(ENV_MECHANISM)?) {
             (Some(m), _) => Some(parse_mechanism(m, "--sasl-mechanism")?),
             (None, Some(m)) => Some(parse_mechanism(&m, ENV_MECHANISM)?),
             (None, None) => None,
@@ -160,11 +163,7 @@ impl KafkaArgs {
             }
         };
 
-        let allow_plain = self.allow_plain_without_tls
-            || match env(ENV_ALLOW_PLAIN) {
-                Some(v) => parse_bool(&v, ENV_ALLOW_PLAIN)?,
-                None => false,
-            };
+        let allow_plain = switch(self.allow_plain_without_tls, ENV_ALLOW_PLAIN)?;
         if let Some(s) = &sasl {
             if s.mechanism == Mechanism::Plain && !tls && !allow_plain {
                 return Err(invalid(
@@ -179,10 +178,10 @@ impl KafkaArgs {
                 ));
             }
         }
-        let ca_file = self
-            .ca_file
-            .clone()
-            .or_else(|| env(ENV_CA_FILE).map(PathBuf::from));
+        let ca_file = match &self.ca_file {
+            Some(p) => Some(p.clone()),
+            None => env(ENV_CA_FILE)?.map(PathBuf::from),
+        };
         let tls_config = if tls {
             let opts = TlsOptions {
                 ca_file,
@@ -205,6 +204,15 @@ impl KafkaArgs {
         if self.connect_timeout == 0 {
             return Err(invalid("--connect-timeout", "must be at least 1 second"));
         }
+        if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&self.max_frame_bytes) {
+            return Err(invalid(
+                "--max-frame-bytes",
+                format!(
+                    "expected a size from {MIN_FRAME_BYTES} (1 KiB) to {MAX_FRAME_BYTES} (2 GiB), got {}; the default is {DEFAULT_FRAME_BYTES} (100 MiB)",
+                    self.max_frame_bytes
+                ),
+            ));
+        }
         Ok(Kafka {
             bootstrap,
             options: ConnectOptions {
@@ -224,7 +232,7 @@ impl KafkaArgs {
     /// OAUTHBEARER with IBM IAM access tokens: the API key from --password /
     /// MESSAGEHUB_PASSWORD, else IAM_API_KEY; the user name is not used.
     fn oauth_bearer(&self) -> Result<SaslConfig, CliError> {
-        let (key, origin) = match (&self.password, env(ENV_PASSWORD), env(ENV_IAM_API_KEY)) {
+        let (key, origin) = match (&self.password, env(ENV_PASSWORD)?, env(ENV_IAM_API_KEY)?) {
             (Some(k), _, _) => (k.clone(), "--password"),
             (None, Some(k), _) => (k, ENV_PASSWORD),
             (None, None, Some(k)) => (k, ENV_IAM_API_KEY),
@@ -235,15 +243,20 @@ impl KafkaArgs {
                 ))
             }
         };
-        let url = match (&self.sasl_iam_url, env(ENV_IAM_URL)) {
-            (Some(u), _) => u.clone(),
-            (None, Some(u)) => u,
-            (None, None) => DEFAULT_IAM_URL.to_string(),
+        let (url, url_origin) = match (&self.sasl_iam_url, env(ENV_IAM_URL)?) {
+            (Some(u), _) => (u.clone(), "--sasl-iam-url"),
+            (None, Some(u)) => (u, ENV_IAM_URL),
+            (None, None) => (DEFAULT_IAM_URL.to_string(), "--sasl-iam-url"),
         };
         let client = build_client(None).map_err(|e| CliError::Usage(e.to_string()))?;
         let key = Secret::new(key);
-        let iam = IamTokenManager::new(url, key.clone(), client)
-            .map_err(|e| invalid(origin, e.to_string()))?;
+        let iam = IamTokenManager::new(url, key.clone(), client).map_err(|e| {
+            let named = match e {
+                IamError::InvalidUrl { .. } => url_origin,
+                _ => origin,
+            };
+            invalid(named, e.to_string())
+        })?;
         Ok(SaslConfig {
             mechanism: Mechanism::OAuthBearer,
             credentials: Credentials {
@@ -283,14 +296,11 @@ impl TokenSource for IamTokens {
     }
 }
 
-fn parse_bool(v: &str, origin: &str) -> Result<bool, CliError> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        other => Err(invalid(
-            origin,
-            format!("expected true or false, got '{other}'"),
-        )),
+/// The flag's value, else the variable's (for values used as they are).
+fn or_env(flag: &Option<String>, var: &str) -> Result<Option<String>, CliError> {
+    match flag {
+        Some(v) => Ok(Some(v.clone())),
+        None => env(var),
     }
 }
 
@@ -341,7 +351,7 @@ mod tests {
     fn oauthbearer_needs_tls_or_the_opt_in_and_a_usable_key() {
         let mut a = oauth_args();
         a.allow_plain_without_tls = false;
-        if env(ENV_ALLOW_PLAIN).is_none() {
+        if env(ENV_ALLOW_PLAIN).unwrap().is_none() {
             let e = a.resolve().unwrap_err().to_string();
             assert!(e.contains("OAUTHBEARER") && e.contains("clear text"), "{e}");
         }

@@ -1,6 +1,7 @@
 //! `kafka-observer observe`: the daemon. Resolves settings (flags win over the sample's
 //! environment variables), then wires cluster, launcher, metrics and the loop together.
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,16 +9,17 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::kafka::{env, Kafka, KafkaArgs};
+use super::kafka::{Kafka, KafkaArgs};
 use super::settings::{
-    choice, number, offset_reset, parsed, read_committed, required, setting, whole,
+    boolean, choice, env, number, offset_reset, parsed, read_committed, required, setting, whole,
+    Setting,
 };
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
-use crate::config::kafkadata::Kafkadata;
+use crate::config::kafkadata::{self, Kafkadata};
 use crate::config::secret::Secret;
 use crate::http_client::build_client;
-use crate::iam::{IamTokenManager, DEFAULT_IAM_URL};
+use crate::iam::{IamError, IamTokenManager, DEFAULT_IAM_URL};
 use crate::lag::stuck::StuckPolicy;
 use crate::lag::{EndKind, Policy};
 use crate::launch::code_engine::{CodeEngine, CodeEngineConfig};
@@ -111,16 +113,57 @@ pub struct ObserveArgs {
 
 /// Reads the mapping from `--kafkadata FILE` or the `kafkadata` variable.
 pub fn load_kafkadata(file: &Option<PathBuf>) -> Result<Kafkadata, CliError> {
-    let (text, source) = match (file, env("kafkadata")) {
-        (Some(path), _) => (
-            std::fs::read_to_string(path).map_err(|e| {
+    let too_big = |origin: &str, what: String, size: String| {
+        invalid(
+            origin,
+            format!(
+                "{what} is {size} bytes; a kafkadata mapping may be at most {} bytes (1 MiB, the size limit of a Code Engine configmap): split the jobs over several observers",
+                kafkadata::MAX_BYTES
+            ),
+        )
+    };
+    let (text, source) = match (file, env("kafkadata")?) {
+        (Some(path), _) => {
+            let cannot = |e: std::io::Error| {
                 invalid(
                     "--kafkadata",
                     format!("cannot read '{}': {e}", path.display()),
                 )
-            })?,
-            path.display().to_string(),
-        ),
+            };
+            // Read at most one byte past the limit: a huge or endless file costs nothing.
+            let mut bytes = Vec::new();
+            std::fs::File::open(path)
+                .and_then(|f| f.take(kafkadata::MAX_BYTES as u64 + 1).read_to_end(&mut bytes))
+                .map_err(cannot)?;
+            if bytes.len() > kafkadata::MAX_BYTES {
+                let size = std::fs::metadata(path)
+                    .map(|m| m.len().to_string())
+                    .unwrap_or_else(|_| format!("more than {}", kafkadata::MAX_BYTES));
+                return Err(too_big(
+                    "--kafkadata",
+                    format!("'{}'", path.display()),
+                    size,
+                ));
+            }
+            let text = String::from_utf8(bytes).map_err(|e| {
+                invalid(
+                    "--kafkadata",
+                    format!(
+                        "'{}' is not UTF-8 text (invalid byte at offset {})",
+                        path.display(),
+                        e.utf8_error().valid_up_to()
+                    ),
+                )
+            })?;
+            (text, path.display().to_string())
+        }
+        (None, Some(text)) if text.len() > kafkadata::MAX_BYTES => {
+            return Err(too_big(
+                "kafkadata",
+                "the variable".into(),
+                text.len().to_string(),
+            ))
+        }
         (None, Some(text)) => (text, "env kafkadata".to_string()),
         (None, None) => {
             return Err(invalid(
@@ -155,14 +198,14 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         (10, 3_600_000),
     )?;
     let max_instances = parsed(
-        setting(&a.max_instances, "--max-instances", "MAX_INSTANCES"),
+        setting(&a.max_instances, "--max-instances", "MAX_INSTANCES")?,
         None,
         |v| number(1, 1000)(v).map(|n| Some(n as u32)),
     )?;
     let read_committed = read_committed(&a.isolation)?;
     let no_commit = offset_reset(&a.offset_reset)?;
     let metrics_addr = parsed(
-        setting(&a.metrics_addr, "--metrics-addr", "METRICS_ADDR"),
+        setting(&a.metrics_addr, "--metrics-addr", "METRICS_ADDR")?,
         SocketAddr::from(([127, 0, 0, 1], 9464)),
         |v| {
             v.parse::<SocketAddr>()
@@ -190,11 +233,7 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         30,
         (1, 86_400),
     )?;
-    let long_poll = parsed(
-        setting(&a.long_poll, "--long-poll", "OBSERVER_LONG_POLL"),
-        "true".to_string(),
-        choice(&["true", "false"]),
-    )? == "true";
+    let long_poll = boolean(&a.long_poll, "--long-poll", "OBSERVER_LONG_POLL", true)?;
     let idle_ticker = whole(
         &a.idle_ticker_ms,
         "--idle-ticker-ms",
@@ -203,7 +242,7 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         (10, 3_600_000),
     )?;
     let launcher = parsed(
-        setting(&a.launcher, "--launcher", "OBSERVER_LAUNCHER"),
+        setting(&a.launcher, "--launcher", "OBSERVER_LAUNCHER")?,
         "codeengine".to_string(),
         choice(&["codeengine", "local"]),
     )?;
@@ -240,7 +279,7 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
 
 /// The consumer children's environment: the broker settings this observer resolved, in the
 /// variables `consume` reads, so flags given to the observer reach its consumers.
-fn child_env(a: &KafkaArgs, k: &Kafka) -> Vec<(String, String)> {
+fn child_env(a: &KafkaArgs, k: &Kafka) -> Result<Vec<(String, String)>, CliError> {
     let mut env = vec![(
         "MESSAGEHUB_KAFKA_BROKERS_SASL".to_string(),
         k.bootstrap
@@ -261,24 +300,27 @@ fn child_env(a: &KafkaArgs, k: &Kafka) -> Vec<(String, String)> {
             s.mechanism.name().to_string(),
         ));
     }
-    if let Some(ca) = a.ca_file.clone().or_else(|| env_path("KAFKA_CA_FILE")) {
+    let ca = match &a.ca_file {
+        Some(p) => Some(p.clone()),
+        None => super::settings::env("KAFKA_CA_FILE")?.map(PathBuf::from),
+    };
+    if let Some(ca) = ca {
         env.push(("KAFKA_CA_FILE".into(), ca.display().to_string()));
     }
     if a.allow_plain_without_tls {
         env.push(("KAFKA_ALLOW_PLAIN_WITHOUT_TLS".into(), "true".into()));
     }
-    env
-}
-
-fn env_path(var: &str) -> Option<PathBuf> {
-    env(var).map(PathBuf::from)
+    Ok(env)
 }
 
 fn make_launcher(a: &ObserveArgs, r: &Resolved) -> Result<Launcher, CliError> {
     match r.launcher.as_str() {
         "local" => {
             let (exe, args) = match &a.consumer_exe {
-                Some(p) => (p.clone(), vec![]),
+                Some(p) => {
+                    check_exe(p).map_err(|m| invalid("--consumer-exe", m))?;
+                    (p.clone(), vec![])
+                }
                 None => (
                     std::env::current_exe().map_err(|e| {
                         CliError::Runtime(format!("cannot find this program's path: {e}"))
@@ -289,10 +331,37 @@ fn make_launcher(a: &ObserveArgs, r: &Resolved) -> Result<Launcher, CliError> {
             Ok(Launcher::Local(LocalLauncher::new(
                 exe,
                 args,
-                child_env(&a.kafka, &r.kafka),
+                child_env(&a.kafka, &r.kafka)?,
             )))
         }
         _ => code_engine_launcher(a),
+    }
+}
+
+/// A consumer program the local launcher can start: an executable file, found directly or,
+/// for a bare name, on `PATH` — checked once at start instead of failing every cycle.
+fn check_exe(p: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if p.components().count() == 1 && !p.as_os_str().is_empty() {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        if std::env::split_paths(&path).any(|d| executable(&d.join(p)).unwrap_or(false)) {
+            return Ok(());
+        }
+        return Err(format!(
+            "no executable '{}' on PATH; give the consumer program's path",
+            p.display()
+        ));
+    }
+    match executable(p) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "'{}' is not an executable file; point it at the consumer program (chmod +x if it is one)",
+            p.display()
+        )),
+        Err(e) => Err(format!("cannot use '{}': {e}", p.display())),
     }
 }
 
@@ -310,12 +379,17 @@ fn code_engine_launcher(a: &ObserveArgs) -> Result<Launcher, CliError> {
         "the Code Engine project id",
     )?;
     let base = api_base(a)?;
-    let iam_url = setting(&a.iam_url, "--iam-url", "IAM_URL")
-        .map(|s| s.value)
-        .unwrap_or_else(|| DEFAULT_IAM_URL.to_string());
+    let iam_url = setting(&a.iam_url, "--iam-url", "IAM_URL")?.unwrap_or(Setting {
+        value: DEFAULT_IAM_URL.to_string(),
+        origin: "--iam-url".into(),
+    });
     let client = build_client(None).map_err(|e| CliError::Usage(e.to_string()))?;
-    let iam = IamTokenManager::new(iam_url, Secret::new(key.value), client.clone())
-        .map_err(|e| invalid(&key.origin, e.to_string()))?;
+    let iam = IamTokenManager::new(iam_url.value, Secret::new(key.value), client.clone()).map_err(
+        |e| match e {
+            IamError::InvalidUrl { .. } => invalid(&iam_url.origin, e.to_string()),
+            _ => invalid(&key.origin, e.to_string()),
+        },
+    )?;
     let cfg = CodeEngineConfig {
         api_base: base,
         project_id: project.value,
@@ -330,7 +404,7 @@ fn code_engine_launcher(a: &ObserveArgs) -> Result<Launcher, CliError> {
 
 /// `…/v2` from --api-base / CE_API_BASE_URL, else the public endpoint of CE_REGION.
 pub fn api_base(a: &ObserveArgs) -> Result<String, CliError> {
-    if let Some(s) = setting(&a.api_base, "--api-base", "CE_API_BASE_URL") {
+    if let Some(s) = setting(&a.api_base, "--api-base", "CE_API_BASE_URL")? {
         let v = s.value.trim().trim_end_matches('/');
         if !(v.starts_with("https://") || v.starts_with("http://")) {
             return Err(invalid(
@@ -344,7 +418,7 @@ pub fn api_base(a: &ObserveArgs) -> Result<String, CliError> {
             format!("{v}/v2")
         });
     }
-    match env("CE_REGION") {
+    match env("CE_REGION")? {
         Some(region) => Ok(format!(
             "https://api.{}.codeengine.cloud.ibm.com/v2",
             region.trim()

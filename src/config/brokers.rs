@@ -112,7 +112,18 @@ pub fn parse_brokers(text: &str, origin: &str) -> Result<Vec<BrokerAddr>, Config
         origin: origin.to_string(),
         message,
     };
-    let entries: Vec<String> = match serde_json::from_str::<serde_json::Value>(text.trim()) {
+    let trimmed = text.trim();
+    // `["h1:9093", …` is meant as JSON (the Event Streams binding): broken JSON is refused
+    // instead of being read loosely into half an address that fails later as a DNS error.
+    let meant_as_json = trimmed
+        .strip_prefix('[')
+        .is_some_and(|rest| rest.trim_start().starts_with(['"', ']']));
+    let entries: Vec<String> = match serde_json::from_str::<serde_json::Value>(trimmed) {
+        Err(e) if meant_as_json => {
+            return Err(err(format!(
+                "it starts like a JSON array but is not valid JSON ({e}); write it like [\"host:9093\",\"host2:9093\"] or host:9093,host2:9093"
+            )))
+        }
         Ok(serde_json::Value::Array(items)) => items
             .into_iter()
             .map(|v| match v {
@@ -187,7 +198,6 @@ mod tests {
             ("  h1:9093,,h2:9093,  ", two.clone()),
             // What the IBM sample's stripping tolerates: half-stripped arrays.
             ("[h1:9093,h2:9093]", two.clone()),
-            (r#"["h1:9093",h2:9093"#, two.clone()),
             (r#""h1:9093","h2:9093""#, two.clone()),
             ("[h1:9093]", vec![b("h1", 9093)]),
             ("h1:9093,h1:9093,h2:9093", two.clone()),
@@ -238,6 +248,10 @@ mod tests {
             ("h 1:9093", "expected host:port, got 'h'"),
             ("ho/st:9093", "characters a host name cannot have"),
             ("[1, 2]", "must hold strings"),
+            (r#"["a:1","#, "not valid JSON"),
+            (r#"["h1:9093",h2:9093"#, "not valid JSON"),
+            (r#"[ "h1:9093" "h2:9093"]"#, "not valid JSON"),
+            ("[]]", "not valid JSON"),
         ];
         for (input, want) in cases {
             let err = parse_brokers(input, "MESSAGEHUB_KAFKA_BROKERS_SASL")
