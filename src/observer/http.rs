@@ -5,6 +5,12 @@
 //!
 //! `/metrics` is streamed in chunks as it is encoded: at 10,000 partitions the text is several
 //! megabytes, which as one string would be the observer's biggest allocation.
+//!
+//! Every client is bounded ([`limits`]): a capped number of connections, a deadline for the
+//! request head, an idle timeout, and a paused accept loop when descriptors run out — so that
+//! slow or hostile clients can neither spin the observer nor keep `/healthz` from answering.
+
+pub mod limits;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,10 +24,12 @@ use hyper::body::Frame;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
 
 use super::metrics::Metrics;
+pub use limits::Limits;
+use limits::{accept_pause, LogLimit, SlotGuard, Slots, Watched};
 
 /// What `/healthz` reports.
 #[derive(Debug)]
@@ -72,34 +80,121 @@ impl Health {
     }
 }
 
-/// Binds `addr` and serves until the task is dropped. Returns the bound address.
+/// Binds `addr` and serves until the task is dropped, with the default [`Limits`] (the
+/// connection cap lowered to a quarter of the descriptor limit). Returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let limits = Limits::for_descriptor_limit(limits::descriptor_limit());
+    serve_with(addr, metrics, health, limits).await
+}
+
+/// [`serve`] with explicit limits.
+pub async fn serve_with(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    limits: Limits,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let metrics = metrics.clone();
-            let health = health.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let metrics = metrics.clone();
-                    let health = health.clone();
-                    async move { Ok::<_, Infallible>(route(&req, &metrics, &health)) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let task = tokio::spawn(accept_loop(listener, metrics, health, Arc::new(limits)));
     Ok((bound, task))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    limits: Arc<Limits>,
+) {
+    let slots = Arc::new(Slots::default());
+    let mut failures = 0u32;
+    let mut accept_log = LogLimit::default();
+    let mut cap_log = LogLimit::default();
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                failures = 0;
+                let (guard, evicted) = slots.admit(limits.max_connections);
+                if evicted {
+                    if let Some(n) = cap_log.due(Instant::now()) {
+                        tracing::warn!(
+                            cap = limits.max_connections,
+                            closed_since_last_line = n,
+                            "metrics server: connection cap reached; closed the connection that waited longest without a request"
+                        );
+                    }
+                }
+                tokio::spawn(connection(
+                    stream,
+                    guard,
+                    metrics.clone(),
+                    health.clone(),
+                    limits.clone(),
+                ));
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let pause = accept_pause(&e, failures, &limits);
+                if pause.is_zero() {
+                    continue;
+                }
+                if let Some(n) = accept_log.due(Instant::now()) {
+                    tracing::warn!(
+                        error = %e,
+                        pause_ms = pause.as_millis() as u64,
+                        failed_since_last_line = n,
+                        "metrics server: cannot accept a connection; pausing before the next try"
+                    );
+                }
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// Largest request head read (hyper's minimum buffer); larger heads get 431.
+const MAX_HEAD_BYTES: usize = 8192;
+
+/// Serves one connection until it ends, goes idle, or its slot is taken.
+async fn connection(
+    stream: TcpStream,
+    guard: SlotGuard,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    limits: Arc<Limits>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (io, activity) = Watched::new(stream);
+    let slot = guard.slot.clone();
+    let svc = service_fn(move |req| {
+        slot.serving();
+        let resp = route(&req, &metrics, &health);
+        slot.answered();
+        async move { Ok::<_, Infallible>(resp) }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    loop {
+        let idle_until = activity.last() + limits.idle_timeout;
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = guard.slot.evicted.notified() => return,
+            _ = tokio::time::sleep_until(idle_until.into()) => {
+                if activity.last() + limits.idle_timeout <= Instant::now() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -237,6 +332,111 @@ mod tests {
         }
         assert!(frames > 4);
         assert_eq!(String::from_utf8(streamed).unwrap(), whole);
+    }
+
+    /// A server with small limits and a healthy loop.
+    async fn small_server(limits: Limits) -> SocketAddr {
+        let health = Arc::new(Health::new(Duration::from_secs(3600)));
+        health.ok();
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let (addr, _task) = serve_with(any, Arc::new(Metrics::new()), health, limits)
+            .await
+            .unwrap();
+        addr
+    }
+
+    fn quick(max_connections: usize) -> Limits {
+        Limits {
+            max_connections,
+            header_read_timeout: Duration::from_millis(400),
+            idle_timeout: Duration::from_millis(400),
+            ..Limits::default()
+        }
+    }
+
+    /// Reads until the server closes; panics if it has not after `secs`.
+    async fn closed_within(s: &mut TcpStream, secs: u64) -> Duration {
+        use tokio::io::AsyncReadExt;
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            let read = tokio::time::timeout(Duration::from_secs(secs), s.read(&mut buf))
+                .await
+                .expect("the server should have closed the connection");
+            match read {
+                Ok(0) | Err(_) => return start.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    async fn healthz(addr: SocketAddr) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trickled_request_head_is_cut_off() {
+        use tokio::io::AsyncWriteExt;
+        let addr = small_server(quick(8)).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\n").await.unwrap();
+        // One byte every 100 ms keeps the idle timeout away but never ends the head.
+        let trickle = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if s.write_all(b"X").await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), trickle)
+            .await
+            .expect("the server should have cut the trickling client off");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn silent_and_idle_keep_alive_connections_are_closed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = small_server(quick(8)).await;
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        closed_within(&mut silent, 20).await;
+        let mut kept = TcpStream::connect(addr).await.unwrap();
+        kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = kept.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        closed_within(&mut kept, 20).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn healthz_answers_while_slow_clients_fill_every_slot() {
+        use tokio::io::AsyncWriteExt;
+        let limits = Limits {
+            header_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            ..quick(4)
+        };
+        let addr = small_server(limits).await;
+        let mut held = Vec::new();
+        for _ in 0..40 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\n").await.unwrap();
+            held.push(s);
+        }
+        let answer = tokio::time::timeout(Duration::from_secs(20), healthz(addr))
+            .await
+            .expect("/healthz should answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("ok\n"), "{answer}");
     }
 
     #[test]
