@@ -4,7 +4,7 @@
 //! decision whether a failure is worth another try. Keeping that here means the IAM token
 //! manager and the Code Engine client differ only in what they ask, not in how they cope.
 //!
-//! Trust comes from [`crate::wire::tls::client_config`] — the same ring-only rustls setup the
+//! Trust comes from [`crate::tls::client_config`] — the same ring-only rustls setup the
 //! Kafka connections use: a CA file when the operator names one, else the platform store, else
 //! the bundled webpki roots (a FROM scratch image has no platform store at all). Plain `http://`
 //! is allowed too, because the test suite's fake IBM Cloud listens on loopback without TLS.
@@ -21,8 +21,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::cluster::Backoff;
-use crate::wire::tls::{client_config, TlsError, TlsOptions};
+use crate::retry::Backoff;
+use crate::tls::{client_config, TlsError, TlsOptions};
 
 /// A pooled HTTP/1.1 client over TLS (or plain TCP for `http://` URLs). Cheap to clone.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -201,15 +201,6 @@ pub fn retry_delay(
             Some(planned)
         }
         Failure::Exchange(_) => None,
-    }
-}
-
-/// A uniformly random number in [0, 1) for backoff jitter (0.5 if the OS has no randomness).
-pub fn jitter_unit() -> f64 {
-    let mut b = [0u8; 8];
-    match getrandom::fill(&mut b) {
-        Ok(()) => (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64,
-        Err(_) => 0.5,
     }
 }
 
@@ -392,14 +383,6 @@ mod tests {
         assert_eq!(parse_retry_after(" 12 "), Some(Duration::from_secs(12)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(parse_retry_after("-1"), None);
-    }
-
-    #[test]
-    fn jitter_is_a_unit() {
-        for _ in 0..100 {
-            let u = jitter_unit();
-            assert!((0.0..1.0).contains(&u));
-        }
     }
 
     #[tokio::test]

@@ -1,7 +1,10 @@
 //! Kafka Observer: runs Kafka consumers only when there is work for them.
 //!
-//! The modules follow the data flow: `config` → `protocol` (bytes ↔ messages, no I/O) → `wire`
-//! (one broker connection) → `cluster` (routing) → `offsets` (snapshots) → `lag` (pure decisions).
+//! The modules follow the data flow: `config` → `protocol` (bytes ↔ messages, error codes, API
+//! names; no I/O) → `wire` (one broker connection) → `cluster` (routing) → `offsets`
+//! (snapshots) → `lag` (pure decisions) → `launch` (Code Engine, local processes) → `observer`
+//! (the loop); `consumer` beside it. Below them all: `retry` (back-off, jitter, the one retry
+//! loop) and `tls` (trust), shared by the Kafka side and the HTTP side (`http_client`, `iam`).
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -15,4 +18,6 @@ pub mod launch;
 pub mod observer;
 pub mod offsets;
 pub mod protocol;
+pub mod retry;
+pub mod tls;
 pub mod wire;

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use kafka_observer::cluster::Backoff;
 use kafka_observer::config::secret::Secret;
 use kafka_observer::http_client::{build_client, exchange, HttpClient};
 use kafka_observer::iam::IamTokenManager;
 use kafka_observer::launch::code_engine::{
     array_spec, CeError, CodeEngine, CodeEngineConfig, CreateJobRun,
 };
+use kafka_observer::retry::Backoff;
 use serde_json::json;
 
 use crate::fake_ce::{FakeCloud, Route};

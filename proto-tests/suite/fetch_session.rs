@@ -19,7 +19,7 @@ fn opts(max_wait_ms: u64) -> FetchOptions {
         partition_max_bytes: 1,
         max_bytes: 1,
         read_committed: false,
-        lane: "long-poll",
+        lane: kafka_observer::cluster::Lane::LongPoll,
     }
 }
 

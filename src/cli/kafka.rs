@@ -15,8 +15,8 @@ use crate::config::brokers::{parse_brokers, BrokerAddr};
 use crate::config::secret::Secret;
 use crate::http_client::build_client;
 use crate::iam::{IamError, IamTokenManager, DEFAULT_IAM_URL};
+use crate::tls::{client_config, TlsOptions};
 use crate::wire::sasl::{Credentials, Mechanism, TokenFuture, TokenSource};
-use crate::wire::tls::{client_config, TlsOptions};
 use crate::wire::{ConnectOptions, SaslConfig};
 
 pub const ENV_BROKERS: &str = "MESSAGEHUB_KAFKA_BROKERS_SASL";

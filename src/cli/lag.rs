@@ -14,7 +14,7 @@ use super::{invalid, CliError};
 use crate::cluster::Cluster;
 use crate::config::kafkadata::Kafkadata;
 use crate::lag::{EndKind, Policy, Summary};
-use crate::offsets::{fetch_committed, fetch_ends, Ends, GroupQuery, TopicPartition};
+use crate::offsets::{fetch_committed, fetch_ends, Ends, GroupQuery, OffsetsError, TopicPartition};
 
 /// Show offsets and lag of consumer groups.
 #[derive(Debug, Clone, Args)]
@@ -132,7 +132,7 @@ pub async fn run(args: LagArgs) -> Result<(), CliError> {
             let topics = (!args.topics.is_empty()).then(|| args.topics.clone());
             targets = crate::offsets::list_groups(&cluster)
                 .await
-                .map_err(CliError::Runtime)?
+                .map_err(|e| CliError::Runtime(e.to_string()))?
                 .into_iter()
                 .map(|group| Target {
                     group,
@@ -291,14 +291,14 @@ async fn snapshot(
             let (c, commit_error) = match group_result {
                 Some(Ok(o)) => (
                     o.committed.get(&tp).map(|c| c.offset),
-                    o.errors.get(&tp).cloned(),
+                    o.errors.get(&tp).map(ToString::to_string),
                 ),
                 _ => (None, None),
             };
             rows.push(row(&tp, ends.get(&tp), c, commit_error, policy));
         }
         let error = match group_result {
-            Some(Err(e)) => Some(e.clone()),
+            Some(Err(e)) => Some(e.to_string()),
             None => Some("no answer for this group".into()),
             _ => None,
         };
@@ -325,14 +325,14 @@ async fn snapshot(
 
 fn row(
     tp: &TopicPartition,
-    ends: Option<&Result<Ends, String>>,
+    ends: Option<&Result<Ends, OffsetsError>>,
     committed: Option<i64>,
     commit_error: Option<String>,
     policy: &Policy,
 ) -> Row {
     let (e, ends_error) = match ends {
         Some(Ok(e)) => (Some(*e), None),
-        Some(Err(msg)) => (None, Some(msg.clone())),
+        Some(Err(msg)) => (None, Some(msg.to_string())),
         None => (None, Some("no answer".into())),
     };
     Row {

@@ -15,12 +15,12 @@ use tokio::task::JoinHandle;
 
 use super::message::Message;
 use super::progress::Progress;
-use crate::cluster::{is_stale_route, Cluster};
-use crate::lag::NoCommit;
+use crate::cluster::{Cluster, Lane};
+use crate::lag::{NoCommit, Policy};
 use crate::offsets::fetch::{fetch, FetchOptions};
 use crate::offsets::{fetch_ends, TopicPartition};
+use crate::protocol::error::{code, error_name, is_stale_route};
 use crate::protocol::records;
-use crate::wire::kafka_error::{code, error_name};
 
 /// How fetchers fetch.
 #[derive(Debug, Clone)]
@@ -191,7 +191,7 @@ async fn fetch_once(
         partition_max_bytes: cfg.partition_max_bytes,
         max_bytes: 50 * 1024 * 1024,
         read_committed: cfg.read_committed,
-        lane: "fetch",
+        lane: Lane::Fetch,
     };
     let answers = fetch(cluster, leader, positions, opts)
         .await
@@ -218,11 +218,7 @@ async fn partition_outcome(
             let ends = fetch_ends(cluster, std::slice::from_ref(tp)).await;
             return match ends.get(tp) {
                 Some(Ok(e)) => {
-                    let to = match cfg.reset {
-                        NoCommit::Earliest => e.log_start,
-                        NoCommit::Latest if cfg.read_committed => e.last_stable,
-                        NoCommit::Latest => e.high_watermark,
-                    };
+                    let to = Policy::new(cfg.read_committed, cfg.reset).start(e, None);
                     tracing::warn!(partition = %tp, from = first, to, policy = ?cfg.reset, "offset out of range; reset");
                     PartitionOutcome::Reset(to)
                 }

@@ -26,20 +26,17 @@ use super::assignor;
 use crate::cluster::Cluster;
 use crate::offsets::TopicPartition;
 use crate::protocol::consumer_protocol::{Assignment, Subscription, TopicPartitions};
+use crate::protocol::error::code::{
+    self, FENCED_INSTANCE_ID, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL, MEMBER_ID_REQUIRED,
+    REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
+};
+use crate::protocol::error::{error_name, is_retriable};
 use crate::protocol::heartbeat::HeartbeatResponse;
 use crate::protocol::join_group::JoinGroupResponse;
 use crate::protocol::leave_group::LeaveGroupResponse;
 use crate::protocol::offset_commit::OffsetCommitResponse;
 use crate::protocol::sync_group::SyncGroupResponse;
-use crate::wire::kafka_error::{code, error_name};
 use crate::wire::{Connection, WireError};
-
-const ILLEGAL_GENERATION: i16 = 22;
-const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const MEMBER_ID_REQUIRED: i16 = 79;
-const FENCED_INSTANCE_ID: i16 = 82;
 
 /// How this member takes part in its group.
 #[derive(Debug, Clone)]
@@ -133,7 +130,7 @@ impl Member {
             .await;
         match found.get(&group) {
             Some(Ok(node)) => Ok(self.cluster.broker(*node).await?),
-            Some(Err(e)) => Err(GroupError::Retry(e.clone())),
+            Some(Err(e)) => Err(GroupError::Retry(e.to_string())),
             None => Err(GroupError::Retry("no coordinator".into())),
         }
     }
@@ -163,7 +160,7 @@ impl Member {
             INCONSISTENT_GROUP_PROTOCOL => Some(GroupError::Fatal(format!(
                 "{what}: {name}: the group's other members use a protocol other than \"consumer\" with range or roundrobin"
             ))),
-            _ if crate::wire::kafka_error::is_retriable(ec) => {
+            _ if is_retriable(ec) => {
                 Some(GroupError::Retry(format!("{what}: {name}")))
             }
             _ => Some(GroupError::Fatal(format!(

@@ -19,7 +19,7 @@ use super::handler::{Handler, HandlerSpec};
 use super::message::Message;
 use super::progress::Progress;
 use crate::cluster::Cluster;
-use crate::lag::NoCommit;
+use crate::lag::{NoCommit, Policy};
 use crate::offsets::{fetch_committed, fetch_ends, GroupQuery, TopicPartition};
 
 /// Settings of one consumer instance.
@@ -307,11 +307,7 @@ async fn resume(
             Some(Err(e)) => return Err(format!("cannot read the offsets of {tp}: {e}")),
             None => return Err(format!("cannot read the offsets of {tp}")),
         };
-        let start = match cfg.reset {
-            NoCommit::Earliest => e.log_start,
-            NoCommit::Latest if cfg.read_committed => e.last_stable,
-            NoCommit::Latest => e.high_watermark,
-        };
+        let start = Policy::new(cfg.read_committed, cfg.reset).start(&e, None);
         tracing::info!(partition = %tp, offset = start, policy = ?cfg.reset, "no committed offset; starting by policy");
         progress.start(tp, start, false);
     }

@@ -19,11 +19,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::Full;
 
-use crate::cluster::Backoff;
 use crate::config::secret::Secret;
 use crate::http_client::{
-    exchange, jitter_unit, percent_encode, retry_delay, ExchangeError, Failure, HttpClient,
+    exchange, percent_encode, retry_delay, ExchangeError, Failure, HttpClient,
 };
+use crate::retry::{jitter_unit, Backoff};
 
 pub use error::{validate_api_key, IamError};
 use token::{freshness, token_times, Freshness, TokenResponse, TokenTimes};

@@ -4,8 +4,13 @@
 //! is the last stable offset for read_committed consumers, so transaction markers and open
 //! transactions don't count as work; a group without a commit starts at the log start, not at 0,
 //! so retention-deleted records are never counted; lag is never negative.
+//!
+//! [`Policy`] is the one place that says which end of the log counts and where a consumer
+//! starts: the consumer's start position, the observer's lag and long poll and the `lag`
+//! command all ask it, so they cannot disagree on the same offsets.
 
 pub mod decide;
+pub mod group;
 pub mod stuck;
 
 use crate::offsets::Ends;
@@ -30,7 +35,7 @@ pub enum NoCommit {
     Latest,
 }
 
-/// How lag is computed.
+/// The log-position policy: which end a consumer reads up to, where it starts without a commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Policy {
     pub end: EndKind,
@@ -38,6 +43,24 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policy of a consumer reading `read_committed` (else read_uncommitted) that starts
+    /// by `no_commit` without a commit.
+    pub fn new(read_committed: bool, no_commit: NoCommit) -> Policy {
+        Policy {
+            end: if read_committed {
+                EndKind::LastStable
+            } else {
+                EndKind::HighWatermark
+            },
+            no_commit,
+        }
+    }
+
+    /// Whether fetches under this policy use the read_committed isolation level.
+    pub fn read_committed(&self) -> bool {
+        self.end == EndKind::LastStable
+    }
+
     /// The end offset this policy reads up to.
     pub fn end(&self, ends: &Ends) -> i64 {
         match self.end {
@@ -46,18 +69,21 @@ impl Policy {
         }
     }
 
-    /// Records left to read in one partition. A commit below the log start was overtaken by
-    /// retention: the consumer will reset as if it had none.
-    pub fn lag(&self, ends: &Ends, committed: Option<i64>) -> i64 {
-        let end = self.end(ends);
-        let from = match committed {
+    /// Where a consumer reads from: its commit, unless it has none or retention overtook it
+    /// (a commit below the log start); then the log start or the end, by `no_commit`.
+    pub fn start(&self, ends: &Ends, committed: Option<i64>) -> i64 {
+        match committed {
             Some(c) if c >= ends.log_start => c,
             _ => match self.no_commit {
                 NoCommit::Earliest => ends.log_start,
-                NoCommit::Latest => end,
+                NoCommit::Latest => self.end(ends),
             },
-        };
-        (end - from).max(0)
+        }
+    }
+
+    /// Records left to read in one partition: from [`Policy::start`] to [`Policy::end`].
+    pub fn lag(&self, ends: &Ends, committed: Option<i64>) -> i64 {
+        (self.end(ends) - self.start(ends, committed)).max(0)
     }
 }
 
@@ -172,6 +198,33 @@ mod tests {
         for (name, policy, e, committed, want) in cases {
             assert_eq!(policy.lag(e, *committed), *want, "{name}");
         }
+    }
+
+    #[test]
+    fn start_table() {
+        let e = ends(100, 150, 140);
+        #[rustfmt::skip]
+        let cases: &[(bool, NoCommit, Option<i64>, i64)] = &[
+            (true, NoCommit::Earliest, Some(120), 120),
+            (true, NoCommit::Earliest, None, 100),
+            (true, NoCommit::Latest, None, 140),
+            (false, NoCommit::Latest, None, 150),
+            // overtaken by retention: as if there were no commit
+            (true, NoCommit::Earliest, Some(20), 100),
+            (false, NoCommit::Latest, Some(20), 150),
+            // a commit past the end is where the consumer is, whatever the end says
+            (true, NoCommit::Earliest, Some(145), 145),
+        ];
+        for (rc, reset, committed, want) in cases {
+            let p = Policy::new(*rc, *reset);
+            assert_eq!(p.read_committed(), *rc);
+            assert_eq!(
+                p.start(&e, *committed),
+                *want,
+                "{rc} {reset:?} {committed:?}"
+            );
+        }
+        assert_eq!(Policy::default(), Policy::new(true, NoCommit::Earliest));
     }
 
     #[test]

@@ -18,12 +18,13 @@ use futures_util::future::join_all;
 
 use crate::cluster::Cluster;
 use crate::config::kafkadata::{Job, Kafkadata};
-use crate::lag::decide::{decide, job_lag, JobLag};
+use crate::lag::decide::decide;
+use crate::lag::group::{group_lag, GroupLag};
 use crate::lag::stuck::{StuckEvent, StuckPolicy, StuckTracker};
 use crate::lag::Policy;
 use crate::launch::Launcher;
 use crate::offsets::visible::{self, Gap, MAX_GAP};
-use crate::wire::api_name;
+use crate::protocol::api::{api_name, FETCH};
 use http::Health;
 use metrics::Metrics;
 use snapshot::Topology;
@@ -86,10 +87,9 @@ impl Observer {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Self {
-        let watcher = cfg.long_poll.then(|| {
-            let read_committed = cfg.policy.end == crate::lag::EndKind::LastStable;
-            watch::Watcher::new(cluster.clone(), read_committed, cfg.idle_ticker)
-        });
+        let watcher = cfg
+            .long_poll
+            .then(|| watch::Watcher::new(cluster.clone(), cfg.policy, cfg.idle_ticker));
         let group_names = cfg
             .kafkadata
             .groups()
@@ -148,7 +148,7 @@ impl Observer {
         let t = Instant::now();
         // The cycle's own requests; long-poll Fetches run beside the cycle and are counted
         // per API in kafka_observer_broker_requests_total{api="Fetch"}.
-        let own = |s: &crate::cluster::RequestStats| s.total() - s.get(1);
+        let own = |s: &crate::cluster::RequestStats| s.total() - s.get(FETCH);
         let before = own(self.cluster.stats());
         let result = self.cycle().await;
         let requests = own(self.cluster.stats()).saturating_sub(before);
@@ -198,22 +198,22 @@ impl Observer {
         )
         .await;
         if !snap.ends.is_empty() && snap.ends.values().all(|e| e.is_err()) {
-            let first = snap.ends.values().find_map(|e| e.clone().err());
-            return Err(first.unwrap_or_default());
+            let first = snap.ends.values().find_map(|e| e.as_ref().err());
+            return Err(first.map(ToString::to_string).unwrap_or_default());
         }
-        let empty = self.empty_gaps(&snap).await;
+        let nothing_to_read = self.nothing_to_read(&snap).await;
         // Lag per group, once: both the exported offsets and the long poll need it.
-        let group_lags: Vec<JobLag> = self
+        let group_lags: Vec<GroupLag> = self
             .groups
             .iter()
             .map(|(group, topics)| {
-                job_lag(
+                group_lag(
                     topics,
                     &snap.partitions,
                     &snap.ends,
                     snap.committed.get(group),
                     &self.cfg.policy,
-                    &empty,
+                    &nothing_to_read,
                 )
             })
             .collect();
@@ -222,15 +222,15 @@ impl Observer {
         // Lag per job (pure; computed again, one job at a time, where it is used: a thousand
         // jobs' partition lists at once would be the cycle's biggest allocation), then active
         // instances of the jobs that have work.
-        let (snap_ref, policy, empty_ref) = (&snap, &self.cfg.policy, &empty);
+        let (snap_ref, policy, nothing_ref) = (&snap, &self.cfg.policy, &nothing_to_read);
         let lag_of = |j: &Job| {
-            job_lag(
+            group_lag(
                 &j.topics,
                 &snap_ref.partitions,
                 &snap_ref.ends,
                 snap_ref.committed.get(&j.consumer_group),
                 policy,
-                empty_ref,
+                nothing_ref,
             )
         };
         let busy: Vec<usize> = (0..self.jobs.len())
@@ -350,7 +350,7 @@ impl Observer {
     /// Commits that sit below nothing a consumer would see (see `offsets::visible`). Small gaps
     /// only, each looked at once: the records of a gap never change, so a verdict holds until
     /// the commit or the end moves.
-    async fn empty_gaps(
+    async fn nothing_to_read(
         &mut self,
         snap: &snapshot::Snapshot,
     ) -> HashSet<(crate::offsets::TopicPartition, i64)> {
@@ -380,8 +380,9 @@ impl Observer {
             .cloned()
             .collect();
         if !new.is_empty() {
-            let read_committed = self.cfg.policy.end == crate::lag::EndKind::LastStable;
-            let empty = visible::empty_gaps(&self.cluster, &new, read_committed).await;
+            let read_committed = self.cfg.policy.read_committed();
+            let empty =
+                visible::gaps_with_nothing_visible(&self.cluster, &new, read_committed).await;
             for g in new {
                 let e = empty.contains(&g);
                 if e {
@@ -399,7 +400,7 @@ impl Observer {
 
     /// Hands the idle partitions (every group caught up) to the long poll; true when that is
     /// every watched partition, so the slow idle tick may replace the fast one.
-    fn watch_idle(&mut self, snap: &snapshot::Snapshot, group_lags: &[JobLag]) -> bool {
+    fn watch_idle(&mut self, snap: &snapshot::Snapshot, group_lags: &[GroupLag]) -> bool {
         let Some(w) = &mut self.watcher else {
             return false;
         };
@@ -423,7 +424,7 @@ impl Observer {
     }
 
     /// Offsets and lag per group and partition, as of this snapshot.
-    fn export_offsets(&self, snap: &snapshot::Snapshot, group_lags: &[JobLag]) {
+    fn export_offsets(&self, snap: &snapshot::Snapshot, group_lags: &[GroupLag]) {
         let m = &self.metrics;
         let parts: Vec<metrics::PartitionRow> = snap
             .ends

@@ -8,14 +8,16 @@ use std::time::{Duration, Instant};
 use super::watch::Watcher;
 use crate::cluster::Cluster;
 use crate::config::kafkadata::Kafkadata;
-use crate::offsets::{fetch_committed, fetch_ends, Ends, GroupOffsets, GroupQuery, TopicPartition};
+use crate::offsets::{
+    fetch_committed, fetch_ends, Ends, GroupOffsets, GroupQuery, OffsetsError, TopicPartition,
+};
 
 /// Everything a cycle decides from.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub partitions: BTreeMap<String, Vec<i32>>,
-    pub ends: BTreeMap<TopicPartition, Result<Ends, String>>,
-    pub committed: BTreeMap<String, Result<GroupOffsets, String>>,
+    pub ends: BTreeMap<TopicPartition, Result<Ends, OffsetsError>>,
+    pub committed: BTreeMap<String, Result<GroupOffsets, OffsetsError>>,
 }
 
 /// Keeps the partition lists of the watched topics fresh: Metadata is the truth, the mapping's

@@ -34,11 +34,12 @@ use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{is_stale_route, Cluster};
+use crate::cluster::{Cluster, Lane};
+use crate::lag::Policy;
 use crate::offsets::fetch::{fetch_in_session, FetchOptions, FetchSession};
 use crate::offsets::{Ends, TopicPartition};
+use crate::protocol::error::{code, error_name, is_stale_route};
 use crate::protocol::fetch::FetchPartition;
-use crate::wire::kafka_error::code;
 
 /// What a long-poll answer for one partition means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub enum Outcome {
 
 /// Reads one partition of a long-poll answer held at `pos` (pure). `before` are its last known
 /// ends; an answer may leave out the log start (before Fetch v5) or the last stable offset.
-pub fn outcome(read_committed: bool, pos: i64, before: Ends, p: &FetchPartition) -> Outcome {
+pub fn outcome(policy: &Policy, pos: i64, before: Ends, p: &FetchPartition) -> Outcome {
     match p.error_code {
         code::NONE => {
             let hw = p.high_watermark;
@@ -76,7 +77,7 @@ pub fn outcome(read_committed: bool, pos: i64, before: Ends, p: &FetchPartition)
                     hw
                 },
             };
-            let end = if read_committed { ends.last_stable } else { hw };
+            let end = policy.end(&ends);
             let data = p.records.as_ref().is_some_and(|r| !r.is_empty());
             if data || end != pos {
                 Outcome::Moved(ends)
@@ -102,6 +103,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Clone)]
 struct Shared {
     cluster: Arc<Cluster>,
+    /// Which end of the log the watch is held at.
+    policy: Policy,
     opts: FetchOptions,
     notify: Arc<Notify>,
     /// Topics Fetch was refused on, and when: tried again after [`RETRY_DENIED`], so a READ
@@ -165,16 +168,17 @@ impl Drop for Watcher {
 }
 
 impl Watcher {
-    pub fn new(cluster: Arc<Cluster>, read_committed: bool, max_wait: Duration) -> Self {
+    pub fn new(cluster: Arc<Cluster>, policy: Policy, max_wait: Duration) -> Self {
         Watcher {
             shared: Shared {
                 cluster,
+                policy,
                 opts: FetchOptions {
                     max_wait,
                     partition_max_bytes: 1,
                     max_bytes: 1,
-                    read_committed,
-                    lane: "long-poll",
+                    read_committed: policy.read_committed(),
+                    lane: Lane::LongPoll,
                 },
                 notify: Arc::new(Notify::new()),
                 denied: Arc::default(),
@@ -291,8 +295,8 @@ impl Watcher {
 /// The long poll of one leader: fetch, read the answer, wake the observer when something moved.
 /// Returns when the watcher must rebuild it: true after a failure, false after a leader move.
 async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox) -> bool {
-    let rc = s.opts.read_committed;
-    let end_of = |e: &Ends| if rc { e.last_stable } else { e.high_watermark };
+    let policy = s.policy;
+    let end_of = |e: &Ends| policy.end(e);
     let mut session = FetchSession::default();
     let mut ends: BTreeMap<TopicPartition, Ends> = BTreeMap::new();
     let mut await_handover = false;
@@ -378,7 +382,7 @@ async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox) -> bool {
             let (Some(pos), Some(before)) = (session.position(&tp), ends.get(&tp).copied()) else {
                 continue;
             };
-            match outcome(rc, pos, before, &p) {
+            match outcome(&policy, pos, before, &p) {
                 Outcome::Quiet(e) => {
                     ends.insert(tp.clone(), e);
                     lock(&s.armed).insert(tp, (leader, e));
@@ -391,7 +395,7 @@ async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox) -> bool {
                 o @ (Outcome::OutOfRange | Outcome::Failed(_)) => {
                     mailbox.sent.store(0, Ordering::Relaxed);
                     if let Outcome::Failed(c) = o {
-                        tracing::debug!(partition = %tp, error = crate::wire::kafka_error::error_name(c), "long poll: partition left to timed cycles");
+                        tracing::debug!(partition = %tp, error = error_name(c), "long poll: partition left to timed cycles");
                     }
                     woke = true;
                     ends.remove(&tp);
@@ -429,6 +433,7 @@ async fn watch_leader(s: Shared, leader: i32, mailbox: Mailbox) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lag::NoCommit;
     use bytes::Bytes;
 
     fn part(error: i16, hw: i64, lso: i64, start: i64, records: usize) -> FetchPartition {
@@ -453,7 +458,11 @@ mod tests {
     #[tokio::test]
     async fn a_denied_topic_is_tried_again_after_the_retry_period() {
         let cluster = Arc::new(Cluster::new(Vec::new(), Default::default()));
-        let w = Watcher::new(cluster, false, Duration::from_secs(1));
+        let w = Watcher::new(
+            cluster,
+            Policy::new(false, NoCommit::Earliest),
+            Duration::from_secs(1),
+        );
         let now = Instant::now();
         {
             let mut d = lock(&w.shared.denied);
@@ -487,7 +496,8 @@ mod tests {
             ("storage error", false, 10, part(56, -1, -1, -1, 0), Outcome::Failed(56)),
         ];
         for (name, rc, pos, p, want) in cases {
-            assert_eq!(outcome(*rc, *pos, before, p), *want, "{name}");
+            let policy = Policy::new(*rc, NoCommit::Earliest);
+            assert_eq!(outcome(&policy, *pos, before, p), *want, "{name}");
         }
     }
 }

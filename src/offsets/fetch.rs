@@ -13,9 +13,9 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::TopicPartition;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Lane};
+use crate::protocol::error::{code, error_name};
 use crate::protocol::fetch::{FetchPartition, FetchResponse};
-use crate::wire::kafka_error::{code, error_name};
 use crate::wire::WireError;
 
 /// How to fetch.
@@ -27,9 +27,9 @@ pub struct FetchOptions {
     pub partition_max_bytes: i32,
     pub max_bytes: i32,
     pub read_committed: bool,
-    /// The connection lane (see `Cluster::connect_lane`): fetches never share a connection
-    /// with short requests, which the broker would answer only after the fetch.
-    pub lane: &'static str,
+    /// The connection lane: fetches never share a connection with short requests, which the
+    /// broker would answer only after the fetch.
+    pub lane: Lane,
 }
 
 /// Why a whole Fetch failed.
@@ -271,7 +271,7 @@ async fn fetch_delta(
     }
     let timeout = opts.max_wait + Duration::from_secs(30);
     let session = (delta.session_id, delta.epoch);
-    cluster.stats().count(1);
+    cluster.stats().count(crate::protocol::api::FETCH);
     let resp: FetchResponse = conn
         .call_with_timeout(move |v| request(spec, forget, session, opts, v), timeout)
         .await

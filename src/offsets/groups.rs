@@ -6,31 +6,28 @@ use std::collections::BTreeSet;
 use futures_util::future::join_all;
 use kafka_protocol::messages::ListGroupsRequest;
 
+use super::OffsetsError;
 use crate::cluster::Cluster;
+use crate::protocol::error::{code, ErrorCode};
 use crate::protocol::list_groups::ListGroupsResponse;
-use crate::wire::kafka_error::error_name;
 
 /// Names of every consumer group (protocol type `consumer`, or none for groups that only
 /// commit offsets), sorted. Fails if any broker could not answer: a partial list would silently
 /// hide groups.
-pub async fn list_groups(cluster: &Cluster) -> Result<Vec<String>, String> {
-    let md = cluster
-        .refresh_metadata(Some(&[]))
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn list_groups(cluster: &Cluster) -> Result<Vec<String>, OffsetsError> {
+    let md = cluster.refresh_metadata(Some(&[])).await?;
     let nodes: Vec<i32> = md.brokers.keys().copied().collect();
     let asks = nodes.iter().map(|n| async move {
-        let conn = cluster.broker(*n).await.map_err(|e| e.to_string())?;
+        let conn = cluster.broker(*n).await?;
         let resp: ListGroupsResponse = cluster
             .call(&conn, |_| ListGroupsRequest::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        if resp.error_code != 0 {
-            return Err(format!(
-                "ListGroups at {}: {}",
-                conn.addr(),
-                error_name(resp.error_code)
-            ));
+            .await?;
+        if resp.error_code != code::NONE {
+            return Err(OffsetsError::Broker {
+                api: "ListGroups",
+                addr: conn.addr().to_string(),
+                code: ErrorCode(resp.error_code),
+            });
         }
         Ok(resp.groups)
     });

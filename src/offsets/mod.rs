@@ -2,11 +2,12 @@
 //!
 //! Requests are grouped by destination — one ListOffsets per leader broker per kind, one
 //! OffsetFetch per coordinator — so a snapshot's cost grows with brokers, not with partitions or
-//! groups. Errors are per partition or per group: one bad broker leaves the rest of the snapshot
-//! intact, and an unknown value is reported as unknown, never as zero.
+//! groups. Errors are per partition or per group ([`OffsetsError`]): one bad broker leaves the
+//! rest of the snapshot intact, and an unknown value is reported as unknown, never as zero.
 
 mod committed;
 mod ends;
+mod error;
 pub mod fetch;
 mod groups;
 pub mod visible;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 pub use committed::{fetch_committed, Committed, GroupOffsets, GroupQuery};
 pub use ends::{fetch_ends, Ends};
+pub use error::OffsetsError;
 pub use groups::list_groups;
 
 /// A partition of a topic. The name is shared: tens of thousands of partitions of a thousand

@@ -13,7 +13,7 @@ use futures_util::future::join_all;
 
 use super::fetch::{fetch, FetchOptions};
 use super::TopicPartition;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Lane};
 use crate::protocol::fetch::FetchPartition;
 use crate::protocol::records::{decode_batches, visible_records, DEFAULT_MAX_DECOMPRESSED};
 
@@ -33,7 +33,7 @@ pub struct Gap {
 
 /// Whether a fetched partition shows no visible record in `[from, end)` (pure). `false` when it
 /// cannot tell: an error, or the answer stops before `end`.
-pub fn is_empty(p: &FetchPartition, from: i64, end: i64, read_committed: bool) -> bool {
+pub fn nothing_visible(p: &FetchPartition, from: i64, end: i64, read_committed: bool) -> bool {
     if p.error_code != 0 {
         return false;
     }
@@ -51,7 +51,11 @@ pub fn is_empty(p: &FetchPartition, from: i64, end: i64, read_committed: bool) -
 
 /// The gaps among `gaps` that hold nothing a consumer would see. Failures count as "not empty":
 /// at worst a consumer is woken for nothing, never is work missed.
-pub async fn empty_gaps(cluster: &Cluster, gaps: &[Gap], read_committed: bool) -> HashSet<Gap> {
+pub async fn gaps_with_nothing_visible(
+    cluster: &Cluster,
+    gaps: &[Gap],
+    read_committed: bool,
+) -> HashSet<Gap> {
     let md = cluster.metadata();
     let mut by_leader: BTreeMap<i32, BTreeMap<TopicPartition, i64>> = BTreeMap::new();
     for g in gaps {
@@ -70,7 +74,7 @@ pub async fn empty_gaps(cluster: &Cluster, gaps: &[Gap], read_committed: bool) -
         partition_max_bytes: PEEK_BYTES,
         max_bytes: PEEK_BYTES.saturating_mul(16),
         read_committed,
-        lane: "peek",
+        lane: Lane::Peek,
     };
     let looks = join_all(
         by_leader
@@ -89,7 +93,7 @@ pub async fn empty_gaps(cluster: &Cluster, gaps: &[Gap], read_committed: bool) -
         .filter(|g| {
             answers
                 .get(&g.tp)
-                .is_some_and(|p| is_empty(p, g.from, g.end, read_committed))
+                .is_some_and(|p| nothing_visible(p, g.from, g.end, read_committed))
         })
         .cloned()
         .collect()
@@ -177,7 +181,7 @@ mod tests {
             ("an error", FetchPartition { error_code: 6, ..answer(&[commit], &[]) }, 2, 3, true, false),
         ];
         for (name, p, from, end, rc, want) in cases {
-            assert_eq!(is_empty(p, *from, *end, *rc), *want, "{name}");
+            assert_eq!(nothing_visible(p, *from, *end, *rc), *want, "{name}");
         }
     }
 }

@@ -5,11 +5,6 @@
 use super::reader::{DecodeResult, Reader};
 use super::{decode_body, DecodeError, Response};
 
-/// API key of ApiVersions.
-pub const API_VERSIONS_KEY: i16 = 18;
-/// Error code UNSUPPORTED_VERSION.
-pub const UNSUPPORTED_VERSION: i16 = 35;
-
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ApiVersion {
     pub api_key: i16,
@@ -37,7 +32,7 @@ impl ApiVersionsResponse {
 
 impl Response for ApiVersionsResponse {
     const NAME: &'static str = "ApiVersions";
-    const API_KEY: i16 = API_VERSIONS_KEY;
+    const API_KEY: i16 = super::api::API_VERSIONS;
     /// v4 has v3's layout (tested); not enabled because a 3.x broker would answer a v4
     /// request with the v0 fallback and cost a round trip.
     const VERSIONS: (i16, i16) = (0, 3);
@@ -75,7 +70,8 @@ impl Response for ApiVersionsResponse {
 /// that version it answers in v0 format with error 35; this detects that (and, like the Java
 /// client, retries as v0 whenever the requested version does not parse).
 pub fn decode_api_versions(body: &[u8], version: i16) -> Result<ApiVersionsResponse, DecodeError> {
-    let looks_v0 = body.len() >= 2 && i16::from_be_bytes([body[0], body[1]]) == UNSUPPORTED_VERSION;
+    let looks_v0 = body.len() >= 2
+        && i16::from_be_bytes([body[0], body[1]]) == super::error::code::UNSUPPORTED_VERSION;
     if version != 0 && looks_v0 {
         if let Ok(resp) = decode_body::<ApiVersionsResponse>(body, 0) {
             return Ok(resp);
@@ -152,14 +148,17 @@ mod tests {
     #[test]
     fn falls_back_to_v0_on_unsupported_version() {
         let theirs = KpResponse::default()
-            .with_error_code(UNSUPPORTED_VERSION)
+            .with_error_code(crate::protocol::error::code::UNSUPPORTED_VERSION)
             .with_api_keys(vec![kp::ApiVersion::default()
                 .with_api_key(18)
                 .with_max_version(3)]);
         let body = encode(&theirs, 0);
         assert!(decode_body::<ApiVersionsResponse>(&body, 3).is_err());
         let ours = decode_api_versions(&body, 3).unwrap();
-        assert_eq!(ours.error_code, UNSUPPORTED_VERSION);
+        assert_eq!(
+            ours.error_code,
+            crate::protocol::error::code::UNSUPPORTED_VERSION
+        );
         assert_eq!(ours.range(18), Some((0, 3)));
         // Garbage stays an error, reported for the requested version.
         let e = decode_api_versions(&[0, 0, 1], 3).unwrap_err();

@@ -92,7 +92,7 @@ impl DescribedGroup {
 
 impl Response for DescribeGroupsResponse {
     const NAME: &'static str = "DescribeGroups";
-    const API_KEY: i16 = 15;
+    const API_KEY: i16 = super::api::DESCRIBE_GROUPS;
     const VERSIONS: (i16, i16) = (0, 5);
     const FIRST_FLEXIBLE: i16 = 5;
 

@@ -173,7 +173,7 @@ fn node_endpoint(r: &mut Reader<'_>) -> DecodeResult<FetchNodeEndpoint> {
 
 impl Response for FetchResponse {
     const NAME: &'static str = "Fetch";
-    const API_KEY: i16 = 1;
+    const API_KEY: i16 = super::api::FETCH;
     const VERSIONS: (i16, i16) = (4, 17);
     const FIRST_FLEXIBLE: i16 = 12;
 

@@ -26,7 +26,7 @@ pub struct FindCoordinatorResponse {
 
 impl Response for FindCoordinatorResponse {
     const NAME: &'static str = "FindCoordinator";
-    const API_KEY: i16 = 10;
+    const API_KEY: i16 = super::api::FIND_COORDINATOR;
     const VERSIONS: (i16, i16) = (0, 4);
     const FIRST_FLEXIBLE: i16 = 3;
 

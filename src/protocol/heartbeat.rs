@@ -13,7 +13,7 @@ pub struct HeartbeatResponse {
 
 impl Response for HeartbeatResponse {
     const NAME: &'static str = "Heartbeat";
-    const API_KEY: i16 = 12;
+    const API_KEY: i16 = super::api::HEARTBEAT;
     const VERSIONS: (i16, i16) = (0, 4);
     const FIRST_FLEXIBLE: i16 = 4;
 

@@ -36,7 +36,7 @@ pub struct JoinGroupResponse {
 
 impl Response for JoinGroupResponse {
     const NAME: &'static str = "JoinGroup";
-    const API_KEY: i16 = 11;
+    const API_KEY: i16 = super::api::JOIN_GROUP;
     const VERSIONS: (i16, i16) = (2, 9);
     const FIRST_FLEXIBLE: i16 = 6;
 

@@ -22,7 +22,7 @@ pub struct LeaveGroupResponse {
 
 impl Response for LeaveGroupResponse {
     const NAME: &'static str = "LeaveGroup";
-    const API_KEY: i16 = 13;
+    const API_KEY: i16 = super::api::LEAVE_GROUP;
     const VERSIONS: (i16, i16) = (0, 5);
     const FIRST_FLEXIBLE: i16 = 4;
 

@@ -24,7 +24,7 @@ pub struct ListGroupsResponse {
 
 impl Response for ListGroupsResponse {
     const NAME: &'static str = "ListGroups";
-    const API_KEY: i16 = 16;
+    const API_KEY: i16 = super::api::LIST_GROUPS;
     const VERSIONS: (i16, i16) = (0, 5);
     const FIRST_FLEXIBLE: i16 = 3;
 

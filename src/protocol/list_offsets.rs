@@ -29,7 +29,7 @@ pub struct ListOffsetsResponse {
 
 impl Response for ListOffsetsResponse {
     const NAME: &'static str = "ListOffsets";
-    const API_KEY: i16 = 2;
+    const API_KEY: i16 = super::api::LIST_OFFSETS;
     const VERSIONS: (i16, i16) = (1, 10);
     const FIRST_FLEXIBLE: i16 = 6;
 

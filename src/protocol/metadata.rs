@@ -127,7 +127,7 @@ impl MetadataTopic {
 
 impl Response for MetadataResponse {
     const NAME: &'static str = "Metadata";
-    const API_KEY: i16 = 3;
+    const API_KEY: i16 = super::api::METADATA;
     const VERSIONS: (i16, i16) = (1, 12);
     const FIRST_FLEXIBLE: i16 = 9;
 

@@ -13,9 +13,11 @@
 //! trailing-bytes check in [`decode_body`] catches a version mismatch instead of silently
 //! returning garbage. No I/O here.
 
+pub mod api;
 pub mod api_versions;
 pub mod consumer_protocol;
 pub mod describe_groups;
+pub mod error;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -102,7 +104,7 @@ pub fn decode_response_header(r: &mut Reader<'_>, flexible: bool) -> Result<i32,
 /// Whether the response header of `R` at `version` is the flexible one (header v1).
 /// ApiVersions is the exception: its response header is always v0.
 pub fn response_header_flexible<R: Response>(version: i16) -> bool {
-    R::API_KEY != api_versions::API_VERSIONS_KEY && version >= R::FIRST_FLEXIBLE
+    R::API_KEY != api::API_VERSIONS && version >= R::FIRST_FLEXIBLE
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub struct OffsetCommitResponse {
 
 impl Response for OffsetCommitResponse {
     const NAME: &'static str = "OffsetCommit";
-    const API_KEY: i16 = 8;
+    const API_KEY: i16 = super::api::OFFSET_COMMIT;
     const VERSIONS: (i16, i16) = (2, 9);
     const FIRST_FLEXIBLE: i16 = 8;
 

@@ -69,7 +69,7 @@ fn topics(r: &mut Reader<'_>, version: i16, flex: bool) -> DecodeResult<Vec<Offs
 
 impl Response for OffsetFetchResponse {
     const NAME: &'static str = "OffsetFetch";
-    const API_KEY: i16 = 9;
+    const API_KEY: i16 = super::api::OFFSET_FETCH;
     const VERSIONS: (i16, i16) = (1, 9);
     const FIRST_FLEXIBLE: i16 = 6;
 

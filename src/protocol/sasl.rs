@@ -15,7 +15,7 @@ pub struct SaslHandshakeResponse {
 
 impl Response for SaslHandshakeResponse {
     const NAME: &'static str = "SaslHandshake";
-    const API_KEY: i16 = 17;
+    const API_KEY: i16 = super::api::SASL_HANDSHAKE;
     const VERSIONS: (i16, i16) = (0, 1);
     const FIRST_FLEXIBLE: i16 = NEVER_FLEXIBLE;
 
@@ -40,7 +40,7 @@ pub struct SaslAuthenticateResponse {
 
 impl Response for SaslAuthenticateResponse {
     const NAME: &'static str = "SaslAuthenticate";
-    const API_KEY: i16 = 36;
+    const API_KEY: i16 = super::api::SASL_AUTHENTICATE;
     const VERSIONS: (i16, i16) = (0, 2);
     const FIRST_FLEXIBLE: i16 = 2;
 

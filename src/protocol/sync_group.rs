@@ -22,7 +22,7 @@ pub struct SyncGroupResponse {
 
 impl Response for SyncGroupResponse {
     const NAME: &'static str = "SyncGroup";
-    const API_KEY: i16 = 14;
+    const API_KEY: i16 = super::api::SYNC_GROUP;
     const VERSIONS: (i16, i16) = (0, 5);
     const FIRST_FLEXIBLE: i16 = 4;
 

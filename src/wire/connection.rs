@@ -24,12 +24,13 @@ use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::kafka_error::{code, error_name};
 use super::link::Link;
 use super::sasl::{Credentials, Mechanism, SaslClient, Step, TokenSource};
 use super::versions::{intersect, BrokerVersions, VersionGap};
-use super::{api_name, transport, WireError};
+use super::{transport, WireError};
+use crate::protocol::api::api_name;
 use crate::protocol::api_versions::ApiVersionsResponse;
+use crate::protocol::error::{code, error_name};
 use crate::protocol::sasl::{SaslAuthenticateResponse, SaslHandshakeResponse};
 use crate::protocol::{decode_body, Response};
 
@@ -273,7 +274,7 @@ impl Inner {
     fn start_session(&self, started: Instant, lifetime_ms: i64) -> Session {
         let mut s = self.session.lock().unwrap_or_else(|p| p.into_inner());
         s.lifetime_ms = lifetime_ms;
-        s.reauth_at = reauth_deadline(started, lifetime_ms, crate::http_client::jitter_unit());
+        s.reauth_at = reauth_deadline(started, lifetime_ms, crate::retry::jitter_unit());
         s.not_before = Some(Instant::now() + MIN_REAUTH_INTERVAL);
         *s
     }

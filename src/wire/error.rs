@@ -111,3 +111,10 @@ impl WireError {
         )
     }
 }
+
+impl crate::retry::Retriable for WireError {
+    /// A new connection (or the next attempt on this one) may succeed unless the error is fatal.
+    fn is_retriable(&self) -> bool {
+        !self.is_fatal()
+    }
+}

@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 
 use super::frame::{read_frame, FrameError};
 use super::transport::Stream;
-use super::{api_name, WireError};
+use super::WireError;
+use crate::protocol::api::api_name;
 use crate::protocol::{decode_response_header, Reader};
 
 type Reply = Result<Bytes, WireError>;

@@ -19,12 +19,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 
-use crate::cluster::Backoff;
 use crate::config::secret::Secret;
 use crate::http_client::{
-    api_error, exchange, jitter_unit, percent_encode, retry_delay, Failure, HttpClient, Reply,
+    api_error, exchange, percent_encode, retry_delay, Failure, HttpClient, Reply,
 };
 use crate::iam::IamTokenManager;
+use crate::retry::{jitter_unit, Backoff};
 
 pub use array_spec::{array_spec, array_spec_len, MAX_ARRAY_SIZE};
 pub use error::CeError;

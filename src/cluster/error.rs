@@ -1,0 +1,40 @@
+//! Why the cluster layer could not route a request.
+
+use crate::protocol::error::{is_retriable, ErrorCode};
+use crate::retry::Retriable;
+use crate::wire::WireError;
+
+/// A failed lookup of a route (coordinator) or a failed connection, with whether it may heal.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    /// The connection failed (or authentication, TLS, versions: see [`WireError::is_fatal`]).
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// FindCoordinator answered with an error for this group.
+    #[error("FindCoordinator for group '{group}': {code}{}", message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Coordinator {
+        group: String,
+        code: ErrorCode,
+        message: Option<String>,
+    },
+    /// The broker's answer did not mention the group.
+    #[error("no coordinator in the answer")]
+    NoCoordinator,
+}
+
+impl Retriable for ClusterError {
+    fn is_retriable(&self) -> bool {
+        match self {
+            ClusterError::Wire(e) => e.is_retriable(),
+            ClusterError::Coordinator { code, .. } => is_retriable(code.0),
+            ClusterError::NoCoordinator => false,
+        }
+    }
+}
+
+impl ClusterError {
+    /// True when no retry can succeed on any connection (credentials, trust, versions).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, ClusterError::Wire(e) if e.is_fatal())
+    }
+}
