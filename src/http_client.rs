@@ -134,7 +134,7 @@ pub async fn exchange(
 }
 
 /// `e` and its sources joined with ": " (hyper's own Display is only "client error (Connect)").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

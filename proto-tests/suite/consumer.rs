@@ -31,6 +31,34 @@ pub fn consume_cmd(
     (cmd, log)
 }
 
+/// `consume --exec 'cat >> OUT'` on the plaintext listener with a 3 s idle timeout, plus
+/// `extra` flags: (command, log, OUT).
+pub fn exec_consumer(
+    dir: &Path,
+    topic: &str,
+    group: &str,
+    extra: &[&str],
+) -> (Command, PathBuf, PathBuf) {
+    let out = dir.join(format!("{group}.jsonl"));
+    let exec = format!("cat >> {}", out.display());
+    let bootstrap = harness::broker().plaintext();
+    let mut args = vec![
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--idle-timeout",
+        "3",
+        "--exec",
+        &exec,
+    ];
+    args.extend_from_slice(extra);
+    let (cmd, log) = consume_cmd(dir, group, &args, &[]);
+    (cmd, log, out)
+}
+
 pub fn temp_dir(prefix: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(harness::unique(prefix));
     std::fs::create_dir_all(&dir).unwrap();

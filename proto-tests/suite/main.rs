@@ -20,4 +20,5 @@ mod observer_authz;
 mod observer_ce;
 mod observer_local;
 mod observer_proc;
+mod records;
 mod runsh;

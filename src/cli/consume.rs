@@ -209,6 +209,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         partition_max_bytes: 1024 * 1024,
         max_decompressed: kafka.options.max_frame_bytes,
         batch_size: batch_size as usize,
+        failure: crate::consumer::failure::FailurePolicy::default(),
     };
     let cluster = Arc::new(Cluster::new(kafka.bootstrap, kafka.options));
     match run::run(cluster, cfg, super::observe::shutdown_signal()).await {

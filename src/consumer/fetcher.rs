@@ -44,6 +44,24 @@ pub struct Chunk {
     pub next_offset: i64,
     /// An out-of-range reset: the position jumps to `next_offset`.
     pub reset: bool,
+    /// A batch after `messages` that could not be decoded: its offsets are one failed unit for
+    /// the failure policy (`next_offset` is past it).
+    pub broken: Option<Broken>,
+}
+
+/// A record batch the decoder refused (CRC mismatch, corrupt compression, …), as a failed range
+/// of offsets. It never fails the partition: the failure policy decides (fetch it again, dead-
+/// letter its raw bytes, or skip it).
+#[derive(Debug, Clone)]
+pub struct Broken {
+    /// First offset of the range not yet handled (at or after the fetch position).
+    pub first: i64,
+    /// Last offset the batch claims (≥ `first`; from an unverified header when the CRC failed).
+    pub last: i64,
+    /// What the decoder said, for logs and the dead-letter copy.
+    pub error: String,
+    /// The batch as fetched, when it arrived whole.
+    pub raw: Option<Bytes>,
 }
 
 /// What a fetcher reports.
@@ -52,7 +70,7 @@ pub enum FetchEvent {
     Chunk(Chunk),
     /// Leadership moved or metadata is stale: refresh and restart the fetchers.
     Reroute(String),
-    /// Nothing can fix this (authorization, corrupt data that cannot be skipped safely).
+    /// Nothing can fix this (authorization).
     Fatal(String),
 }
 
@@ -142,6 +160,7 @@ async fn fetch_loop(
                                 messages: Vec::new(),
                                 next_offset: offset,
                                 reset: true,
+                                broken: None,
                             };
                             if tx.send(FetchEvent::Chunk(chunk)).await.is_err() {
                                 return;
@@ -251,23 +270,34 @@ async fn partition_outcome(
         tp,
         first,
     ) {
-        Ok(Some(chunk)) => PartitionOutcome::Chunk(chunk),
-        Ok(None) => PartitionOutcome::Nothing,
-        Err(e) => PartitionOutcome::Fatal(format!("{tp} at offset {first}: {e}")),
+        Some(chunk) => PartitionOutcome::Chunk(chunk),
+        None => PartitionOutcome::Nothing,
     }
 }
 
+/// The chunk of one partition's fetched records: every batch up to the first one that cannot
+/// be decoded, which becomes [`Chunk::broken`]. `None` when nothing moved.
 fn decode(
     bytes: &Bytes,
     aborted: &[crate::protocol::fetch::AbortedTransaction],
     cfg: &FetchConfig,
     tp: &TopicPartition,
     first: i64,
-) -> Result<Option<Chunk>, String> {
-    let batches =
-        records::decode_batches(bytes, cfg.max_decompressed).map_err(|e| e.to_string())?;
+) -> Option<Chunk> {
+    let mut batches = Vec::new();
+    let mut failure = None;
+    for b in records::BatchIter::new(bytes, cfg.max_decompressed) {
+        match b {
+            Ok(b) => batches.push(b),
+            Err(e) => failure = Some(e),
+        }
+    }
     let visible = records::visible_records(batches, first, aborted, cfg.read_committed);
-    let next = visible.next_offset;
+    let broken = failure.map(|e| broken_range(e, visible.next_offset));
+    let next = match &broken {
+        Some(b) => b.last.saturating_add(1),
+        None => visible.next_offset,
+    };
     let messages: Vec<Message> = visible
         .records
         .into_iter()
@@ -282,14 +312,120 @@ fn decode(
             headers: r.headers,
         })
         .collect();
-    if messages.is_empty() && next <= first {
-        return Ok(None);
+    if messages.is_empty() && broken.is_none() && next <= first {
+        return None;
     }
-    Ok(Some(Chunk {
+    Some(Chunk {
         tp: tp.clone(),
         first_offset: first,
         messages,
         next_offset: next.max(first),
         reset: false,
-    }))
+        broken,
+    })
+}
+
+/// The offsets a refused batch stands for: from where decoding got to (never before the
+/// batch's own base offset) to the last offset its header claims.
+pub fn broken_range(e: records::RecordsError, decoded_up_to: i64) -> Broken {
+    let first = e.base_offset.max(decoded_up_to).min(records::MAX_OFFSET);
+    let last = e.claimed_last_offset.unwrap_or(first).max(first);
+    Broken {
+        first,
+        last,
+        error: e.to_string(),
+        raw: e.raw,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::records::encode::{BatchBuilder, ProducerStamp};
+    use crate::protocol::records::Compression;
+
+    fn cfg() -> FetchConfig {
+        FetchConfig {
+            reset: NoCommit::Earliest,
+            read_committed: true,
+            max_wait: Duration::from_millis(1),
+            partition_max_bytes: 1 << 20,
+            max_decompressed: 1 << 20,
+        }
+    }
+
+    /// A batch of `n` records at `base`, as a broker would serve it.
+    fn batch(base: i64, n: i64, header_key: &[u8]) -> Vec<u8> {
+        let mut b = BatchBuilder::new();
+        for i in 0..n {
+            let v = format!("v{}", base + i);
+            b.push(
+                1_700_000_000_000,
+                Some(b"k"),
+                Some(v.as_bytes()),
+                &[(header_key, Some(b"x"))],
+            );
+        }
+        let mut raw = b
+            .finish(Compression::None, ProducerStamp::NONE)
+            .unwrap()
+            .to_vec();
+        raw[..8].copy_from_slice(&base.to_be_bytes());
+        raw
+    }
+
+    #[test]
+    fn a_corrupt_batch_is_a_failed_range_after_the_good_records() {
+        let tp = TopicPartition::new("t", 0);
+        let mut blob = batch(10, 3, b"\xff\x00not-utf8");
+        let mut bad = batch(13, 4, b"h");
+        bad[70] ^= 0xff; // inside the CRC-covered records
+        blob.extend(&bad);
+        blob.extend(batch(17, 2, b"h"));
+        let chunk = decode(&Bytes::from(blob), &[], &cfg(), &tp, 11).unwrap();
+        // Offset 10 was before the fetch position; 11 and 12 decoded, with their odd header.
+        let offsets: Vec<i64> = chunk.messages.iter().map(|m| m.offset).collect();
+        assert_eq!(offsets, [11, 12]);
+        assert_eq!(&chunk.messages[0].headers[0].0[..], b"\xff\x00not-utf8");
+        let broken = chunk.broken.unwrap();
+        assert_eq!((broken.first, broken.last), (13, 16));
+        assert!(broken.error.contains("CRC mismatch"), "{}", broken.error);
+        assert_eq!(broken.raw.as_deref(), Some(&bad[..]));
+        // The next fetch starts after the broken batch: the good one behind it comes next.
+        assert_eq!(chunk.next_offset, 17);
+    }
+
+    #[test]
+    fn a_corrupt_first_batch_still_moves_the_position() {
+        let tp = TopicPartition::new("t", 0);
+        let mut bad = batch(0, 5, b"h");
+        bad[8..12].copy_from_slice(&7i32.to_be_bytes()); // impossible batch length
+        let chunk = decode(&Bytes::from(bad), &[], &cfg(), &tp, 2).unwrap();
+        assert!(chunk.messages.is_empty());
+        let broken = chunk.broken.unwrap();
+        // The length is unusable: the range is what the header still claims, from the position.
+        assert_eq!((broken.first, broken.last), (2, 4));
+        assert!(broken.raw.is_none());
+        assert_eq!(chunk.next_offset, 5);
+    }
+
+    #[test]
+    fn offsets_at_the_end_of_i64_are_refused_not_wrapped() {
+        let tp = TopicPartition::new("t", 0);
+        let mut b = batch(0, 2, b"h");
+        b[..8].copy_from_slice(&(i64::MAX - 1).to_be_bytes());
+        let mut crc_fixed = b.clone();
+        let crc = crc32c::crc32c(&crc_fixed[21..]);
+        crc_fixed[17..21].copy_from_slice(&crc.to_be_bytes());
+        let chunk = decode(&Bytes::from(crc_fixed), &[], &cfg(), &tp, 0).unwrap();
+        let broken = chunk.broken.unwrap();
+        assert!(
+            broken.error.contains("offsets out of range"),
+            "{}",
+            broken.error
+        );
+        // The range cannot extend past the last representable offset; nothing wraps.
+        assert_eq!(broken.first, i64::MAX - 1);
+        assert_eq!(chunk.next_offset, i64::MAX);
+    }
 }

@@ -19,8 +19,8 @@ pub struct Message {
     pub timestamp_ms: i64,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
-    /// In record order; names may repeat, as Kafka allows.
-    pub headers: Vec<(String, Option<Bytes>)>,
+    /// (name, value) in record order; names may repeat and need not be UTF-8, as Kafka allows.
+    pub headers: Vec<(Bytes, Option<Bytes>)>,
 }
 
 impl Message {
@@ -31,7 +31,7 @@ impl Message {
         self.headers
             .iter()
             .rev()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 }
@@ -44,9 +44,16 @@ mod tests {
     fn header_lookup_is_last_and_case_insensitive() {
         let m = Message {
             headers: vec![
-                ("Content-Type".into(), Some(Bytes::from_static(b"a"))),
-                ("x".into(), None),
-                ("content-type".into(), Some(Bytes::from_static(b"b"))),
+                (
+                    Bytes::from_static(b"Content-Type"),
+                    Some(Bytes::from_static(b"a")),
+                ),
+                (Bytes::from_static(b"x"), None),
+                (Bytes::from_static(b"\xff"), Some(Bytes::from_static(b"c"))),
+                (
+                    Bytes::from_static(b"content-type"),
+                    Some(Bytes::from_static(b"b")),
+                ),
             ],
             ..Message::default()
         };
@@ -56,5 +63,6 @@ mod tests {
         );
         assert_eq!(m.header("x"), Some(&None));
         assert_eq!(m.header("y"), None);
+        assert_eq!(m.header("\u{ff}"), None);
     }
 }

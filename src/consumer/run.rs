@@ -4,7 +4,7 @@
 //! Fetching runs ahead of handling (one task per leader broker, a short bounded queue), so the
 //! next records are already here when the handler finishes. Handling and committing stay in
 //! this one loop, in order, which is what makes at-least-once easy to see: `Progress` moves only
-//! after the handler succeeded.
+//! after the handler succeeded (or the failure policy resolved a record: `dispatch.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +13,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::fetcher::{self, Chunk, FetchConfig, FetchEvent};
+use super::dispatch::{Control, Dispatcher, Next};
+use super::failure::{FailurePolicy, FailureStats};
+use super::fetcher::{self, FetchConfig, FetchEvent};
 use super::group::{GroupConfig, GroupError, Member};
 use super::handler::{Handler, HandlerSpec};
-use super::message::Message;
 use super::progress::Progress;
 use crate::cluster::Cluster;
 use crate::lag::{NoCommit, Policy};
@@ -37,6 +38,8 @@ pub struct ConsumerConfig {
     pub max_decompressed: usize,
     /// Most records per handler call.
     pub batch_size: usize,
+    /// What happens to records the handler fails on.
+    pub failure: FailurePolicy,
 }
 
 /// Why the consumer stopped (both are clean exits).
@@ -63,7 +66,8 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let mut handler = Handler::new(&cfg.handler).map_err(|e| e.to_string())?;
+    let handler = Handler::new(&cfg.handler).map_err(|e| e.to_string())?;
+    let mut dispatcher = Dispatcher::new(handler, cfg.failure.clone(), cfg.batch_size);
     // Wrong credentials or an untrusted certificate will not heal: say so now, exit 1.
     if let Err(e) = cluster.refresh_metadata(Some(&cfg.group.topics)).await {
         if e.is_fatal() {
@@ -123,7 +127,7 @@ pub async fn run(
             &cluster,
             &cfg,
             &mut member,
-            &mut handler,
+            &mut dispatcher,
             &assigned,
             &mut idle_since,
             &stop_rx,
@@ -134,13 +138,26 @@ pub async fn run(
             Ok(Leave::Exit(e)) => break e,
             Err(e) => {
                 member.leave().await;
+                report(dispatcher.stats(), "consumer failed");
                 return Err(e);
             }
         }
     };
     member.leave().await;
-    tracing::info!(reason = ?exit, "consumer stopped");
+    report(dispatcher.stats(), &format!("consumer stopped ({exit:?})"));
     Ok(exit)
+}
+
+/// The consumer's counters, one line when it stops: what a job run did, by topic (the consumer
+/// has no metrics endpoint — it lives for minutes — so its log is where they go).
+fn report(s: &FailureStats, what: &str) {
+    tracing::info!(
+        handled = %FailureStats::by_topic(&s.handled),
+        retried = %FailureStats::by_topic(&s.retried),
+        dead_lettered = %FailureStats::by_topic(&s.dead_lettered),
+        skipped = %FailureStats::by_topic(&s.skipped),
+        "{what}"
+    );
 }
 
 async fn sleep_or_stop(d: Duration, stop: &watch::Receiver<bool>) -> bool {
@@ -154,12 +171,10 @@ async fn sleep_or_stop(d: Duration, stop: &watch::Receiver<bool>) -> bool {
 /// One generation's state: what the handler loop reads and moves.
 struct Session<'a> {
     member: &'a mut Member,
-    handler: &'a mut Handler,
     progress: Progress,
     stop: watch::Receiver<bool>,
     rebalance: watch::Receiver<Option<GroupError>>,
     last_commit: Instant,
-    batch_size: usize,
     commit_interval: Duration,
 }
 
@@ -168,7 +183,7 @@ async fn generation(
     cluster: &Arc<Cluster>,
     cfg: &ConsumerConfig,
     member: &mut Member,
-    handler: &mut Handler,
+    dispatcher: &mut Dispatcher,
     assigned: &[TopicPartition],
     idle_since: &mut Instant,
     stop_rx: &watch::Receiver<bool>,
@@ -202,12 +217,10 @@ async fn generation(
     let mut stop = stop_rx.clone();
     let mut s = Session {
         member,
-        handler,
         progress,
         stop: stop_rx.clone(),
         rebalance: rebalance_rx,
         last_commit: Instant::now(),
-        batch_size: cfg.batch_size,
         commit_interval: cfg.commit_interval,
     };
     let leave = loop {
@@ -241,8 +254,14 @@ async fn generation(
                     if had_records {
                         *idle_since = Instant::now();
                     }
-                    if let Some(leave) = s.handle(chunk).await? {
-                        break leave;
+                    match dispatcher.handle(chunk, &mut s).await? {
+                        Next::Continue => {}
+                        Next::Leave(leave) => break leave,
+                        Next::Refetch => {
+                            drop(fetchers);
+                            while rx.try_recv().is_ok() {}
+                            fetchers = AbortOnDrop(fetcher::spawn_all(cluster, &s.progress, assigned, &fetch_cfg, &tx).await);
+                        }
                     }
                     if had_records {
                         // Idle counts from the end of the last handled batch, not its arrival.
@@ -314,65 +333,27 @@ async fn resume(
     Ok(())
 }
 
-impl Session<'_> {
-    /// Hands one chunk to the handler in batches, retrying failures with backoff; nothing
-    /// past a failure is marked handled. `Some` ends the generation.
-    async fn handle(&mut self, chunk: Chunk) -> Result<Option<Leave>, String> {
-        if chunk.reset {
-            self.progress.reset_to(&chunk.tp, chunk.next_offset);
-            return Ok(None);
-        }
-        // Not ours any more, or (never expected) a chunk past what was handled: skipping
-        // records is worse than fetching again, so such a chunk is dropped.
-        let Some(pos) = self.progress.position(&chunk.tp) else {
-            return Ok(None);
-        };
-        if chunk.first_offset > pos {
-            tracing::warn!(partition = %chunk.tp, position = pos, chunk_start = chunk.first_offset, "dropping a chunk that starts past the handled position");
-            return Ok(None);
-        }
-        // Records already handled (a re-fetched overlap) are skipped.
-        let skip = chunk.messages.iter().take_while(|m| m.offset < pos).count();
-        let mut rest: &[Message] = &chunk.messages[skip..];
-        let mut attempt = 0u32;
-        while !rest.is_empty() {
-            let batch = &rest[..rest.len().min(self.batch_size.max(1))];
-            match self.handler.handle(batch).await {
-                Ok(()) => {
-                    self.progress
-                        .handled(&chunk.tp, batch[batch.len() - 1].offset + 1);
-                    rest = &rest[batch.len()..];
-                    attempt = 0;
-                    if rest.is_empty() {
-                        break;
-                    }
-                    if let Some(leave) = self.between_batches().await? {
-                        return Ok(Some(leave));
-                    }
-                }
-                Err(f) => {
-                    let done = f.handled.min(batch.len());
-                    if done > 0 {
-                        self.progress.handled(&chunk.tp, rest[done - 1].offset + 1);
-                        rest = &rest[done..];
-                    }
-                    attempt += 1;
-                    let delay = Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)))
-                        .min(Duration::from_secs(30));
-                    tracing::warn!(partition = %chunk.tp, offset = rest.first().map(|m| m.offset), error = %f.error, ?delay, "handler failed; nothing after this record is committed; retrying");
-                    if let Some(leave) = self.commit().await? {
-                        return Ok(Some(leave));
-                    }
-                    if let Some(leave) = self.pause(delay).await {
-                        return Ok(Some(leave));
-                    }
-                }
-            }
-        }
-        self.progress.handled(&chunk.tp, chunk.next_offset);
-        Ok(None)
+impl Control for Session<'_> {
+    type Leave = Leave;
+
+    fn progress(&mut self) -> &mut Progress {
+        &mut self.progress
     }
 
+    async fn between_batches(&mut self) -> Result<Option<Leave>, String> {
+        Session::between_batches(self).await
+    }
+
+    async fn commit(&mut self) -> Result<Option<Leave>, String> {
+        Session::commit(self).await
+    }
+
+    async fn pause(&mut self, delay: Duration) -> Option<Leave> {
+        Session::pause(self, delay).await
+    }
+}
+
+impl Session<'_> {
     /// Between batches of a long chunk: honour stop and rebalance, keep committing.
     async fn between_batches(&mut self) -> Result<Option<Leave>, String> {
         if *self.stop.borrow() {

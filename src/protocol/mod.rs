@@ -21,6 +21,7 @@ pub mod error;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -28,6 +29,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_fetch;
+pub mod produce;
 pub mod reader;
 pub mod records;
 pub mod sasl;
@@ -129,6 +131,8 @@ mod tests {
         all_versions::<OffsetFetchResponse>(body);
         all_versions::<ListGroupsResponse>(body);
         all_versions::<DescribeGroupsResponse>(body);
+        all_versions::<produce::ProduceResponse>(body);
+        all_versions::<init_producer_id::InitProducerIdResponse>(body);
         let _ = decode_api_versions(body, 3);
         let _ = decode_response_header(&mut Reader::new(body), true);
     }
@@ -200,6 +204,8 @@ mod tests {
         check::<OffsetFetchResponse, m::OffsetFetchResponse>();
         check::<ListGroupsResponse, m::ListGroupsResponse>();
         check::<DescribeGroupsResponse, m::DescribeGroupsResponse>();
+        check::<produce::ProduceResponse, m::ProduceResponse>();
+        check::<init_producer_id::InitProducerIdResponse, m::InitProducerIdResponse>();
     }
 
     #[test]
@@ -223,6 +229,11 @@ mod tests {
         assert_eq!(
             DescribeGroupsResponse::API_KEY,
             m::DescribeGroupsRequest::KEY
+        );
+        assert_eq!(produce::ProduceResponse::API_KEY, m::ProduceRequest::KEY);
+        assert_eq!(
+            init_producer_id::InitProducerIdResponse::API_KEY,
+            m::InitProducerIdRequest::KEY
         );
     }
 

@@ -10,16 +10,29 @@
 //!   batches of one `records` blob, so many small bombs cannot add up either);
 //! - a last batch cut short ends the iteration quietly; everything else malformed is an error;
 //! - uncompressed keys, values and header values are zero-copy slices of the fetched frame
-//!   (compressed ones are slices of the batch's decompressed buffer).
+//!   (compressed ones are slices of the batch's decompressed buffer);
+//! - header names are bytes, as on the wire: Kafka does not require them to be UTF-8 (librdkafka
+//!   and franz-go write any bytes), and one such record must never fail a whole fetch;
+//! - offsets are checked: a batch whose offsets would overflow `i64` (so that "the next offset"
+//!   or a commit past it could not be represented) is an error, never a wrap-around.
+//!
+//! A batch that cannot be decoded is reported with the offsets it claims to cover
+//! ([`RecordsError::claimed_last_offset`]) and its raw bytes ([`RecordsError::raw`]), so the
+//! consumer can treat it as a failed offset range (retry, dead-letter, skip) instead of failing
+//! the partition. Encoding lives in [`encode`], the codecs in [`compression`].
 //!
 //! [`visible_records`] is the consumer's read_committed filter, a pure function of the batches
 //! and the partition's aborted-transaction list (Java's `CompletedFetch` algorithm).
 
+pub mod compression;
+pub mod encode;
+
 use std::collections::HashSet;
 use std::fmt;
-use std::io::Read;
 
 use bytes::Bytes;
+
+use compression::decompress;
 
 use super::fetch::AbortedTransaction;
 use super::reader::{prealloc_len, DecodeError, DecodeErrorKind, DecodeResult, Reader};
@@ -31,13 +44,15 @@ pub const DEFAULT_MAX_DECOMPRESSED: usize = 64 << 20;
 pub const NO_PRODUCER_ID: i64 = -1;
 
 /// Bytes before `batch_length` is counted (base_offset + batch_length).
-const LOG_OVERHEAD: usize = 12;
+pub const LOG_OVERHEAD: usize = 12;
 /// Bytes up to and including the magic byte.
 const HEADER_UP_TO_MAGIC: usize = 17;
 /// The whole v2 batch header.
-const BATCH_HEADER: usize = 61;
+pub const BATCH_HEADER: usize = 61;
 /// Start of the CRC-covered part (attributes).
 const CRC_START: usize = 21;
+/// The highest offset a record may have: the offset after it must still be an `i64`.
+pub const MAX_OFFSET: i64 = i64::MAX - 1;
 
 /// Compression codec of a batch (attributes bits 0–2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -51,6 +66,22 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// Every codec, in attribute order.
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// The codec named `name` (`none`, `gzip`, `snappy`, `lz4`, `zstd`; ASCII case ignored).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.to_string().eq_ignore_ascii_case(name.trim()))
+    }
+
     fn from_attributes(attributes: i16) -> Option<Self> {
         Some(match attributes & 0x7 {
             0 => Self::None,
@@ -94,8 +125,8 @@ pub struct Record {
     pub timestamp: i64,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
-    /// Headers in wire order (keys may repeat).
-    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Headers in wire order: (name, value). Names may repeat and need not be UTF-8.
+    pub headers: Vec<(Bytes, Option<Bytes>)>,
 }
 
 /// One decoded record batch.
@@ -122,9 +153,10 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// The offset right after this batch: where the next fetch continues.
+    /// The offset right after this batch: where the next fetch continues. Never overflows: the
+    /// decoder refuses batches whose last offset is beyond [`MAX_OFFSET`].
     pub fn next_offset(&self) -> i64 {
-        self.last_offset.wrapping_add(1)
+        self.last_offset.saturating_add(1)
     }
 }
 
@@ -146,23 +178,37 @@ pub enum RecordsErrorKind {
     #[error("{codec} decompression failed: {message}")]
     Decompress { codec: Compression, message: String },
     #[error("record {index}: {error}")]
-    Record { index: usize, error: DecodeError },
+    Record {
+        index: usize,
+        error: Box<DecodeError>,
+    },
     #[error("{count} bytes after the last record")]
     TrailingBytes { count: usize },
+    #[error("offsets out of range (base offset {base_offset}, last offset delta {delta}): the offset after the batch must fit in a signed 64-bit number")]
+    OffsetOverflow { base_offset: i64, delta: i32 },
 }
 
-/// A batch decode failure: where (byte position in the records blob, base offset) and what.
+/// A batch decode failure: where (byte position in the records blob, base offset), what, and
+/// what the batch claims to cover.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("record batch at byte {position} (base offset {base_offset}): {kind}")]
 pub struct RecordsError {
     pub position: usize,
     pub base_offset: i64,
     pub kind: RecordsErrorKind,
+    /// `base_offset + last_offset_delta` as the header says, when that is a usable offset
+    /// (not before the base, not past [`MAX_OFFSET`]). Untrusted when the CRC failed.
+    pub claimed_last_offset: Option<i64>,
+    /// The whole batch as fetched, when its length field was sane and it arrived complete
+    /// (a dead-letter copy keeps it, so nothing is lost).
+    pub raw: Option<Bytes>,
 }
 
 /// Iterates the batches of one partition's `records` blob. Ends quietly at a truncated last
-/// batch ([`BatchIter::truncated_tail`] then says how many bytes were left), and after the first
-/// error (which it yields once).
+/// batch ([`BatchIter::truncated_tail`] then says how many bytes were left), at a batch that
+/// would fit the decompression limit on its own but not in what earlier batches of the blob left
+/// of it ([`BatchIter::stopped_early`]: fetch again from there), and after the first error
+/// (which it yields once).
 #[derive(Debug)]
 pub struct BatchIter<'a> {
     data: &'a Bytes,
@@ -170,6 +216,7 @@ pub struct BatchIter<'a> {
     limit: usize,
     budget: usize,
     done: bool,
+    stopped_early: bool,
 }
 
 impl<'a> BatchIter<'a> {
@@ -181,7 +228,14 @@ impl<'a> BatchIter<'a> {
             limit: max_decompressed,
             budget: max_decompressed,
             done: false,
+            stopped_early: false,
         }
+    }
+
+    /// The iteration ended before a batch that needs a fresh decompression budget (a new fetch
+    /// starting at it); that batch is neither decoded nor an error.
+    pub fn stopped_early(&self) -> bool {
+        self.stopped_early
     }
 
     /// Bytes not consumed: after the iteration ended without error, the size of the truncated
@@ -195,33 +249,65 @@ impl<'a> BatchIter<'a> {
         if rest.len() < HEADER_UP_TO_MAGIC {
             return Ok(None);
         }
-        let base_offset = i64::from_be_bytes(rest[0..8].try_into().expect("8 bytes"));
-        let length = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes"));
+        let base_offset = i64::from_be_bytes(be(rest, 0));
+        let length = i32::from_be_bytes(be(rest, 8));
         let magic = rest[16] as i8;
+        let min_length = if magic == 2 {
+            BATCH_HEADER - LOG_OVERHEAD
+        } else {
+            1
+        };
+        let total = usize::try_from(length)
+            .ok()
+            .filter(|l| *l >= min_length)
+            .and_then(|l| l.checked_add(LOG_OVERHEAD));
+        let raw = total
+            .filter(|t| *t <= rest.len())
+            .map(|t| self.data.slice(self.pos..self.pos + t));
+        let claimed_last_offset = if magic == 2 && rest.len() >= 27 {
+            let delta = i32::from_be_bytes(be(rest, 23));
+            base_offset
+                .checked_add(i64::from(delta.max(0)))
+                .filter(|o| *o <= MAX_OFFSET)
+        } else if (0..=MAX_OFFSET).contains(&base_offset) {
+            // v0/v1: the offset field is the (last inner) record's own offset.
+            Some(base_offset)
+        } else {
+            None
+        };
         let err = |kind| RecordsError {
             position: self.pos,
             base_offset,
             kind,
+            claimed_last_offset,
+            raw: raw.clone(),
         };
         if magic != 2 {
             return Err(err(RecordsErrorKind::UnsupportedMagic { magic }));
         }
-        if length < 0 || (length as usize) < BATCH_HEADER - LOG_OVERHEAD {
+        if total.is_none() {
             return Err(err(RecordsErrorKind::BatchLength { length }));
         }
-        let total = LOG_OVERHEAD + length as usize;
-        if total > rest.len() {
+        let Some(batch) = raw.clone() else {
             return Ok(None); // KIP-74: the broker cut the last batch short.
-        }
-        let batch = self.data.slice(self.pos..self.pos + total);
+        };
         let budget_before = self.budget;
-        let out = decode_batch(&batch, base_offset, self.limit, &mut self.budget).map_err(err);
-        if out.is_ok() {
-            self.pos += total;
-        } else {
-            self.budget = budget_before;
+        match decode_batch(&batch, base_offset, self.limit, &mut self.budget) {
+            Ok(b) => {
+                self.pos += batch.len();
+                Ok(Some(b))
+            }
+            Err(RecordsErrorKind::DecompressedTooLarge { .. }) if budget_before < self.limit => {
+                // Earlier batches used part of the budget: a fetch starting here gets all of it.
+                self.budget = budget_before;
+                self.stopped_early = true;
+                Ok(None)
+            }
+            Err(kind) => {
+                self.budget = budget_before;
+                Err(err(kind))
+            }
         }
-        out.map(Some)
     }
 }
 
@@ -271,9 +357,16 @@ fn decode_batch(
             codec: attributes & 0x7,
         })?;
     let last_offset_delta = i32::from_be_bytes(be(batch, 23));
+    let last_offset = base_offset
+        .checked_add(i64::from(last_offset_delta))
+        .filter(|o| last_offset_delta >= 0 && base_offset >= 0 && *o <= MAX_OFFSET)
+        .ok_or(RecordsErrorKind::OffsetOverflow {
+            base_offset,
+            delta: last_offset_delta,
+        })?;
     let mut out = Batch {
         base_offset,
-        last_offset: base_offset.wrapping_add(i64::from(last_offset_delta)),
+        last_offset,
         partition_leader_epoch: i32::from_be_bytes(be(batch, 12)),
         producer_id: i64::from_be_bytes(be(batch, 43)),
         producer_epoch: i16::from_be_bytes(be(batch, 51)),
@@ -316,7 +409,7 @@ fn decode_batch(
             out.control = Some(control_type(first.key.as_deref()).map_err(|error| {
                 RecordsErrorKind::Record {
                     index: 0,
-                    error: error.within("control key"),
+                    error: Box::new(error.within("control key")),
                 }
             })?);
         }
@@ -332,8 +425,10 @@ fn decode_records(
     let mut r = Reader::from_bytes(data);
     let mut records = Vec::with_capacity(prealloc_len::<Record>(count, data.len()));
     for index in 0..count {
-        let record = record(&mut r, data, batch)
-            .map_err(|error| RecordsErrorKind::Record { index, error })?;
+        let record = record(&mut r, data, batch).map_err(|error| RecordsErrorKind::Record {
+            index,
+            error: Box::new(error),
+        })?;
         records.push(record);
     }
     match r.remaining() {
@@ -406,7 +501,7 @@ fn record(r: &mut Reader<'_>, data: &Bytes, batch: &Batch) -> DecodeResult<Recor
             },
         ));
     }
-    let mut headers = Vec::with_capacity(prealloc_len::<(String, Option<Bytes>)>(
+    let mut headers = Vec::with_capacity(prealloc_len::<(Bytes, Option<Bytes>)>(
         header_count,
         rr.remaining(),
     ));
@@ -422,9 +517,6 @@ fn record(r: &mut Reader<'_>, data: &Bytes, batch: &Batch) -> DecodeResult<Recor
                 )
             })?;
             let key = slice(&mut rr, &body, key_len, "key")?;
-            let key = std::str::from_utf8(&key)
-                .map_err(|_| DecodeError::new("key", DecodeErrorKind::InvalidUtf8))?
-                .to_owned();
             let value = nullable_var_bytes(&mut rr, &body, "value")?;
             Ok((key, value))
         })()
@@ -432,8 +524,19 @@ fn record(r: &mut Reader<'_>, data: &Bytes, batch: &Batch) -> DecodeResult<Recor
         headers.push(header);
     }
     rr.expect_end()?;
+    // Within the batch's range, so no offset can pass the checked `last_offset`.
+    let delta = i64::from(offset_delta);
+    if delta < 0 || delta > batch.last_offset - batch.base_offset {
+        return Err(DecodeError::new(
+            "offset_delta",
+            DecodeErrorKind::InvalidLength {
+                what: "offset delta",
+                value: delta,
+            },
+        ));
+    }
     Ok(Record {
-        offset: batch.base_offset.wrapping_add(i64::from(offset_delta)),
+        offset: batch.base_offset + delta,
         timestamp: if batch.log_append_time {
             batch.max_timestamp
         } else {
@@ -464,107 +567,6 @@ fn control_type(key: Option<&[u8]>) -> DecodeResult<ControlType> {
         1 => ControlType::Commit,
         other => ControlType::Other(other),
     })
-}
-
-fn decompress(
-    codec: Compression,
-    payload: &[u8],
-    cap: usize,
-    limit: usize,
-) -> Result<Bytes, RecordsErrorKind> {
-    let fail = |message: String| RecordsErrorKind::Decompress { codec, message };
-    let mut out = Vec::new();
-    let take = (cap as u64).saturating_add(1);
-    match codec {
-        Compression::None => out.extend_from_slice(payload),
-        Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(payload)
-                .take(take)
-                .read_to_end(&mut out)
-                .map_err(|e| fail(e.to_string()))?;
-        }
-        Compression::Zstd => {
-            let dec = zstd::stream::read::Decoder::with_buffer(payload)
-                .map_err(|e| fail(e.to_string()))?;
-            dec.take(take)
-                .read_to_end(&mut out)
-                .map_err(|e| fail(e.to_string()))?;
-        }
-        Compression::Lz4 => {
-            let mut dec = lz4::Decoder::new(payload).map_err(|e| fail(e.to_string()))?;
-            (&mut dec)
-                .take(take)
-                .read_to_end(&mut out)
-                .map_err(|e| fail(e.to_string()))?;
-            if out.len() <= cap {
-                dec.finish()
-                    .1
-                    .map_err(|_| fail("truncated lz4 frame".into()))?;
-            }
-        }
-        Compression::Snappy => {
-            if !snappy(payload, cap, &mut out).map_err(fail)? {
-                return Err(RecordsErrorKind::DecompressedTooLarge { limit });
-            }
-        }
-    }
-    if out.len() > cap {
-        return Err(RecordsErrorKind::DecompressedTooLarge { limit });
-    }
-    Ok(Bytes::from(out))
-}
-
-/// snappy-java's stream framing, which Kafka producers write.
-const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
-/// Magic + version + compatible version.
-const XERIAL_HEADER: usize = 16;
-
-/// Kafka's snappy: xerial framing (`XERIAL_MAGIC`, two i32 versions, then blocks of
-/// `[i32 length][raw snappy]`), or one raw snappy block without the magic (what snappy-java
-/// also accepts). Each block's claimed size is checked against the cap before allocating.
-/// `Ok(false)`: the output would exceed `cap`.
-fn snappy(payload: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<bool, String> {
-    if !payload.starts_with(XERIAL_MAGIC) {
-        return snappy_block(payload, cap, out);
-    }
-    if payload.len() < XERIAL_HEADER {
-        return Err("truncated xerial snappy header".into());
-    }
-    let mut rest = &payload[XERIAL_HEADER..];
-    while !rest.is_empty() {
-        if rest.len() < 4 {
-            return Err("truncated xerial snappy block length".into());
-        }
-        let len = u32::from_be_bytes(be(rest, 0)) as usize;
-        rest = &rest[4..];
-        if len > rest.len() {
-            return Err(format!(
-                "xerial snappy block of {len} bytes, only {} left",
-                rest.len()
-            ));
-        }
-        if !snappy_block(&rest[..len], cap, out)? {
-            return Ok(false);
-        }
-        rest = &rest[len..];
-    }
-    Ok(true)
-}
-
-/// One raw snappy block appended to `out`; `Ok(false)` when its claimed size exceeds `cap`
-/// (checked before allocating anything).
-fn snappy_block(block: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<bool, String> {
-    let claimed = snap::raw::decompress_len(block).map_err(|e| e.to_string())?;
-    let start = out.len();
-    if claimed > cap.saturating_sub(start) {
-        return Ok(false);
-    }
-    out.resize(start + claimed, 0);
-    let n = snap::raw::Decoder::new()
-        .decompress(block, &mut out[start..])
-        .map_err(|e| e.to_string())?;
-    out.truncate(start + n);
-    Ok(true)
 }
 
 /// What a consumer should see from one fetched partition.

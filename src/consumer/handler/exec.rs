@@ -11,21 +11,24 @@
 //! `sh -c CMD` receives the batch on stdin as JSON lines, one object per record, in offset order:
 //!
 //! ```text
-//! {"topic":"payments","partition":0,"offset":42,"timestamp":1700000000000,"key":"order-7","value":"{\"amount\":3}","headers":{"trace":"abc"}}
-//! {"topic":"payments","partition":0,"offset":43,"timestamp":null,"key":null,"value":{"base64":"AAH/"},"headers":{}}
+//! {"topic":"payments","partition":0,"offset":42,"timestamp":1700000000000,"key":"order-7","value":"{\"amount\":3}","headers":[{"key":"trace","value":"abc"},{"key":"trace","value":"def"}]}
+//! {"topic":"payments","partition":0,"offset":43,"timestamp":null,"key":null,"value":{"base64":"AAH/"},"headers":[]}
 //! ```
 //!
 //! - `timestamp`: milliseconds since the Unix epoch, `null` when the record has none.
-//! - `key`, `value` and each header value: a JSON string when the bytes are valid UTF-8,
-//!   `{"base64": "..."}` (standard alphabet, padded) when they are not, `null` for a Kafka null.
-//! - `headers`: an object keyed by header name, sorted; when a name repeats, the last value wins.
+//! - `key`, `value`, and each header's `key` and `value`: a JSON string when the bytes are valid
+//!   UTF-8, `{"base64": "..."}` (standard alphabet, padded) when they are not, `null` for a
+//!   Kafka null (a header name is never null).
+//! - `headers`: an array in record order, one `{"key": …, "value": …}` per header. Kafka allows
+//!   a name to repeat and names that are not UTF-8; an array keeps both, losslessly. (Before
+//!   this shape, `headers` was an object keyed by name, which dropped all but the last value of
+//!   a repeated name: a documented breaking change.)
 //!
 //! The command's stdout and stderr go to our stderr, next to our own log lines (stdout is kept
 //! for the consumer itself). The command runs in its own process group so a timeout kills the
 //! whole pipeline it started, not just the shell. Error messages name the exit status, never the
 //! record contents or the command text (which may embed credentials).
 
-use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -128,7 +131,10 @@ pub fn encode_batch(batch: &[Message]) -> Vec<u8> {
             headers: m
                 .headers
                 .iter()
-                .map(|(k, v)| (k.as_str(), Data(v.as_deref())))
+                .map(|(k, v)| Header {
+                    key: Data(Some(k)),
+                    value: Data(v.as_deref()),
+                })
                 .collect(),
         };
         // Serialising plain strings and numbers into a Vec cannot fail.
@@ -146,8 +152,13 @@ struct Line<'a> {
     timestamp: Option<i64>,
     key: Data<'a>,
     value: Data<'a>,
-    /// A later duplicate name replaces the earlier entry when collected.
-    headers: BTreeMap<&'a str, Data<'a>>,
+    headers: Vec<Header<'a>>,
+}
+
+#[derive(Serialize)]
+struct Header<'a> {
+    key: Data<'a>,
+    value: Data<'a>,
 }
 
 /// Bytes as JSON: a string when UTF-8, `{"base64": ...}` otherwise, `null` for none.
@@ -241,6 +252,10 @@ mod tests {
             ("bin".into(), Some(Bytes::from_static(b"\x00\xff"))),
             ("nil".into(), None),
             ("trace".into(), Some(Bytes::from_static(b"override"))),
+            (
+                Bytes::from_static(b"\xffname"),
+                Some(Bytes::from_static(b"")),
+            ),
         ];
         let mut second = msg(43, None, Some(b"\x00\x01\xff"));
         second.timestamp_ms = -1;
@@ -249,11 +264,11 @@ mod tests {
     }
 
     const SAMPLE_JSON: &str = concat!(
-        r#"{"topic":"payments","partition":2,"offset":42,"timestamp":1700000000042,"key":"order-7","value":"{\"amount\":3}","headers":{"bin":{"base64":"AP8="},"nil":null,"trace":"override"}}"#,
+        r#"{"topic":"payments","partition":2,"offset":42,"timestamp":1700000000042,"key":"order-7","value":"{\"amount\":3}","headers":[{"key":"trace","value":"abc"},{"key":"bin","value":{"base64":"AP8="}},{"key":"nil","value":null},{"key":"trace","value":"override"},{"key":{"base64":"/25hbWU="},"value":""}]}"#,
         "\n",
-        r#"{"topic":"payments","partition":2,"offset":43,"timestamp":null,"key":null,"value":{"base64":"AAH/"},"headers":{}}"#,
+        r#"{"topic":"payments","partition":2,"offset":43,"timestamp":null,"key":null,"value":{"base64":"AAH/"},"headers":[]}"#,
         "\n",
-        r#"{"topic":"payments","partition":2,"offset":44,"timestamp":1700000000044,"key":{"base64":"/g=="},"value":null,"headers":{}}"#,
+        r#"{"topic":"payments","partition":2,"offset":44,"timestamp":1700000000044,"key":{"base64":"/g=="},"value":null,"headers":[]}"#,
         "\n",
     );
 
@@ -268,7 +283,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(encode_batch(&[msg(0, Some(b""), Some(b""))])).unwrap(),
             concat!(
-                r#"{"topic":"payments","partition":2,"offset":0,"timestamp":1700000000000,"key":"","value":"","headers":{}}"#,
+                r#"{"topic":"payments","partition":2,"offset":0,"timestamp":1700000000000,"key":"","value":"","headers":[]}"#,
                 "\n"
             )
         );

@@ -49,7 +49,7 @@ pub fn log_batch(batch: &[Message]) {
 }
 
 /// Milliseconds since the Unix epoch, 0 if the clock is before it.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

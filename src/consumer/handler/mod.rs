@@ -72,11 +72,31 @@ pub enum HandlerError {
     },
 }
 
+impl HandlerError {
+    /// A stable name of the failure kind, for the dead-letter copy's
+    /// `kafka_dlt-exception-fqcn` header (where Spring puts the exception's class name).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            HandlerError::InvalidExec(_) | HandlerError::InvalidSink { .. } => {
+                "kafka-observer.InvalidHandler"
+            }
+            HandlerError::ExecSpawn(_) => "kafka-observer.ExecSpawn",
+            HandlerError::ExecStatus(_) => "kafka-observer.ExecStatus",
+            HandlerError::ExecTimeout(_) => "kafka-observer.ExecTimeout",
+            HandlerError::SinkStatus { .. } => "kafka-observer.SinkStatus",
+            HandlerError::SinkDelivery { .. } => "kafka-observer.SinkDelivery",
+        }
+    }
+}
+
 /// A batch stopped early: the first `handled` records are done, the one after failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{error} (after {handled} handled records)")]
 pub struct Failure {
     pub handled: usize,
+    /// The handler knows the failure is the record right after the handled ones (`--sink`
+    /// delivers one at a time); `false` when it could be any of the rest (`--exec`).
+    pub exact: bool,
     pub error: HandlerError,
 }
 
@@ -86,13 +106,32 @@ pub struct Handler {
     kind: Kind,
 }
 
-#[derive(Debug)]
 enum Kind {
     Log,
     Discard,
     Exec(exec::Exec),
     /// Boxed: the HTTP client makes it much larger than the other kinds.
     Sink(Box<sink::Sink>),
+    /// Unit tests of the dispatcher: a scripted handler.
+    #[cfg(test)]
+    Script(Script),
+}
+
+/// A scripted handler for unit tests.
+#[cfg(test)]
+pub type Script = Box<dyn FnMut(&[Message]) -> Result<(), Failure> + Send>;
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Log => "Log",
+            Kind::Discard => "Discard",
+            Kind::Exec(_) => "Exec",
+            Kind::Sink(_) => "Sink",
+            #[cfg(test)]
+            Kind::Script(_) => "Script",
+        })
+    }
 }
 
 impl Handler {
@@ -114,25 +153,38 @@ impl Handler {
         Ok(Handler { kind })
     }
 
+    /// A handler that runs `script` (unit tests).
+    #[cfg(test)]
+    pub fn scripted(script: Script) -> Handler {
+        Handler {
+            kind: Kind::Script(script),
+        }
+    }
+
     /// Handles records in order. `Ok` = all handled. `Err` carries how many records at the
     /// START of the batch were handled before the failure, so the caller commits exactly up to
     /// there and retries the rest.
     pub async fn handle(&mut self, batch: &[Message]) -> Result<(), Failure> {
-        match &self.kind {
+        match &mut self.kind {
             Kind::Log => {
                 log::log_batch(batch);
                 Ok(())
             }
             Kind::Discard => Ok(()),
-            Kind::Exec(exec) => exec
-                .run(batch)
-                .await
-                .map_err(|error| Failure { handled: 0, error }),
+            Kind::Exec(exec) => exec.run(batch).await.map_err(|error| Failure {
+                handled: 0,
+                exact: batch.len() == 1,
+                error,
+            }),
+            #[cfg(test)]
+            Kind::Script(f) => f(batch),
             Kind::Sink(sink) => {
                 for (handled, m) in batch.iter().enumerate() {
-                    sink.post(m)
-                        .await
-                        .map_err(|error| Failure { handled, error })?;
+                    sink.post(m).await.map_err(|error| Failure {
+                        handled,
+                        exact: true,
+                        error,
+                    })?;
                 }
                 Ok(())
             }

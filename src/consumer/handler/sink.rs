@@ -19,18 +19,21 @@
 //! String values are percent-encoded as the HTTP binding (§3.1.3.2) demands: space, `"`, `%` and
 //! everything outside printable ASCII. Records go one at a time, in order, over the shared
 //! keep-alive client: the first non-2xx answer, connect error or timeout stops the batch there,
-//! so the caller commits exactly the records before it. URLs in errors lose their query string
+//! so the caller commits exactly the records before it. Any 2xx status is success whatever the
+//! body: the body is read only up to a small cap (so the connection can be reused) and dropped
+//! beyond it, so a receiver answering with megabytes never turns a delivery into a retry. URLs in errors lose their query string
 //! (it may hold a token); credentials in the URL are refused rather than silently dropped.
 
 use std::time::Duration;
 
 use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use http::Uri;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 
 use crate::consumer::message::Message;
-use crate::http_client::{build_client, exchange, HttpClient};
+use crate::http_client::{build_client, error_chain, ExchangeError, HttpClient};
 
 use super::log::shown;
 use super::rfc3339;
@@ -40,8 +43,9 @@ use super::HandlerError;
 pub const EVENT_TYPE: &str = "dev.knative.kafka.event";
 /// `content-type` when the record does not name one.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
-/// Response bodies are read (for keep-alive) up to this size.
-const MAX_RESPONSE_BODY: usize = 1 << 20;
+/// Response bodies are read up to this size (so the connection can be reused); a longer body
+/// is dropped unread, which closes the connection.
+const MAX_RESPONSE_BODY: usize = 64 << 10;
 /// How much of an error response's body is repeated in the error.
 const ERROR_BODY_SHOWN: usize = 200;
 
@@ -126,22 +130,52 @@ impl Sink {
                 req.headers_mut().insert(name, value);
             }
         }
-        let reply = exchange(&self.client, req, self.timeout, MAX_RESPONSE_BODY)
+        let (status, body) = self
+            .send(req)
             .await
             .map_err(|e| HandlerError::SinkDelivery {
                 url: self.shown_url.clone(),
                 record: record_id(m),
                 cause: e.to_string(),
             })?;
-        if reply.is_success() {
+        if (200..300).contains(&status) {
             return Ok(());
         }
         Err(HandlerError::SinkStatus {
             url: self.shown_url.clone(),
             record: record_id(m),
-            status: reply.status,
-            body: shown(Some(&reply.body), ERROR_BODY_SHOWN),
+            status,
+            body: shown(Some(&body), ERROR_BODY_SHOWN),
         })
+    }
+
+    /// One exchange within the timeout: the status, and the body's first
+    /// [`MAX_RESPONSE_BODY`] bytes. Once the status is in, nothing can fail any more: a body
+    /// that is too long, breaks off or is too slow is simply cut.
+    async fn send(&self, req: http::Request<Full<Bytes>>) -> Result<(u16, Bytes), ExchangeError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let resp = match tokio::time::timeout_at(deadline, self.client.request(req)).await {
+            Err(_) => return Err(ExchangeError::Timeout(self.timeout)),
+            Ok(Err(e)) if e.is_connect() => return Err(ExchangeError::Connect(error_chain(&e))),
+            Ok(Err(e)) => return Err(ExchangeError::Broken(error_chain(&e))),
+            Ok(Ok(resp)) => resp,
+        };
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut head = BytesMut::new();
+        while head.len() < MAX_RESPONSE_BODY {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        let room = MAX_RESPONSE_BODY - head.len();
+                        head.extend_from_slice(&data[..data.len().min(room)]);
+                    }
+                }
+                // The end, a broken body, or the deadline: what arrived is all there is.
+                _ => break,
+            }
+        }
+        Ok((status, head.freeze()))
     }
 }
 

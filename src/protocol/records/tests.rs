@@ -85,10 +85,10 @@ fn assert_same(ours: &Record, theirs: &KpRecord) {
     assert_eq!(ours.timestamp, theirs.timestamp);
     assert_eq!(ours.key, theirs.key);
     assert_eq!(ours.value, theirs.value);
-    let th: Vec<(String, Option<Bytes>)> = theirs
+    let th: Vec<(Bytes, Option<Bytes>)> = theirs
         .headers
         .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
+        .map(|(k, v)| (Bytes::copy_from_slice(k.as_bytes()), v.clone()))
         .collect();
     assert_eq!(ours.headers, th);
 }
@@ -268,8 +268,8 @@ fn hand_built_batch_decodes() {
     assert_eq!(
         b.records[1].headers,
         vec![
-            ("a".to_string(), Some(Bytes::from_static(b"1"))),
-            ("b".to_string(), None)
+            (Bytes::from_static(b"a"), Some(Bytes::from_static(b"1"))),
+            (Bytes::from_static(b"b"), None)
         ]
     );
     // LogAppendTime: every record carries the batch's max timestamp.
@@ -409,13 +409,6 @@ fn lying_lengths_inside_records() {
         h.extend_from_slice(b"xy");
         check(fields(0, None, None, &h), needle);
     }
-    // Header key not UTF-8.
-    let mut h = Vec::new();
-    zigzag(1, &mut h);
-    zigzag(1, &mut h);
-    h.push(0xff);
-    zigzag(-1, &mut h);
-    check(fields(0, None, None, &h), "invalid UTF-8");
     // Key length beyond the record, or below -1.
     let mut f = Vec::new();
     zigzag(0, &mut f);
@@ -483,7 +476,7 @@ fn zeros_compressed(codec: Compression, mib: usize) -> Vec<u8> {
             let block = snap::raw::Encoder::new()
                 .compress_vec(&chunk[..32 << 10])
                 .unwrap();
-            let mut v = XERIAL_MAGIC.to_vec();
+            let mut v = compression::XERIAL_MAGIC.to_vec();
             v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
             for _ in 0..mib * 32 {
                 v.extend_from_slice(&(block.len() as u32).to_be_bytes());
@@ -545,13 +538,30 @@ fn decompression_budget_is_shared_by_the_blob() {
             .len(),
         3
     );
-    let results: Vec<_> = BatchIter::new(&data, 350).collect();
-    assert_eq!(results.len(), 3);
-    assert!(results[0].is_ok() && results[1].is_ok());
+    // The third would fit a budget of its own: the iteration stops before it (a new fetch
+    // starting there decodes it), it is not an error.
+    let mut it = BatchIter::new(&data, 350);
+    let results: Vec<_> = it.by_ref().collect();
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert!(it.stopped_early());
     assert_eq!(
-        results[2].as_ref().unwrap_err().kind,
-        RecordsErrorKind::DecompressedTooLarge { limit: 350 }
+        it.truncated_tail(),
+        data.len() - ends_of(&sample_batches())[1]
     );
+    // Alone, it is decoded with the same budget.
+    let third = data.slice(ends_of(&sample_batches())[1]..);
+    assert_eq!(decode_batches(&third, 350).unwrap().len(), 1);
+    // A first batch over the limit on its own is an error.
+    let e = decode_batches(&third, 100).unwrap_err();
+    assert_eq!(
+        e.kind,
+        RecordsErrorKind::DecompressedTooLarge { limit: 100 }
+    );
+}
+
+fn ends_of(batches: &[Vec<KpRecord>]) -> Vec<usize> {
+    blob(batches, KpCompression::Gzip).1
 }
 
 #[test]
@@ -869,4 +879,90 @@ fn read_committed_end_to_end_with_encoded_batches() {
         v.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
         [0, 1, 3, 4, 6]
     );
+}
+
+#[test]
+fn header_names_are_bytes_and_every_record_decodes() {
+    // librdkafka and franz-go can write a header name that is not UTF-8; Java reads it (with
+    // replacement characters). It must decode with its exact bytes, between ordinary records.
+    let mut h = Vec::new();
+    zigzag(3, &mut h);
+    for (k, v) in [
+        (&b"\xff\xfe"[..], Some(&b"bin"[..])),
+        (b"ok", None),
+        (b"\xff\xfe", Some(b"again")),
+    ] {
+        zigzag(k.len() as i64, &mut h);
+        h.extend_from_slice(k);
+        match v {
+            Some(v) => {
+                zigzag(v.len() as i64, &mut h);
+                h.extend_from_slice(v);
+            }
+            None => zigzag(-1, &mut h),
+        }
+    }
+    let mut payload = raw_record(&fields(0, Some(b"a"), Some(b"1"), &[0]));
+    payload.extend(raw_record(&fields(1, Some(b"b"), Some(b"2"), &h)));
+    payload.extend(raw_record(&fields(2, Some(b"c"), Some(b"3"), &[0])));
+    let b = &decode_batches(&Bytes::from(raw_batch(0, -1, 3, &payload)), 1 << 20).unwrap()[0];
+    assert_eq!(b.records.len(), 3);
+    let names: Vec<&[u8]> = b.records[1].headers.iter().map(|(k, _)| &k[..]).collect();
+    assert_eq!(names, [&b"\xff\xfe"[..], b"ok", b"\xff\xfe"]);
+    assert_eq!(b.records[1].headers[2].1.as_deref(), Some(&b"again"[..]));
+}
+
+#[test]
+fn offsets_are_checked_never_wrapped() {
+    let one = raw_record(&fields(0, None, None, &[0]));
+    // base + last_offset_delta beyond the last usable offset.
+    let mut near_end = raw_batch(0, -1, 2, &{
+        let mut p = one.clone();
+        p.extend(raw_record(&fields(1, None, None, &[0])));
+        p
+    });
+    near_end[..8].copy_from_slice(&(i64::MAX - 1).to_be_bytes());
+    let e = decode_batches(&Bytes::from(near_end), 1 << 20).unwrap_err();
+    assert_eq!(
+        e.kind,
+        RecordsErrorKind::OffsetOverflow {
+            base_offset: i64::MAX - 1,
+            delta: 1
+        }
+    );
+    assert_eq!(e.claimed_last_offset, None);
+    // A single record at the last usable offset is fine: the offset after it is i64::MAX.
+    let mut last = raw_batch(0, -1, 1, &one);
+    last[..8].copy_from_slice(&MAX_OFFSET.to_be_bytes());
+    let b = &decode_batches(&Bytes::from(last), 1 << 20).unwrap()[0];
+    assert_eq!(b.records[0].offset, MAX_OFFSET);
+    assert_eq!(b.next_offset(), i64::MAX);
+    // Negative base offsets and deltas are refused.
+    let mut neg = raw_batch(0, -1, 1, &one);
+    neg[..8].copy_from_slice(&(-5i64).to_be_bytes());
+    assert!(matches!(
+        err_kind(neg),
+        RecordsErrorKind::OffsetOverflow { .. }
+    ));
+    // A record whose offset delta lies outside its batch.
+    let e = err_kind(raw_batch(
+        0,
+        -1,
+        1,
+        &raw_record(&fields(3, None, None, &[0])),
+    ));
+    assert!(e.to_string().contains("invalid offset delta 3"), "{e}");
+}
+
+#[test]
+fn a_failed_batch_says_what_it_covers() {
+    let mut payload = raw_record(&fields(0, None, None, &[0]));
+    payload.extend(raw_record(&fields(1, None, None, &[0])));
+    let mut bad = raw_batch(0, -1, 2, &payload);
+    let n = bad.len();
+    bad[n - 1] ^= 1; // CRC mismatch
+    let e = decode_batches(&Bytes::from(bad.clone()), 1 << 20).unwrap_err();
+    assert!(matches!(e.kind, RecordsErrorKind::Crc { .. }));
+    assert_eq!((e.base_offset, e.claimed_last_offset), (100, Some(101)));
+    assert_eq!(e.raw.as_deref(), Some(&bad[..]));
 }

@@ -405,3 +405,46 @@ async fn empty_batch_sends_nothing() {
     h.handle(&[]).await.unwrap();
     assert!(srv.seen.lock().unwrap().is_empty());
 }
+
+/// A server answering every request with `status` and a body of `body_len` bytes.
+async fn big_body_server(status: u16, body_len: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let svc = service_fn(move |req: Request<hyper::body::Incoming>| async move {
+                let _ = req.into_body().collect().await;
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .status(StatusCode::from_u16(status).unwrap())
+                        .body(Full::new(Bytes::from(vec![b'x'; body_len])))
+                        .unwrap(),
+                )
+            });
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn any_2xx_is_handled_whatever_the_body_size() {
+    // 3 MiB answers: more than the body cap; still delivered, every time.
+    let url = big_body_server(200, 3 << 20).await;
+    let mut h = sink_handler(&url);
+    h.handle(&[msg(0), msg(1), msg(2)]).await.unwrap();
+    // A huge error body is cut, and still reported as the status.
+    let url = big_body_server(503, 3 << 20).await;
+    let mut h = sink_handler(&url);
+    let f = h.handle(&[msg(0)]).await.unwrap_err();
+    assert!(
+        matches!(f.error, HandlerError::SinkStatus { status: 503, .. }),
+        "{:?}",
+        f.error
+    );
+    assert!(f.to_string().len() < 1000, "{f}");
+}
