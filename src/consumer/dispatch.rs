@@ -217,7 +217,7 @@ impl Dispatcher {
             attempts,
             age: age(first, now_ms()),
         };
-        match self.policy.decide(&f, crate::http_client::jitter_unit()) {
+        match self.policy.decide(&f, crate::retry::jitter_unit()) {
             Decision::Retry { delay } => {
                 FailureStats::add(&mut self.stats.retried, &tp.topic, rest.len() as u64);
                 let attempts_left = self
@@ -270,7 +270,7 @@ impl Dispatcher {
             attempts,
             age: None,
         };
-        match self.policy.decide(&f, crate::http_client::jitter_unit()) {
+        match self.policy.decide(&f, crate::retry::jitter_unit()) {
             Decision::Exhausted => {
                 let why = Reason::undecodable(b, attempts);
                 let unit = Unit::Broken(b);

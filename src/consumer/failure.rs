@@ -19,8 +19,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::cluster::Backoff;
 use crate::offsets::TopicPartition;
+use crate::retry::Backoff;
 
 /// Attempts when a dead-letter topic is set and `--max-attempts` is not (as AWS Lambda does).
 pub const DEFAULT_ATTEMPTS_WITH_DEAD_LETTER: u32 = 10;

@@ -73,6 +73,8 @@ mod tests {
         check::<sync_group::SyncGroupResponse>();
         check::<SaslHandshakeResponse>();
         check::<SaslAuthenticateResponse>();
+        check::<produce::ProduceResponse>();
+        check::<init_producer_id::InitProducerIdResponse>();
         assert_eq!(api_name(FETCH), "Fetch");
         assert_eq!(api_name(99), "Kafka API");
     }
