@@ -471,7 +471,13 @@ fn partitions_added_later_are_watched_after_a_metadata_refresh() {
         "kafka_partition_latest_offset{{topic=\"{}\",partition=\"4\"}}",
         m.ship
     );
-    assert_eq!(obs.metric(&series), Some(2.0));
+    // The first record may wake the cycle before the second is written: wait for both.
+    obs.wait_metric(
+        60,
+        &series,
+        "both records on the new partition exported",
+        |v| v == 2.0,
+    );
     standin.release_all();
     obs.stop();
 }
