@@ -26,10 +26,29 @@ enum Command {
     Lag(Box<lag::LagArgs>),
     /// Validate a kafkadata mapping (offline, and against the cluster with --bootstrap)
     Check(Box<check::CheckArgs>),
+    /// Internal: how the local launcher starts a consumer, so it dies with the observer
+    #[command(name = "run-child", hide = true)]
+    RunChild(RunChildArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunChildArgs {
+    /// The observer's pid: the consumer does not start if it is no longer the parent
+    #[arg(long)]
+    parent: u32,
+    /// The consumer program and its arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<std::ffi::OsString>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::RunChild(a) = &cli.command {
+        let why =
+            kafka_observer::launch::local::exec_child(a.parent, &a.command[0], &a.command[1..]);
+        eprintln!("error: {why}");
+        return ExitCode::from(127);
+    }
     if let Err(e) = init_logging(match cli.command {
         Command::Observe(_) | Command::Consume(_) => "info",
         _ => "warn",
@@ -54,6 +73,8 @@ fn main() -> ExitCode {
             Command::Consume(args) => consume::run(*args).await,
             Command::Lag(args) => lag::run(*args).await,
             Command::Check(args) => check::run(*args).await,
+            // Handled (and exec-ed or failed) before the runtime starts.
+            Command::RunChild(_) => Ok(()),
         }
     });
     match result {

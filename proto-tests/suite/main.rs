@@ -12,6 +12,7 @@ mod code_engine;
 mod compat;
 mod consumer;
 mod fetch_session;
+mod hardening;
 mod harness_selftest;
 mod hostile;
 mod lag_cli;

@@ -122,6 +122,17 @@ impl ObserverProc {
         }
     }
 
+    /// The observer's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown of any kind, as when a node dies; then reaps it.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then the exit status (killed after 30 s).
     pub fn stop(&mut self) -> Option<i32> {
         let _ = Command::new("kill")

@@ -316,22 +316,20 @@ fn child_env(a: &KafkaArgs, k: &Kafka) -> Result<Vec<(String, String)>, CliError
 fn make_launcher(a: &ObserveArgs, r: &Resolved) -> Result<Launcher, CliError> {
     match r.launcher.as_str() {
         "local" => {
+            let starter = std::env::current_exe()
+                .map_err(|e| CliError::Runtime(format!("cannot find this program's path: {e}")))?;
             let (exe, args) = match &a.consumer_exe {
                 Some(p) => {
                     check_exe(p).map_err(|m| invalid("--consumer-exe", m))?;
                     (p.clone(), vec![])
                 }
-                None => (
-                    std::env::current_exe().map_err(|e| {
-                        CliError::Runtime(format!("cannot find this program's path: {e}"))
-                    })?,
-                    vec!["consume".to_string()],
-                ),
+                None => (starter.clone(), vec!["consume".to_string()]),
             };
             Ok(Launcher::Local(LocalLauncher::new(
                 exe,
                 args,
                 child_env(&a.kafka, &r.kafka)?,
+                starter,
             )))
         }
         _ => code_engine_launcher(a),

@@ -35,6 +35,28 @@ pub struct Metadata {
     pub brokers: HashMap<i32, BrokerAddr>,
     pub topics: BTreeMap<String, TopicMeta>,
     pub cluster_id: Option<String>,
+    /// Brokers the cluster named with an address no connection can use, and why: a request
+    /// routed to one fails with that reason instead of going to a truncated port.
+    pub unusable: HashMap<i32, String>,
+}
+
+/// The address a broker advertised, if it is one: a port from the wire is an `i32` and only
+/// 1..=65535 is a TCP port (a cast would turn 112877 into 47341 and connect elsewhere).
+pub fn broker_addr(node_id: i32, host: &str, port: i32) -> Result<BrokerAddr, String> {
+    if host.is_empty() {
+        return Err(format!(
+            "broker {node_id} was advertised without a host name: check the broker's advertised.listeners"
+        ));
+    }
+    match u16::try_from(port) {
+        Ok(p) if p != 0 => Ok(BrokerAddr {
+            host: host.to_string(),
+            port: p,
+        }),
+        _ => Err(format!(
+            "broker {node_id} was advertised at {host}:{port}, and {port} is not a TCP port (1 to 65535): check the broker's advertised.listeners"
+        )),
+    }
 }
 
 impl Metadata {
@@ -45,19 +67,19 @@ impl Metadata {
             next.topics.clear();
         }
         if !resp.brokers.is_empty() {
-            next.brokers = resp
-                .brokers
-                .into_iter()
-                .map(|b| {
-                    (
-                        b.node_id,
-                        BrokerAddr {
-                            host: b.host,
-                            port: b.port as u16,
-                        },
-                    )
-                })
-                .collect();
+            next.brokers.clear();
+            next.unusable.clear();
+            for b in resp.brokers {
+                match broker_addr(b.node_id, &b.host, b.port) {
+                    Ok(addr) => {
+                        next.brokers.insert(b.node_id, addr);
+                    }
+                    Err(why) => {
+                        tracing::warn!("{why}; requests for it fail until it is fixed");
+                        next.unusable.insert(b.node_id, why);
+                    }
+                }
+            }
         }
         if resp.cluster_id.is_some() {
             next.cluster_id = resp.cluster_id;
@@ -92,10 +114,17 @@ impl Metadata {
     pub fn with_brokers(&self, brokers: Vec<(i32, String, i32)>) -> Metadata {
         let mut next = self.clone();
         for (id, host, port) in brokers {
-            next.brokers.entry(id).or_insert(BrokerAddr {
-                host,
-                port: port as u16,
-            });
+            if next.brokers.contains_key(&id) {
+                continue;
+            }
+            match broker_addr(id, &host, port) {
+                Ok(addr) => {
+                    next.brokers.insert(id, addr);
+                }
+                Err(why) => {
+                    next.unusable.entry(id).or_insert(why);
+                }
+            }
         }
         next
     }
@@ -125,5 +154,63 @@ pub fn request(topics: Option<&[String]>, version: i16) -> MetadataRequest {
         req.with_allow_auto_topic_creation(false)
     } else {
         req
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::MetadataBroker;
+
+    #[test]
+    fn advertised_ports_are_checked_not_truncated() {
+        let cases: &[(i32, &str, Option<u16>, &str)] = &[
+            (9092, "b1", Some(9092), ""),
+            (1, "b1", Some(1), ""),
+            (65535, "b1", Some(65535), ""),
+            (65536, "b1", None, "65536 is not a TCP port"),
+            (112_877, "b1", None, "112877 is not a TCP port"),
+            (0, "b1", None, "0 is not a TCP port"),
+            (-1, "b1", None, "-1 is not a TCP port"),
+            (i32::MIN, "b1", None, "not a TCP port"),
+            (9092, "", None, "without a host name"),
+        ];
+        for (port, host, want, msg) in cases {
+            match (broker_addr(7, host, *port), want) {
+                (Ok(a), Some(p)) => assert_eq!(a.port, *p),
+                (Err(e), None) => {
+                    assert!(e.contains(msg) && e.contains("broker 7"), "{port}: {e}")
+                }
+                (got, _) => panic!("{port}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unusable_broker_is_remembered_with_its_reason() {
+        let resp = MetadataResponse {
+            brokers: vec![
+                MetadataBroker {
+                    node_id: 1,
+                    host: "b1".into(),
+                    port: 112_877,
+                    ..MetadataBroker::default()
+                },
+                MetadataBroker {
+                    node_id: 2,
+                    host: "b2".into(),
+                    port: 9092,
+                    ..MetadataBroker::default()
+                },
+            ],
+            ..MetadataResponse::default()
+        };
+        let md = Metadata::default().merged(resp, true);
+        assert!(!md.brokers.contains_key(&1));
+        assert_eq!(md.brokers[&2].port, 9092);
+        assert!(md.unusable[&1].contains("112877"));
+        let md = md.with_brokers(vec![(3, "b3".into(), 70_000), (4, "b4".into(), 9094)]);
+        assert!(md.unusable[&3].contains("70000"));
+        assert_eq!(md.brokers[&4].port, 9094);
     }
 }

@@ -128,12 +128,16 @@ impl Cluster {
         node_id: i32,
         lane: Lane,
     ) -> Result<Arc<Connection>, WireError> {
-        let addr = self.metadata().brokers.get(&node_id).cloned();
-        match addr {
+        let md = self.metadata();
+        match md.brokers.get(&node_id).cloned() {
             Some(a) => self.connect_lane(&a.host, a.port, lane).await,
             None => Err(WireError::Connect {
                 addr: format!("broker {node_id}"),
-                cause: "not in the cluster metadata".into(),
+                cause: md
+                    .unusable
+                    .get(&node_id)
+                    .cloned()
+                    .unwrap_or_else(|| "not in the cluster metadata".into()),
             }),
         }
     }

@@ -4,17 +4,33 @@
 //! the same contract: a "job run" of k instances is k processes of `kafka-observer consume`,
 //! each told its `JOB_INDEX`/`JOB_ARRAY_SIZE` as Code Engine would, and an instance is active
 //! while its process lives.
+//!
+//! Children never outlive the observer. Each starts through this binary's hidden `run-child`
+//! step ([`exec_child`]), which asks the kernel for SIGTERM when the observer dies
+//! (`PR_SET_PDEATHSIG`, kept across the `exec` of the consumer) and checks that the observer
+//! is still its parent before it becomes the consumer — so even `kill -9` of the observer stops
+//! its consumers, the way an orderly shutdown does (they commit and leave the group). Doing
+//! this between fork and exec would need `unsafe` (`pre_exec`), which this crate forbids. Each
+//! child leads its own process group, so a shutdown signal reaches whatever it started too;
+//! signals are sent with `kill(2)`, not by running `kill`. Run names carry a random tag chosen
+//! at start, so a restarted observer never reuses a name (with static membership the name is
+//! the `group.instance.id`).
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use rustix::process::{Pid, Signal};
 use tokio::process::{Child, Command};
 
 use super::LaunchError;
 use crate::config::kafkadata::Job;
+
+/// The hidden subcommand through which children start (see the module docs).
+pub const RUN_CHILD: &str = "run-child";
 
 /// Starts and counts local consumer processes.
 pub struct LocalLauncher {
@@ -22,17 +38,32 @@ pub struct LocalLauncher {
     args: Vec<String>,
     /// Variables every child gets (broker settings, idle timeout, log level).
     env: Vec<(String, String)>,
+    /// This program, whose `run-child` step starts each child.
+    starter: PathBuf,
+    /// Random per observer start: part of every run name.
+    tag: String,
     children: Mutex<BTreeMap<String, Vec<Child>>>,
     runs: Mutex<u64>,
 }
 
 impl LocalLauncher {
-    /// `exe args…` is the consumer command (normally this binary and `consume`).
-    pub fn new(exe: PathBuf, args: Vec<String>, env: Vec<(String, String)>) -> Self {
+    /// `exe args…` is the consumer command (normally this binary and `consume`); `starter` is
+    /// this program (it has the `run-child` step).
+    pub fn new(
+        exe: PathBuf,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        starter: PathBuf,
+    ) -> Self {
         LocalLauncher {
             exe,
             args,
             env,
+            starter,
+            tag: format!(
+                "{:08x}",
+                getrandom::u32().unwrap_or_else(|_| std::process::id())
+            ),
             children: Mutex::default(),
             runs: Mutex::new(0),
         }
@@ -53,12 +84,15 @@ impl LocalLauncher {
         let run = {
             let mut n = self.runs.lock().unwrap_or_else(|p| p.into_inner());
             *n += 1;
-            format!("{}-local-{}", job.name, *n)
+            run_name(&job.name, &self.tag, *n)
         };
         let mut started = Vec::new();
+        let observer = std::process::id().to_string();
         for index in 0..k {
-            let mut cmd = Command::new(&self.exe);
-            cmd.args(&self.args)
+            let mut cmd = Command::new(&self.starter);
+            cmd.args([RUN_CHILD, "--parent", &observer, "--"])
+                .arg(&self.exe)
+                .args(&self.args)
                 .envs(self.env.iter().map(|(k, v)| (k, v)))
                 .env("KAFKA_TOPIC", job.topics.join(","))
                 .env("CONSUMER_GROUP", &job.consumer_group)
@@ -67,6 +101,7 @@ impl LocalLauncher {
                 .env("CE_JOB", &job.name)
                 .env("CE_JOBRUN", &run)
                 .stdin(Stdio::null())
+                .process_group(0)
                 .kill_on_drop(false);
             let child = cmd.spawn().map_err(|e| {
                 LaunchError::new(format!(
@@ -86,24 +121,68 @@ impl LocalLauncher {
         Ok(run)
     }
 
-    /// Asks every child to stop (SIGTERM), waits up to `grace`, then kills what is left.
+    /// Asks every child to stop (SIGTERM to its process group), waits up to `grace`, then
+    /// kills the groups of those still running.
     pub async fn shutdown(&self, grace: Duration) {
         let mut all: Vec<Child> = {
             let mut map = self.children.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::take(&mut *map).into_values().flatten().collect()
         };
         for c in &all {
-            if let Some(pid) = c.id() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
-            }
+            signal_group(c, Signal::TERM);
         }
         let deadline = tokio::time::Instant::now() + grace;
         for c in &mut all {
             if tokio::time::timeout_at(deadline, c.wait()).await.is_err() {
+                signal_group(c, Signal::KILL);
                 let _ = c.kill().await;
             }
         }
+    }
+}
+
+/// `<job>-local-<tag>-<n>`: unique across observer restarts (the tag is random per start).
+pub fn run_name(job: &str, tag: &str, n: u64) -> String {
+    format!("{job}-local-{tag}-{n}")
+}
+
+/// Sends `sig` to the process group a child leads (it was started with `process_group(0)`).
+fn signal_group(c: &Child, sig: Signal) {
+    let Some(pid) = c.id().and_then(|id| Pid::from_raw(id as i32)) else {
+        return; // already reaped
+    };
+    if rustix::process::kill_process_group(pid, sig).is_err() {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+/// The `run-child` step: runs in the child process between the observer's spawn and the
+/// consumer program. Asks for SIGTERM when the parent dies, makes sure the parent is still
+/// `parent` (it may have died before the request took effect), then replaces this process with
+/// `exe args…`. Returns only on failure.
+pub fn exec_child(parent: u32, exe: &OsStr, args: &[OsString]) -> String {
+    use std::os::unix::process::CommandExt;
+    if let Err(e) = rustix::process::set_parent_process_death_signal(Some(Signal::TERM)) {
+        return format!("cannot ask for a parent-death signal: {e}");
+    }
+    let ppid = rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32);
+    if ppid != Some(parent) {
+        return format!("the observer (pid {parent}) is gone; not starting the consumer");
+    }
+    let e = std::process::Command::new(exe).args(args).exec();
+    format!("cannot start {}: {e}", exe.to_string_lossy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_names_differ_by_start_and_by_run() {
+        assert_eq!(run_name("pay", "0a1b2c3d", 7), "pay-local-0a1b2c3d-7");
+        let a = LocalLauncher::new("x".into(), vec![], vec![], "y".into());
+        let b = LocalLauncher::new("x".into(), vec![], vec![], "y".into());
+        assert_ne!(a.tag, b.tag, "two starts got the same tag");
+        assert_eq!(a.tag.len(), 8);
     }
 }

@@ -142,15 +142,20 @@ async fn accept_loop(
                 if pause.is_zero() {
                     continue;
                 }
+                // Out of descriptors: an HTTP client that waited longest gives its own back.
+                let freed = slots.free_one().await;
                 if let Some(n) = accept_log.due(Instant::now()) {
                     tracing::warn!(
                         error = %e,
-                        pause_ms = pause.as_millis() as u64,
+                        pause_ms = if freed { 0 } else { pause.as_millis() as u64 },
+                        freed_a_connection = freed,
                         failed_since_last_line = n,
-                        "metrics server: cannot accept a connection; pausing before the next try"
+                        "metrics server: cannot accept a connection; closing the longest-waiting one or pausing before the next try"
                     );
                 }
-                tokio::time::sleep(pause).await;
+                if !freed {
+                    tokio::time::sleep(pause).await;
+                }
             }
         }
     }

@@ -261,7 +261,8 @@ fn reauth_deadline(started: Instant, lifetime_ms: i64, jitter: f64) -> Option<In
     }
     let fraction = 0.80 + 0.10 * jitter.clamp(0.0, 1.0);
     let after = Duration::from_millis((lifetime_ms as f64 * fraction) as u64);
-    Some(started + after)
+    // A lifetime from the wire so long that the instant overflows means "never".
+    started.checked_add(after)
 }
 
 impl Inner {
@@ -576,6 +577,8 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(reauth_deadline(t0, 0, 0.5), None);
         assert_eq!(reauth_deadline(t0, -1, 0.5), None);
+        // Any lifetime the broker may send is a deadline or none, never a panic.
+        let _ = reauth_deadline(t0, i64::MAX, 1.0);
         assert_eq!(
             reauth_deadline(t0, 10_000, 0.0),
             Some(t0 + Duration::from_millis(8_000))

@@ -11,8 +11,10 @@
 //! - a request head must arrive within [`Limits::header_read_timeout`];
 //! - a connection on which nothing moved for [`Limits::idle_timeout`] (no byte read or
 //!   written: an idle keep-alive, a reader that stopped reading) is closed;
-//! - a failed `accept` (out of descriptors: EMFILE/ENFILE) pauses the accept loop, doubling to
-//!   [`Limits::accept_pause_max`], with one log line per [`LOG_EVERY`] instead of one per try.
+//! - when `accept` fails for want of descriptors (EMFILE/ENFILE), the connection that waited
+//!   longest is closed to make room, as at the cap; with none to close, the accept loop pauses,
+//!   doubling to [`Limits::accept_pause_max`]. Either way one log line per [`LOG_EVERY`], not
+//!   one per try.
 
 use std::collections::HashMap;
 use std::io;
@@ -136,6 +138,8 @@ pub struct Slot {
     serving: AtomicBool,
     /// Told to close (its slot went to a newer connection).
     pub evicted: Notify,
+    /// Its connection is closed and its descriptor released.
+    closed: Notify,
 }
 
 impl Slot {
@@ -160,6 +164,7 @@ pub struct SlotGuard {
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.slots.lock().open.remove(&self.slot.id);
+        self.slot.closed.notify_one();
     }
 }
 
@@ -184,21 +189,10 @@ impl Slots {
         let mut inner = self.lock();
         let mut evicted = false;
         while inner.open.len() >= cap.max(1) {
-            let victim = inner
-                .open
-                .values()
-                .min_by_key(|s| {
-                    (
-                        s.serving.load(Ordering::Relaxed),
-                        *s.since.lock().unwrap_or_else(|p| p.into_inner()),
-                    )
-                })
-                .map(|s| s.id);
-            let Some(id) = victim else { break };
-            if let Some(s) = inner.open.remove(&id) {
-                s.evicted.notify_one();
-                evicted = true;
+            if Self::evict(&mut inner, Duration::ZERO).is_none() {
+                break;
             }
+            evicted = true;
         }
         let id = inner.next_id;
         inner.next_id += 1;
@@ -207,6 +201,7 @@ impl Slots {
             since: Mutex::new(Instant::now()),
             serving: AtomicBool::new(false),
             evicted: Notify::new(),
+            closed: Notify::new(),
         });
         inner.open.insert(id, slot.clone());
         (
@@ -218,6 +213,46 @@ impl Slots {
         )
     }
 }
+
+impl Slots {
+    /// Closes the connection that waited longest (as [`Slots::admit`] picks it) and waits
+    /// briefly until its descriptor is released: what the accept loop does when descriptors
+    /// run out, so that a waiting client (the health probe) gets in at once. False when there
+    /// is no connection to close.
+    /// Connections younger than [`FREE_MIN_AGE`] are spared, so a newcomer always has time to
+    /// send its request (else, with descriptors held elsewhere, each accept would close the one
+    /// before).
+    pub async fn free_one(&self) -> bool {
+        let Some(slot) = Self::evict(&mut self.lock(), FREE_MIN_AGE) else {
+            return false;
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(100), slot.closed.notified()).await;
+        true
+    }
+
+    /// Tells the connection that waited longest, and at least `min_age`, to close.
+    fn evict(inner: &mut SlotsInner, min_age: Duration) -> Option<Arc<Slot>> {
+        let now = Instant::now();
+        let since = |s: &Slot| *s.since.lock().unwrap_or_else(|p| p.into_inner());
+        let id = inner
+            .open
+            .values()
+            .filter(|s| now.duration_since(since(s)) >= min_age)
+            .min_by_key(|s| {
+                (
+                    s.serving.load(Ordering::Relaxed),
+                    *s.since.lock().unwrap_or_else(|p| p.into_inner()),
+                )
+            })
+            .map(|s| s.id)?;
+        let slot = inner.open.remove(&id)?;
+        slot.evicted.notify_one();
+        Some(slot)
+    }
+}
+
+/// See [`Slots::free_one`].
+pub const FREE_MIN_AGE: Duration = Duration::from_millis(500);
 
 /// A stream that remembers when a byte last moved in either direction.
 pub struct Watched<S> {
