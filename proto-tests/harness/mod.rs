@@ -32,6 +32,8 @@ pub use broker::OpenTxn;
 pub use broker::{Broker, Options};
 #[allow(unused_imports)] // for tests that inspect `Broker::metadata` results by type
 pub use metadata::{Metadata, PartitionMeta, TopicMeta};
+/// Runs a command with stdin closed and output captured, killed after a timeout.
+pub use process::run_with_timeout;
 
 /// The pinned Apache Kafka version (also in `proto-tests/pom.xml`): the default broker's.
 pub const KAFKA_VERSION: &str = "4.3.1";

@@ -334,3 +334,62 @@ fn the_binary_survives_a_hostile_broker_with_exit_1() {
         "stderr: {stderr}"
     );
 }
+
+#[test]
+fn an_advertised_port_beyond_65535_is_refused_not_truncated() {
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_protocol::messages::{BrokerId, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Where a 16-bit cast of the advertised port would lead: nothing may connect here.
+    let decoy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    decoy.set_nonblocking(true).unwrap();
+    let advertised = i32::from(decoy.local_addr().unwrap().port()) + 65_536;
+    let addr = rt.block_on(fake_broker(after_handshake(move |corr| {
+        let resp = kafka_protocol::messages::MetadataResponse::default()
+            .with_brokers(vec![MetadataResponseBroker::default()
+                .with_node_id(BrokerId(1))
+                .with_host(StrBytes::from_static_str("127.0.0.1"))
+                .with_port(advertised)])
+            .with_topics(vec![MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
+                .with_partitions(vec![MetadataResponsePartition::default()
+                    .with_partition_index(0)
+                    .with_leader_id(BrokerId(1))])]);
+        let mut b = BytesMut::new();
+        b.put_i32(corr);
+        b.put_u8(0); // header tagged fields (Metadata v12 is flexible)
+        resp.encode(&mut b, 12).unwrap();
+        (frame(&b), false)
+    })));
+    let out = crate::bin::command(&[
+        "lag",
+        "--bootstrap",
+        &addr.to_string(),
+        "--topic",
+        "t",
+        "--group",
+        "g",
+        "--json",
+        "--request-timeout",
+        "5",
+    ])
+    .output()
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("{advertised} is not a TCP port")),
+        "exit {:?}: {text}",
+        out.status
+    );
+    assert!(
+        decoy.accept().is_err(),
+        "something connected to the truncated port"
+    );
+}

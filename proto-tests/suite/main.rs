@@ -6,6 +6,7 @@ mod fake_ce;
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod bad_input;
 mod bench;
 mod bin;
 mod code_engine;
