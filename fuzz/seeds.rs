@@ -311,6 +311,30 @@ fn responses(dir: &Path) -> u32 {
         "leave_group",
         &LeaveGroupResponse::default(),
     );
+    n += response(
+        dir,
+        0,
+        (3, 12),
+        "produce",
+        &ProduceResponse::default().with_responses(vec![
+            produce_response::TopicProduceResponse::default()
+                .with_name(TopicName(s("payments")))
+                .with_partition_responses(vec![
+                    produce_response::PartitionProduceResponse::default()
+                        .with_index(0)
+                        .with_base_offset(42),
+                ]),
+        ]),
+    );
+    n += response(
+        dir,
+        22,
+        (0, 5),
+        "init_producer_id",
+        &InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(7))
+            .with_producer_epoch(1),
+    );
     for (codec, name) in CODECS {
         let fetched = |with_name: bool| {
             let topic = fetch_response::FetchableTopicResponse::default();

@@ -1,4 +1,4 @@
-//! Every response decoder of `kafka_observer::protocol`, chosen by the input's first bytes.
+//! Every response decoder of `kafka_observer::protocol` (add a new one to `DECODERS`), chosen by the input's first bytes.
 //!
 //! Input: API key (i16 BE), version (i16 BE), then a response body. An unknown key still picks
 //! a decoder (key modulo the table), so mutations of the key keep exercising decoders. A body
@@ -9,9 +9,11 @@
 use bytes::Bytes;
 use kafka_observer::protocol::fetch::FetchResponse;
 use kafka_observer::protocol::heartbeat::HeartbeatResponse;
+use kafka_observer::protocol::init_producer_id::InitProducerIdResponse;
 use kafka_observer::protocol::join_group::JoinGroupResponse;
 use kafka_observer::protocol::leave_group::LeaveGroupResponse;
 use kafka_observer::protocol::offset_commit::OffsetCommitResponse;
+use kafka_observer::protocol::produce::ProduceResponse;
 use kafka_observer::protocol::records::BatchIter;
 use kafka_observer::protocol::sync_group::SyncGroupResponse;
 use kafka_observer::protocol::{
@@ -92,6 +94,12 @@ const DECODERS: &[(i16, fn(&Bytes, i16))] = &[
     }),
     (LeaveGroupResponse::API_KEY, |b, v| {
         let _ = both::<LeaveGroupResponse>(b, v);
+    }),
+    (ProduceResponse::API_KEY, |b, v| {
+        let _ = both::<ProduceResponse>(b, v);
+    }),
+    (InitProducerIdResponse::API_KEY, |b, v| {
+        let _ = both::<InitProducerIdResponse>(b, v);
     }),
 ];
 
