@@ -1191,6 +1191,33 @@ impl Broker {
         out
     }
 
+    /// `ConsumerGroupCommand --bootstrap-server B ARGS` (kafka-consumer-groups, this broker's
+    /// version) with its output, whatever its exit code: for tests that compare its exact words.
+    pub fn consumer_groups(&self, args: &[&str]) -> Output {
+        let bootstrap = self.running_bootstrap();
+        let mut all = vec!["--bootstrap-server", bootstrap.as_str()];
+        all.extend_from_slice(args);
+        self.java(
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            &all,
+        )
+    }
+
+    /// Starts a long-lived `java CLASS ARGS` (this broker's version and JVM settings), e.g. a
+    /// ConsoleConsumer that stays in its group; output discarded. The caller stops it
+    /// ([`JavaChild`] sends SIGTERM when dropped, so a Java client leaves its group cleanly).
+    pub fn spawn_java(&self, class: &str, args: &[&str]) -> JavaChild {
+        let mut cmd = self.java_command(class);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("harness: cannot start java {class}: {e}"));
+        JavaChild(child)
+    }
+
     /// `ConsumerGroupCommand --describe --group G` (this broker's version), parsed. Empty if the
     /// group does not exist or has no committed offsets.
     pub fn describe_group(&self, group: &str) -> Vec<GroupRow> {
@@ -1209,6 +1236,32 @@ impl Broker {
             expect_success(&format!("java {class} {}", args.join(" ")), &out);
         }
         parse_group_table(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+/// A Java program started by [`Broker::spawn_java`]: SIGTERM on drop (the JVM's shutdown hooks
+/// run, clients leave their groups), SIGKILL if it has not exited 30 s later.
+pub struct JavaChild(Child);
+
+impl JavaChild {
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for JavaChild {
+    fn drop(&mut self) {
+        kill(self.0.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -29,7 +29,7 @@ use std::sync::{Mutex, OnceLock};
 
 #[allow(unused_imports)] // for tests that keep a `Broker::open_txn` handle in a type
 pub use broker::OpenTxn;
-pub use broker::{Broker, Options};
+pub use broker::{Broker, JavaChild, Options};
 #[allow(unused_imports)] // for tests that inspect `Broker::metadata` results by type
 pub use metadata::{Metadata, PartitionMeta, TopicMeta};
 /// Runs a command with stdin closed and output captured, killed after a timeout.
@@ -143,5 +143,31 @@ pub fn parse_group_table(stdout: &str) -> Vec<GroupRow> {
         });
     }
     rows.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    rows
+}
+
+/// Every row of every table in `stdout` whose header starts with `GROUP` (kafka-consumer-groups'
+/// `--describe`, `--members`, `--state` views, and `lag`'s), as header word → value, split on
+/// whitespace (so `COORDINATOR (ID)` is two columns, `COORDINATOR` and `(ID)`, in both header and
+/// rows). Lines that have fewer words than the header (messages, blank lines) are skipped.
+pub fn parse_columns(stdout: &str) -> Vec<BTreeMap<String, String>> {
+    let mut rows = Vec::new();
+    let mut header: Option<Vec<&str>> = None;
+    for line in stdout.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.first() == Some(&"GROUP") {
+            header = Some(fields);
+            continue;
+        }
+        match &header {
+            Some(h) if fields.len() == h.len() => rows.push(
+                h.iter()
+                    .zip(&fields)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            _ => {}
+        }
+    }
     rows
 }

@@ -232,26 +232,13 @@ impl Watch {
         let mut stderr = child.stderr.take().unwrap();
         let (tx, frames) = mpsc::channel();
         std::thread::spawn(move || {
-            // Each refresh is "\x1b[H\x1b[2J" + one pretty JSON document.
-            const CLEAR: &str = "\x1b[H\x1b[2J";
-            let mut buf = String::new();
-            let mut chunk = [0u8; 8192];
-            loop {
-                match stdout.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
-                }
-                // Complete documents are those followed by the next clear sequence.
-                while let Some(start) = buf.find(CLEAR) {
-                    let rest = &buf[start + CLEAR.len()..];
-                    let Some(end) = rest.find(CLEAR) else { break };
-                    let doc = rest[..end].trim().to_string();
-                    buf = rest[end..].to_string();
-                    let parsed =
-                        serde_json::from_str::<Value>(&doc).map_err(|e| format!("{e}: {doc}"));
-                    if tx.send(parsed).is_err() {
-                        return;
-                    }
+            // Off a terminal each refresh is one JSON document on one line.
+            for line in std::io::BufRead::lines(std::io::BufReader::new(&mut stdout)) {
+                let Ok(line) = line else { break };
+                let parsed =
+                    serde_json::from_str::<Value>(&line).map_err(|e| format!("{e}: {line}"));
+                if tx.send(parsed).is_err() {
+                    return;
                 }
             }
         });

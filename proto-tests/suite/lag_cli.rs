@@ -391,13 +391,28 @@ fn table_output_and_all_groups() {
         .find(|l| l.starts_with(&g) && l.contains(&t))
         .unwrap_or_else(|| panic!("no row for {g}: {s}"));
     let cols: Vec<&str> = line.split_whitespace().collect();
+    // kafka-consumer-groups' columns (no member: `-`), then LOG-START and LAST-STABLE.
     assert_eq!(
         cols,
-        [g.as_str(), t.as_str(), "0", "2", "0", "6", "6", "4"],
+        [
+            g.as_str(),
+            t.as_str(),
+            "0",
+            "2",
+            "6",
+            "4",
+            "-",
+            "-",
+            "-",
+            "0",
+            "6"
+        ],
         "{line}"
     );
     assert!(
-        s.contains(&format!("{g}: total lag 4, 1 of 1 partitions lagging")),
+        s.contains(&format!(
+            "{g}: total lag 4, 1 of 1 partition lagging; no active members"
+        )),
         "{s}"
     );
 }
@@ -697,58 +712,549 @@ fn many_requests_in_flight_on_one_connection() {
     });
 }
 
+/// `lag --json ARGS` as one document (exit 0 required).
+fn lag_doc(args: &[&str]) -> Value {
+    let out = ko(args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("lag --json prints JSON")
+}
+
+/// kafka-consumer-groups' words, columns by header (see `harness::parse_columns`).
+fn java_table(b: &harness::Broker, args: &[&str]) -> Vec<BTreeMap<String, String>> {
+    let out = b.consumer_groups(args);
+    assert!(
+        out.status.success(),
+        "kafka-consumer-groups {args:?}: {}",
+        text(&out)
+    );
+    harness::parse_columns(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Our table for `lag ARGS`, columns by header (exit 0 required).
+fn our_table(args: &[&str]) -> (Vec<BTreeMap<String, String>>, String) {
+    let out = ko(args);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    (
+        harness::parse_columns(&String::from_utf8_lossy(&out.stdout)),
+        all,
+    )
+}
+
+/// Rows keyed by the given columns.
+fn keyed(
+    rows: &[BTreeMap<String, String>],
+    key: &[&str],
+) -> BTreeMap<Vec<String>, BTreeMap<String, String>> {
+    rows.iter()
+        .map(|r| (key.iter().map(|k| r[*k].clone()).collect(), r.clone()))
+        .collect()
+}
+
+/// Asserts that `ours` and `java` hold the same rows (by `key`) with equal `columns`.
+fn assert_same_rows(
+    what: &str,
+    ours: &[BTreeMap<String, String>],
+    java: &[BTreeMap<String, String>],
+    key: &[&str],
+    columns: &[&str],
+) {
+    let (o, j) = (keyed(ours, key), keyed(java, key));
+    assert_eq!(
+        o.keys().collect::<Vec<_>>(),
+        j.keys().collect::<Vec<_>>(),
+        "{what}: different rows\nours: {ours:#?}\njava: {java:#?}"
+    );
+    for (k, jr) in &j {
+        for c in columns {
+            assert_eq!(o[k].get(*c), jr.get(*c), "{what}: {k:?} column {c}");
+        }
+    }
+}
+
 #[test]
-fn watch_refreshes_in_place() {
+fn describe_members_and_state_agree_with_kafka_consumer_groups_with_live_java_consumers() {
+    let b = harness::broker();
+    let t = topic_with(&[10, 7, 0]);
+    let other = topic_with(&[4]);
+    let g = harness::unique("live");
+    // Before anyone joins: a commit on t-0, and one on a topic no member subscribes to.
+    b.commit_offsets(&g, &[(&t, 0, 2), (&other, 0, 1)]);
+    // Two Java consumers (classic protocol, range assignor) that never commit.
+    let bootstrap = b.plaintext();
+    let _java: Vec<harness::JavaChild> = (0..2)
+        .map(|i| {
+            let client = format!("client.id=java-{i}");
+            b.spawn_java(
+                "org.apache.kafka.tools.consumer.ConsoleConsumer",
+                &[
+                    "--bootstrap-server",
+                    &bootstrap,
+                    "--topic",
+                    &t,
+                    "--group",
+                    &g,
+                    "--consumer-property",
+                    "enable.auto.commit=false",
+                    "--consumer-property",
+                    &client,
+                ],
+            )
+        })
+        .collect();
+    let base = [
+        "lag",
+        "--bootstrap",
+        bootstrap.as_str(),
+        "--group",
+        g.as_str(),
+    ];
+    let json: Vec<&str> = base.iter().copied().chain(["--json"]).collect();
+    let doc = eventually(180, "two Java members holding all three partitions", || {
+        let v = lag_doc(&json);
+        let grp = &v["groups"][0];
+        let held: usize = grp["members"]
+            .as_array()?
+            .iter()
+            .flat_map(|m| m["assignment"].as_array().cloned().unwrap_or_default())
+            .map(|a| a["partitions"].as_array().map_or(0, Vec::len))
+            .sum();
+        (grp["state"] == "Stable" && grp["members"].as_array()?.len() == 2 && held == 3)
+            .then_some(v)
+    });
+
+    // --describe: the same rows, the same nine columns, in kafka-consumer-groups' order.
+    let java = java_table(b, &["--describe", "--group", &g]);
+    let (ours, all) = our_table(&base);
+    let kafka_columns = [
+        "GROUP",
+        "TOPIC",
+        "PARTITION",
+        "CURRENT-OFFSET",
+        "LOG-END-OFFSET",
+        "LAG",
+        "CONSUMER-ID",
+        "HOST",
+        "CLIENT-ID",
+    ];
+    let header: Vec<&str> = all
+        .lines()
+        .find(|l| l.starts_with("GROUP"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header[..9], kafka_columns, "{all}");
+    assert_eq!(header[9..], ["LOG-START", "LAST-STABLE"], "{all}");
+    assert_same_rows(
+        "--describe",
+        &ours,
+        &java,
+        &["TOPIC", "PARTITION"],
+        &kafka_columns,
+    );
+    assert_eq!(ours.len(), 4, "{all}");
+    let row = |topic: &str, p: &str| {
+        ours.iter()
+            .find(|r| r["TOPIC"] == topic && r["PARTITION"] == p)
+            .unwrap()
+            .clone()
+    };
+    // Assigned without a commit: `-` offset and lag, with its member.
+    let t1 = row(&t, "1");
+    assert_eq!(
+        (t1["CURRENT-OFFSET"].as_str(), t1["LAG"].as_str()),
+        ("-", "-"),
+        "{all}"
+    );
+    assert!(t1["CLIENT-ID"].starts_with("java-"), "{all}");
+    assert_eq!(t1["HOST"], "/127.0.0.1", "{all}");
+    // Committed, assigned: lag to the end.
+    assert_eq!(row(&t, "0")["LAG"], "8", "{all}");
+    // Committed, unassigned: no member.
+    let o0 = row(&other, "0");
+    assert_eq!(
+        (o0["CURRENT-OFFSET"].as_str(), o0["CONSUMER-ID"].as_str()),
+        ("1", "-"),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "{g}: total lag 11, 2 of 4 partitions lagging, 2 without a commit"
+        )),
+        "{all}"
+    );
+
+    // --members and --state: kafka-consumer-groups' columns, the same values.
+    let java = java_table(b, &["--describe", "--group", &g, "--members"]);
+    let members: Vec<&str> = base.iter().copied().chain(["--members"]).collect();
+    let (ours, all) = our_table(&members);
+    assert_eq!(ours.len(), 2, "{all}");
+    assert_same_rows(
+        "--members",
+        &ours,
+        &java,
+        &["CONSUMER-ID"],
+        &["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"],
+    );
+    let java = java_table(b, &["--describe", "--group", &g, "--state"]);
+    let state: Vec<&str> = base.iter().copied().chain(["--state"]).collect();
+    let (ours, all) = our_table(&state);
+    assert_eq!(ours.len(), 1, "{all}");
+    assert_same_rows(
+        "--state",
+        &ours,
+        &java,
+        &["GROUP"],
+        &[
+            "GROUP",
+            "COORDINATOR",
+            "(ID)",
+            "ASSIGNMENT-STRATEGY",
+            "STATE",
+            "#MEMBERS",
+        ],
+    );
+
+    // JSON carries the same member fields as the table.
+    let (table, _) = our_table(&base);
+    let grp = &doc["groups"][0];
+    for p in grp["partitions"].as_array().unwrap() {
+        let r = table
+            .iter()
+            .find(|r| {
+                r["TOPIC"] == p["topic"].as_str().unwrap()
+                    && r["PARTITION"].parse::<i64>().ok() == p["partition"].as_i64()
+            })
+            .unwrap();
+        for (field, column) in [
+            ("consumer_id", "CONSUMER-ID"),
+            ("host", "HOST"),
+            ("client_id", "CLIENT-ID"),
+        ] {
+            assert_eq!(p[field].as_str().unwrap_or("-"), r[column], "{p}");
+        }
+    }
+    assert_eq!(grp["assignment_strategy"], "range", "{grp}");
+    assert_eq!(grp["exists"], true, "{grp}");
+}
+
+#[test]
+fn unknown_and_empty_groups_and_missing_topics_are_said_like_kafka_does() {
+    let b = harness::broker();
+    let bootstrap = b.plaintext();
+    // A group that does not exist: nothing to show, exit 1, kafka-consumer-groups' sentence.
+    let nobody = harness::unique("nobody");
+    let out = ko(&["lag", "--bootstrap", &bootstrap, "--group", &nobody]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("Consumer group '{nobody}' does not exist.")),
+        "{all}"
+    );
+    assert!(!all.contains("PARTITION"), "no empty header: {all}");
+    let java = b.consumer_groups(&["--describe", "--group", &nobody]);
+    assert!(
+        text(&java).contains("not found") || text(&java).contains("does not exist"),
+        "{}",
+        text(&java)
+    );
+    for view in ["--members", "--state"] {
+        let out = ko(&["lag", "--bootstrap", &bootstrap, "--group", &nobody, view]);
+        assert_eq!(out.status.code(), Some(1), "{view}: {}", text(&out));
+    }
+
+    // A group that had a member but never committed: what kafka-consumer-groups says, exit 0.
+    let t = topic_with(&[0]);
+    let empty = harness::unique("empty");
+    b.java_ok(
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            &t,
+            "--group",
+            &empty,
+            "--timeout-ms",
+            "2000",
+            "--consumer-property",
+            "enable.auto.commit=false",
+        ],
+    );
+    let java = b.consumer_groups(&["--describe", "--group", &empty]);
+    let sentence = format!("Consumer group '{empty}' has no active members.");
+    assert!(text(&java).contains(&sentence), "{}", text(&java));
+    let out = ko(&["lag", "--bootstrap", &bootstrap, "--group", &empty]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), sentence);
+
+    // A missing topic: a clear line, no invented row, exit 1; the real topic is still shown.
+    let g = harness::unique("g");
+    b.commit_offset(&g, &t, 0, 0);
+    let gone = harness::unique("gone");
+    let out = ko(&[
+        "lag",
+        "--bootstrap",
+        &bootstrap,
+        "--group",
+        &g,
+        "--topic",
+        &t,
+        "--topic",
+        &gone,
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!("Topic '{gone}' does not exist.")),
+        "{all}"
+    );
+    let rows = harness::parse_columns(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(rows.len(), 1, "{all}");
+    assert_eq!(rows[0]["TOPIC"], t, "{all}");
+    let v: Value = serde_json::from_slice(
+        &ko(&[
+            "lag",
+            "--json",
+            "--bootstrap",
+            &bootstrap,
+            "--group",
+            &g,
+            "--topic",
+            &gone,
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["groups"][0]["missing_topics"][0], gone.as_str(), "{v}");
+    assert_eq!(v["groups"][0]["partitions"], serde_json::json!([]), "{v}");
+
+    // A group that does not exist, asked with --topic: the topic's partitions, exit 0.
+    let out = ko(&[
+        "lag",
+        "--bootstrap",
+        &bootstrap,
+        "--group",
+        &nobody,
+        "--topic",
+        &t,
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains(&format!("Consumer group '{nobody}' does not exist.")),
+        "{all}"
+    );
+    assert_eq!(
+        harness::parse_columns(&String::from_utf8_lossy(&out.stdout)).len(),
+        1,
+        "{all}"
+    );
+}
+
+/// Reads `child`'s stdout until `done` says the text so far is enough, or 60 s pass.
+fn read_until(child: &mut std::process::Child, done: impl Fn(&str) -> bool) -> String {
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        match std::io::Read::read(&mut stdout, &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if done(&String::from_utf8_lossy(&buf)) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    String::from_utf8_lossy(&buf).to_string()
+}
+
+fn is_rfc3339_millis(s: &str) -> bool {
+    s.len() == 24 && s.ends_with('Z') && s.as_bytes()[10] == b'T' && s[..4].parse::<u32>().is_ok()
+}
+
+#[test]
+fn watch_through_a_pipe_is_plain_text_or_one_json_document_per_line() {
     let b = harness::broker();
     let t = topic_with(&[1]);
     let g = harness::unique("watch");
     b.commit_offset(&g, &t, 0, 0);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-observer"))
-        .args([
-            "lag",
-            "--bootstrap",
-            &b.plaintext(),
-            "--group",
-            &g,
-            "--watch",
-            "0.2",
-        ])
-        .env_remove("MESSAGEHUB_KAFKA_BROKERS_SASL")
+    let bootstrap = b.plaintext();
+    let args = [
+        "lag",
+        "--bootstrap",
+        bootstrap.as_str(),
+        "--group",
+        g.as_str(),
+        "--watch",
+        "0.2",
+    ];
+    let summary = format!("{g}: total lag 1, 1 of 1 partition lagging");
+
+    // Text: no escape codes; each refresh is a timestamp line and the report.
+    let mut child = crate::bin::command(&args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            match std::io::Read::read(&mut stdout, &mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-            if String::from_utf8_lossy(&buf)
-                .matches("\x1b[H\x1b[2J")
-                .count()
-                >= 3
-            {
-                break;
-            }
-        }
-        String::from_utf8_lossy(&buf).to_string()
-    });
-    let text = reader.join().unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    let frames: Vec<&str> = text
-        .split("\x1b[H\x1b[2J")
-        .filter(|f| !f.is_empty())
-        .collect();
-    assert!(frames.len() >= 2, "{text:?}");
+    let out = read_until(&mut child, |s| s.matches(&summary).count() >= 3);
+    assert!(!out.contains('\x1b'), "escape codes in a pipe: {out:?}");
+    let frames: Vec<&str> = out.split("--- ").filter(|f| !f.is_empty()).collect();
+    assert!(frames.len() >= 3, "{out}");
     for f in &frames[..2] {
+        let (stamp, report) = f.split_once('\n').unwrap();
         assert!(
-            f.contains(&format!("{g}: total lag 1, 1 of 1 partitions lagging")),
-            "{f}"
+            is_rfc3339_millis(stamp),
+            "timestamp line '{stamp}' in {out}"
+        );
+        assert!(report.contains(&summary), "{f}");
+        assert!(report.starts_with("GROUP "), "{f}");
+    }
+
+    // JSON: one document per line, each with its time.
+    let json: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+    let mut child = crate::bin::command(&json)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = read_until(&mut child, |s| s.matches('\n').count() >= 3);
+    for line in out.lines().take(3) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert!(is_rfc3339_millis(v["time"].as_str().unwrap()), "{v}");
+        assert_eq!(v["groups"][0]["total_lag"], 1, "{v}");
+    }
+
+    // On a terminal (script(1) gives it one): refreshed in place.
+    let command = format!("{} {}", crate::bin::exe().to_string_lossy(), args.join(" "));
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env_remove("MESSAGEHUB_KAFKA_BROKERS_SASL")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let out = read_until(&mut child, |s| s.matches("\x1b[H\x1b[2J").count() >= 2);
+    assert!(out.matches("\x1b[H\x1b[2J").count() >= 2, "{out:?}");
+    assert!(out.contains(&summary), "{out:?}");
+}
+
+#[test]
+fn isolation_is_spelled_either_way_for_every_subcommand() {
+    let b = harness::broker();
+    let t = harness::unique("iso");
+    b.create_topic(&t, 1);
+    let g = harness::unique("isog");
+    b.produce(&t, 0, 2);
+    b.commit_offset(&g, &t, 0, 2);
+    // An open transaction: 3 records past the last stable offset.
+    let txn = b.open_txn(&t, 0, 3);
+    let bootstrap = b.plaintext();
+    let lag_of = |extra: &[&str], env: &[(&str, &str)]| -> i64 {
+        let mut args = vec!["lag", "--json", "--bootstrap", &bootstrap, "--group", &g];
+        args.extend_from_slice(extra);
+        let out = ko_env(&args, env);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{extra:?} {env:?}: {}",
+            text(&out)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["groups"][0]["total_lag"].as_i64().unwrap()
+    };
+    for v in ["read_committed", "read-committed", "READ_COMMITTED"] {
+        assert_eq!(lag_of(&["--isolation", v], &[]), 0, "{v}");
+        assert_eq!(
+            lag_of(&[], &[("KAFKA_ISOLATION", v)]),
+            0,
+            "KAFKA_ISOLATION={v}"
         );
     }
+    for v in ["read_uncommitted", "Read-Uncommitted"] {
+        assert_eq!(lag_of(&["--isolation", v], &[]), 3, "{v}");
+        assert_eq!(
+            lag_of(&[], &[("KAFKA_ISOLATION", v)]),
+            3,
+            "KAFKA_ISOLATION={v}"
+        );
+    }
+    // The flag wins over the variable.
+    assert_eq!(
+        lag_of(
+            &["--isolation", "read_committed"],
+            &[("KAFKA_ISOLATION", "read-uncommitted")]
+        ),
+        0
+    );
+    drop(txn);
+
+    // The same parser behind observe and consume: a bad value names its origin (exit 2), a
+    // dashed one is accepted (consume runs, finds nothing, exits idle).
+    let dir = std::env::temp_dir().join(harness::unique("iso"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kd = dir.join("kafkadata");
+    std::fs::write(
+        &kd,
+        format!("{t}:\n  jobs:\n    - name: iso-consumer\n      consumer_group: {g}\n"),
+    )
+    .unwrap();
+    let kd = kd.to_str().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["lag", "--bootstrap", &bootstrap, "--group", &g],
+        &[
+            "observe",
+            "--launcher",
+            "local",
+            "--bootstrap",
+            &bootstrap,
+            "--kafkadata",
+            kd,
+        ],
+        &[
+            "consume",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            &t,
+            "--group",
+            &g,
+            "--discard",
+        ],
+    ];
+    for cmd in commands {
+        let out = ko_env(cmd, &[("KAFKA_ISOLATION", "dirty")]);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("KAFKA_ISOLATION")
+                && stderr.contains("read_committed or read_uncommitted"),
+            "{cmd:?}: {stderr}"
+        );
+        let mut flagged = cmd.to_vec();
+        flagged.extend(["--isolation", "dirty"]);
+        let out = ko(&flagged);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--isolation"),
+            "{cmd:?}"
+        );
+    }
+    let out = ko(&[
+        "consume",
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        &t,
+        "--group",
+        &g,
+        "--discard",
+        "--idle-timeout",
+        "1",
+        "--isolation",
+        "Read-Committed",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

@@ -154,14 +154,27 @@ pub fn whole(
     parsed(setting(flag, flag_name, var)?, default, number(min, max))
 }
 
-/// `--isolation` / `KAFKA_ISOLATION`: true for read_committed (the default).
+/// An isolation level as people write it: `read_committed`, `read-committed`, `READ_COMMITTED`,
+/// … (Kafka's Java clients say `read_committed`, kcat and the old `lag` flag `read-committed`).
+/// True for read_committed.
+pub fn isolation(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().replace('-', "_").as_str() {
+        "read_committed" => Ok(true),
+        "read_uncommitted" => Ok(false),
+        _ => Err(format!(
+            "expected read_committed or read_uncommitted, got '{v}'"
+        )),
+    }
+}
+
+/// `--isolation` / `KAFKA_ISOLATION`, for every subcommand: true for read_committed (the
+/// default).
 pub fn read_committed(flag: &Option<String>) -> Result<bool, CliError> {
-    let v = parsed(
+    parsed(
         setting(flag, "--isolation", "KAFKA_ISOLATION")?,
-        "read_committed".to_string(),
-        choice(&["read_committed", "read_uncommitted"]),
-    )?;
-    Ok(v == "read_committed")
+        true,
+        isolation,
+    )
 }
 
 /// `--offset-reset` / `OFFSET_RESET`: where a partition without a usable commit starts.
@@ -221,5 +234,25 @@ mod tests {
             text.contains("IDLE_TIMEOUT") && text.contains("UTF-8"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn isolation_spellings() {
+        for v in [
+            "read_committed",
+            "read-committed",
+            "READ_COMMITTED",
+            "Read-Committed",
+        ] {
+            assert_eq!(isolation(v), Ok(true), "{v}");
+        }
+        for v in ["read_uncommitted", "read-uncommitted", "READ-UNCOMMITTED"] {
+            assert_eq!(isolation(v), Ok(false), "{v}");
+        }
+        for v in ["", "committed", "read committed", "dirty"] {
+            let e = isolation(v).unwrap_err();
+            assert!(e.contains("read_committed or read_uncommitted"), "{v}: {e}");
+            assert!(e.contains(&format!("'{v}'")), "{v}: {e}");
+        }
     }
 }

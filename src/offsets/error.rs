@@ -64,6 +64,15 @@ pub enum OffsetsError {
     },
     #[error("group '{0}' missing from the OffsetFetch answer")]
     MissingGroup(String),
+    /// The coordinator answered DescribeGroups with an error for the group.
+    #[error("DescribeGroups for group '{group}' at {addr}: {code}")]
+    Described {
+        group: String,
+        addr: String,
+        code: ErrorCode,
+    },
+    #[error("group '{0}' missing from the DescribeGroups answer")]
+    MissingDescribed(String),
     #[error("empty OffsetFetch answer")]
     EmptyAnswer,
     /// A broker-wide error (ListGroups).
@@ -82,15 +91,17 @@ impl Retriable for OffsetsError {
         use OffsetsError::*;
         match self {
             Wire(e) => e.is_retriable(),
-            Topic { code, .. } | Partition { code, .. } | Group { code, .. } => {
-                is_stale_route(code.0)
-            }
+            Topic { code, .. }
+            | Partition { code, .. }
+            | Group { code, .. }
+            | Described { code, .. } => is_stale_route(code.0),
             NotInMetadata(_)
             | UnknownTopic(_)
             | NoLeader(_)
             | NoOffset(_)
             | MissingPartition { .. }
             | MissingGroup(_)
+            | MissingDescribed(_)
             | EmptyAnswer => true,
             // Metadata and Coordinator were retried by the cluster layer already.
             Metadata(_)

@@ -10,6 +10,7 @@ mod ends;
 mod error;
 pub mod fetch;
 mod groups;
+mod members;
 pub mod visible;
 
 use std::fmt;
@@ -19,6 +20,7 @@ pub use committed::{fetch_committed, Committed, GroupOffsets, GroupQuery};
 pub use ends::{fetch_ends, Ends};
 pub use error::OffsetsError;
 pub use groups::list_groups;
+pub use members::{describe_groups, GroupDescription, Member};
 
 /// A partition of a topic. The name is shared: tens of thousands of partitions of a thousand
 /// topics, copied between snapshots, lag and the long poll, cost one allocation per topic.
