@@ -4,11 +4,14 @@
 #   ./run.sh          deploy: a secret (IAM_API_KEY), a configmap (kafkadata), the observer job,
 #                     one consumer job per kafkadata job, Event Streams bound to every job, and
 #                     one run of the observer job
-#   ./run.sh clean    delete exactly what deploy created (deleting a job deletes its job runs)
+#   ./run.sh clean    delete exactly what deploy created (deleting a job deletes its job runs);
+#                     every deletion is tried, what could not be deleted is listed (exit 1)
 #   ./run.sh local    everything on this machine: a throw-away Kafka broker (the test suite's),
-#                     the observer with local consumers, a few sample messages
+#                     the observer with local consumers, a few sample messages; Ctrl-C stops it
+#   ./run.sh help     this text
 #
-# Before deploying: `ibmcloud login ...` and `ibmcloud ce project select --name PROJECT`.
+# Before deploying: `ibmcloud login ...`, `ibmcloud plugin install code-engine` and
+# `ibmcloud ce project select --name PROJECT`.
 #
 # Environment (deploy and clean):
 #   IAM_API_KEY          (deploy) API key the observer uses to start consumer job runs
@@ -20,12 +23,20 @@
 #                        directory once, for the observer job, and the consumer jobs reuse it
 #   REGISTRY_SECRET      registry secret to pull IMAGE (optional)
 #   BUILD_SIZE, BUILD_TIMEOUT   for that build (default large, 1800 s: a release Rust build)
-#   IDLE_TIMEOUT         seconds a consumer waits for records before it exits (default 60)
+#   IDLE_TIMEOUT         seconds a consumer waits for records before it exits (default 60;
+#                        10 for local)
 #   OBSERVER_CPU, OBSERVER_MEMORY, CONSUMER_CPU, CONSUMER_MEMORY   (default 0.25 and 0.5G)
 #   KAFKA_OBSERVER_BIN   a kafka-observer binary to validate kafkadata with (default: the one
-#                        on PATH, if any); without one the file is only read, not validated
+#                        on PATH, if any); without one the file is only read, not validated.
+#                        local: the binary to run instead of building one
 #
-# Exit codes: 0 done; 1 a command failed; 2 something is missing (the message says what).
+# Environment (local):
+#   KAFKA_BOOTSTRAP      use this broker (HOST:PORT, plaintext, topics already created) instead
+#                        of starting one; no sample records are sent then
+#   METRICS_PORT         the observer's /metrics port (default: the first free from 9464)
+#
+# Exit codes: 0 done; 1 a command failed (or clean left something behind); 2 something is
+# missing (the message says what).
 set -euo pipefail
 
 BASEDIR=$(cd "$(dirname "$0")" && pwd)
@@ -151,12 +162,44 @@ load_jobs() {
 
 # ---- Code Engine ----------------------------------------------------------------------------------
 
-# `ibmcloud ce ARGS...`; on failure, names the command (never a secret: none is in the arguments).
+# A hint for a failed `ibmcloud` call from what the CLI printed (its own message is shown too).
+hint_for() {
+  case $(printf '%s' "$1" | tr '[:upper:]' '[:lower:]') in
+  *"not a registered command"*)
+    echo "the Code Engine plugin is not installed: ibmcloud plugin install code-engine" ;;
+  *"not logged in"* | *"log in"* | *"token is expired"* | *"session"*"expired"*)
+    echo "not logged in to IBM Cloud: ibmcloud login --apikey KEY -r REGION -g RESOURCE_GROUP (or --sso)" ;;
+  *project*"not"*"target"* | *"no project"* | *"project"*"select"* | *"project"*"not found"*)
+    echo "no Code Engine project is selected: ibmcloud ce project select --name PROJECT ('ibmcloud ce project list' shows them)" ;;
+  *"already exists"*)
+    echo "resources of an earlier deploy? './run.sh clean' removes them" ;;
+  *) echo "see the message of 'ibmcloud' above" ;;
+  esac
+}
+
+# Prints a failed call's output (indented) and a hint, on stderr.
+report_failure() {
+  local what=$1 output=$2
+  echo "run.sh: error: 'ibmcloud $what' failed:" >&2
+  printf '%s\n' "$output" | sed 's/^/    /' >&2
+  echo "run.sh: hint: $(hint_for "$output")" >&2
+}
+
+# `ibmcloud ce ARGS...`, its output shown as it comes; on failure the CLI's message, a hint,
+# exit 1. (No secret is ever in the arguments.)
 ce() {
-  if ! ibmcloud ce "$@"; then
-    echo "run.sh: error: 'ibmcloud ce $1 $2' failed; resources of an earlier deploy? './run.sh clean' removes them" >&2
+  local out status
+  out=$(mktemp)
+  set +e
+  ibmcloud ce "$@" 2>&1 | tee "$out"
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" -ne 0 ]; then
+    report_failure "ce $1 $2" "$(cat "$out")"
+    rm -f "$out"
     exit 1
   fi
+  rm -f "$out"
 }
 
 preflight() {
@@ -167,10 +210,14 @@ preflight() {
   fi
   local current
   if ! current=$(ibmcloud ce project current 2>&1); then
-    usage_error "no Code Engine project is selected: run 'ibmcloud login' and 'ibmcloud ce project select --name PROJECT'"
+    report_failure "ce project current" "$current"
+    exit 2
   fi
   PROJECT=$(printf '%s\n' "$current" | sed -n 's/^Name:[[:space:]]*//p' | head -n 1)
-  [ -n "$PROJECT" ] || usage_error "no Code Engine project is selected: run 'ibmcloud ce project select --name PROJECT'"
+  if [ -z "$PROJECT" ]; then
+    report_failure "ce project current" "$current (no project name in the answer)"
+    exit 2
+  fi
 }
 
 deploy() {
@@ -243,34 +290,95 @@ deploy() {
   say "done: 'ibmcloud ce jobrun list' shows the observer's run and, as messages arrive, the consumers'"
 }
 
+# Deletes one resource (kind, name); records it in LEFT when the deletion failed.
+delete_one() {
+  local kind=$1 name=$2 out
+  if out=$(ibmcloud ce "$kind" delete --name "$name" --force --ignore-not-found 2>&1); then
+    [ -z "$out" ] || printf '%s\n' "$out"
+    say "deleted $kind $name (or it was not there)"
+  else
+    report_failure "ce $kind delete --name $name" "$out"
+    LEFT+=("$kind $name")
+  fi
+}
+
 clean() {
   preflight clean
   load_jobs
   say "project $PROJECT: deleting $OBSERVER_JOB, the consumer jobs of $KAFKADATA (with their job runs), $CONFIGMAP, $SECRET"
-  ibmcloud ce job delete --name "$OBSERVER_JOB" --force --ignore-not-found
+  LEFT=()
+  # Every deletion is tried, whatever failed before it.
+  delete_one job "$OBSERVER_JOB"
   local job
   while IFS=$'\t' read -r job _; do
-    ibmcloud ce job delete --name "$job" --force --ignore-not-found
+    delete_one job "$job"
   done <<<"$JOBS"
-  ibmcloud ce configmap delete --name "$CONFIGMAP" --force --ignore-not-found
-  ibmcloud ce secret delete --name "$SECRET" --force --ignore-not-found
-  say "clean: done"
+  delete_one configmap "$CONFIGMAP"
+  delete_one secret "$SECRET"
+  if [ ${#LEFT[@]} -gt 0 ]; then
+    echo "run.sh: clean: ${#LEFT[@]} left behind (messages above):" >&2
+    printf '    %s\n' "${LEFT[@]}" >&2
+    echo "run.sh: run './run.sh clean' again once the cause is fixed, or delete them with 'ibmcloud ce <kind> delete --name <name>'" >&2
+    exit 1
+  fi
+  say "clean: done, nothing left"
 }
 
 # ---- local ----------------------------------------------------------------------------------------
 
+# THE ONE PLACE that says how a person sends more records to the demo (printed in the banner).
+# When `kafka-observer produce` is on main, switch the body to its line:
+#   echo "$BIN produce --bootstrap $BOOTSTRAP --topic $1"
+more_records_command() {
+  echo "java -cp '$KAFKA_LIBS/*' org.apache.kafka.tools.ConsoleProducer --bootstrap-server $BOOTSTRAP --topic $1"
+}
+
+# The first free loopback port from $1 (bash's /dev/tcp: a refused connection means free).
+free_port() {
+  local port=$1
+  while (exec 9<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    port=$((port + 1))
+  done
+  echo "$port"
+}
+
+# GET http://127.0.0.1:$1/metrics with bash alone (no curl needed); empty when it cannot.
+scrape() {
+  local reply
+  reply=$( (exec 9<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&9 && cat <&9) 2>/dev/null) || true
+  printf '%s\n' "$reply" | tr -d '\r'
+}
+
+# From a /metrics text: one line per job of the mapping with its job runs and instances.
+runs_per_job() {
+  local metrics=$1 job
+  while IFS=$'\t' read -r job _; do
+    printf '%s\n' "$metrics" | awk -v job="$job" '
+      index($0, "kafka_observer_jobruns_created_total{job=\"" job "\"}") == 1 { runs = $2 }
+      index($0, "kafka_observer_instances_started_total{job=\"" job "\"}") == 1 { instances = $2 }
+      END { printf "  job %s: %d job run(s), %d consumer instance(s) started\n", job, runs, instances }'
+  done <<<"$JOBS"
+}
+
 # Observer and consumers as local processes against the test suite's broker (Java, Maven and
-# openssl needed, as for `cargo test`). Consumers are `kafka-observer consume` children of the
-# observer; they exit after IDLE_TIMEOUT seconds without records (10 here, to see it happen).
+# openssl needed, as for `cargo test`), or against KAFKA_BOOTSTRAP. Consumers are
+# `kafka-observer consume` children of the observer; they exit after IDLE_TIMEOUT seconds without
+# records (10 here, to see it happen). The lag table is printed whenever it changes.
 local_run() {
-  have cargo || usage_error "cargo is not installed (https://rustup.rs)"
   load_jobs
   local target_dir=${CARGO_TARGET_DIR:-$BASEDIR/target}
-  say "building kafka-observer and the test broker"
-  cargo build --locked --bin kafka-observer --example test-broker
+  BIN=${KAFKA_OBSERVER_BIN:-}
+  local broker_bin=$target_dir/debug/examples/test-broker
+  if [ -z "$BIN" ]; then
+    have cargo || usage_error "cargo is not installed (https://rustup.rs)"
+    say "building kafka-observer and the test broker (debug build). The first build compiles about"
+    say "180 crates: roughly 5 minutes on 2 cores (longer on a busy machine); later runs take seconds"
+    cargo build --locked --bin kafka-observer --example test-broker
+    BIN=$target_dir/debug/kafka-observer
+  fi
   local work
   work=$(mktemp -d "${TMPDIR:-/tmp}/ko-local.XXXXXX")
-  local broker_pid="" observer_pid=""
+  local broker_pid="" observer_pid="" last_table="" last_time="" last_metrics=""
   # shellcheck disable=SC2317 # invoked by the trap
   stop_all() {
     [ -z "$observer_pid" ] || kill "$observer_pid" 2>/dev/null || true
@@ -281,44 +389,96 @@ local_run() {
     fi
     rm -rf "$work"
   }
+  # Ctrl-C reaches every process of the demo at once; the summary uses what was last seen.
+  # shellcheck disable=SC2317 # invoked by the trap
+  summary() {
+    trap - INT TERM
+    echo
+    say "summary of this demo:"
+    if [ -n "$last_metrics" ]; then
+      runs_per_job "$last_metrics"
+    else
+      echo "  (the observer's metrics were never read)"
+    fi
+    if [ -n "$last_table" ]; then
+      echo "  last lag table ($last_time):"
+      printf '%s\n' "$last_table" | sed 's/^/    /'
+    fi
+    exit 130
+  }
   trap stop_all EXIT
-  trap 'exit 130' INT TERM
+  trap summary INT TERM
 
-  # Every kafkadata topic, with the partition count the file gives (default 1).
+  BOOTSTRAP=${KAFKA_BOOTSTRAP:-}
+  KAFKA_LIBS=$BASEDIR/proto-tests/.cache/kafka-4.3.1/libs
   local topic_args=() topic partitions
-  while read -r topic partitions; do
-    topic_args+=("$topic:$partitions")
-  done < <(awk '/^[^ \t#-][^:]*:[ \t]*$/ { t = $0; sub(/:[ \t]*$/, "", t); gsub(/["\047]/, "", t); p[t] = 1; o[++n] = t }
-               /^[ \t]+partitions:/ { v = $2; gsub(/[^0-9]/, "", v); if (v != "") p[t] = v }
-               END { for (i = 1; i <= n; i++) print o[i], p[o[i]] }' "$KAFKADATA")
+  if [ -z "$BOOTSTRAP" ]; then
+    # Every kafkadata topic, with the partition count the file gives (default 1).
+    while read -r topic partitions; do
+      topic_args+=("$topic:$partitions")
+    done < <(awk '/^[^ \t#-][^:]*:[ \t]*$/ { t = $0; sub(/:[ \t]*$/, "", t); gsub(/["\047]/, "", t); p[t] = 1; o[++n] = t }
+                 /^[ \t]+partitions:/ { v = $2; gsub(/[^0-9]/, "", v); if (v != "") p[t] = v }
+                 END { for (i = 1; i <= n; i++) print o[i], p[o[i]] }' "$KAFKADATA")
+    [ -x "$broker_bin" ] || usage_error "no test broker at $broker_bin: run without KAFKA_OBSERVER_BIN (builds it), or set KAFKA_BOOTSTRAP"
+    mkfifo "$work/broker.in"
+    "$broker_bin" "${topic_args[@]}" <"$work/broker.in" >"$work/broker.out" &
+    broker_pid=$!
+    exec 3>"$work/broker.in"
+    say "starting Kafka (the first run downloads its jars with Maven, about 100 MB)"
+    until grep -qx 'KAFKA_READY=1' "$work/broker.out"; do
+      kill -0 "$broker_pid" 2>/dev/null || usage_error "the test broker did not start (messages above)"
+      sleep 1
+    done
+    BOOTSTRAP=$(sed -n 's/^KAFKA_PLAINTEXT=//p' "$work/broker.out")
+    KAFKA_LIBS=$(sed -n 's/^KAFKA_LIBS=//p' "$work/broker.out")
+    say "Kafka at $BOOTSTRAP with topics ${topic_args[*]}"
+  fi
 
-  mkfifo "$work/broker.in"
-  "$target_dir/debug/examples/test-broker" "${topic_args[@]}" <"$work/broker.in" >"$work/broker.out" &
-  broker_pid=$!
-  exec 3>"$work/broker.in"
-  say "starting Kafka (the first run downloads its jars with Maven)"
-  until grep -qx 'KAFKA_READY=1' "$work/broker.out"; do
-    kill -0 "$broker_pid" 2>/dev/null || usage_error "the test broker did not start (messages above)"
-    sleep 1
-  done
-  local bootstrap
-  bootstrap=$(sed -n 's/^KAFKA_PLAINTEXT=//p' "$work/broker.out")
-  say "Kafka at $bootstrap with topics ${topic_args[*]}"
+  local port
+  port=${METRICS_PORT:-$(free_port 9464)}
 
+  local first_topic kafkadata_path=$KAFKADATA
+  case $kafkadata_path in /*) ;; *) kafkadata_path=$BASEDIR/$kafkadata_path ;; esac
+  first_topic=$(printf '%s\n' "$JOBS" | head -n 1 | cut -f 3 | cut -d , -f 1)
+  echo
+  echo "================================================================================"
+  echo " kafka-observer demo: the observer wakes a consumer job when its group lags"
+  echo "   Kafka:    $BOOTSTRAP"
+  echo "   metrics:  http://127.0.0.1:$port/metrics   (health: http://127.0.0.1:$port/healthz)"
+  echo "   more records (one per line, Ctrl-D to end), in another terminal:"
+  echo "     $(more_records_command "$first_topic")"
+  echo "   lag:      $BIN lag --bootstrap $BOOTSTRAP --kafkadata $kafkadata_path"
+  echo "   Consumer lines start with consumer{job=... group=...}; the lag table below is"
+  echo "   printed whenever it changes. Ctrl-C stops everything and prints a summary."
+  echo "================================================================================"
+  echo
   IDLE_TIMEOUT=${IDLE_TIMEOUT:-10} SESSION_TIMEOUT=${SESSION_TIMEOUT:-10} \
-    "$target_dir/debug/kafka-observer" observe --launcher local --kafkadata "$KAFKADATA" \
-    --bootstrap "$bootstrap" --ticker-ms 500 --metrics-addr 127.0.0.1:0 &
+    "$BIN" observe --launcher local --kafkadata "$KAFKADATA" \
+    --bootstrap "$BOOTSTRAP" --ticker-ms 500 --metrics-addr "127.0.0.1:$port" &
   observer_pid=$!
 
-  # Five records to partition 0 of every topic: each consumer job of the topic should wake.
-  for arg in "${topic_args[@]}"; do
-    echo "produce ${arg%%:*}:0:5" >&3
-  done
-  say "produced 5 records to partition 0 of each topic; the observer's status follows (Ctrl-C stops everything)"
+  if [ -n "$broker_pid" ]; then
+    # Five records to partition 0 of every topic: each consumer job of the topic should wake.
+    for arg in "${topic_args[@]}"; do
+      echo "produce ${arg%%:*}:0:5" >&3
+    done
+    say "produced 5 records to partition 0 of each topic"
+  fi
+  local table
   while kill -0 "$observer_pid" 2>/dev/null; do
-    sleep 5
-    "$target_dir/debug/kafka-observer" lag --bootstrap "$bootstrap" --kafkadata "$KAFKADATA" || true
+    table=$("$BIN" lag --bootstrap "$BOOTSTRAP" --kafkadata "$KAFKADATA" 2>&1) || true
+    if [ "$table" != "$last_table" ]; then
+      last_table=$table
+      last_time=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+      printf -- '--- lag at %s\n%s\n' "$last_time" "$table"
+    fi
+    local metrics
+    metrics=$(scrape "$port")
+    [ -z "$metrics" ] || last_metrics=$metrics
+    sleep 1
   done
+  say "the observer exited (messages above)"
+  exit 1
 }
 
 case "${1:-deploy}" in
@@ -326,5 +486,5 @@ deploy) deploy ;;
 clean) clean ;;
 local) local_run ;;
 -h | --help | help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0" ;;
-*) usage_error "unknown command '$1': use './run.sh' (deploy), './run.sh clean' or './run.sh local'" ;;
+*) usage_error "unknown command '$1': use './run.sh' (deploy), './run.sh clean', './run.sh local' or './run.sh help'" ;;
 esac

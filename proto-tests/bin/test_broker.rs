@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Starts the harness broker (`proto-tests/harness`), prints its addresses as shell variable
-//! assignments (`KAFKA_PLAINTEXT=127.0.0.1:PORT`, ...), creates the topics, produces and commits
-//! what the flags ask for, then prints `KAFKA_READY=1`. A script can `eval` the lines before it.
+//! assignments (`KAFKA_PLAINTEXT=127.0.0.1:PORT`, ..., `KAFKA_LIBS=` the directory of the Kafka
+//! jars, for Java tools), creates the topics, produces and commits what the flags ask for, then
+//! prints `KAFKA_READY=1`. A script can `eval` the lines before it.
 //!
 //! It then reads commands from stdin, one per line, each answered by one line `ok ...` or
 //! `error ...`:
@@ -255,6 +256,7 @@ fn main() -> ExitCode {
     println!("KAFKA_SASL_SSL={}", b.sasl_ssl());
     println!("KAFKA_CA_FILE={}", b.ca_file().display());
     println!("KAFKA_WORK_DIR={}", b.work_dir().display());
+    println!("KAFKA_LIBS={}", b.libs_dir().display());
     for action in &actions {
         match apply(b, action) {
             Ok(msg) => eprintln!("test-broker: {msg}"),

@@ -5,8 +5,10 @@
 #   ce project current                     a fake project (exit 1 if IBMCLOUD_STUB_NO_PROJECT=1)
 #   ce job get ... jsonpath={.buildRun.output_image|output_secret}   a fake built image / secret
 # The path after --from-env-file is logged as <env-file>, followed by the file's lines, each as
-# "  | LINE" (the file is temporary). A call whose logged line starts with $IBMCLOUD_STUB_FAIL
-# fails (exit 1). Everything else succeeds silently.
+# "  | LINE" (the file is temporary). A call whose logged line starts with one of the
+# `|`-separated prefixes in $IBMCLOUD_STUB_FAIL fails (exit 1), printing $IBMCLOUD_STUB_FAIL_OUTPUT
+# (default "FAILED: stub failure for '<call>'") on stderr, as the real CLI prints its errors.
+# Everything else succeeds silently.
 set -euo pipefail
 log=${IBMCLOUD_STUB_LOG:?IBMCLOUD_STUB_LOG is not set}
 
@@ -28,9 +30,15 @@ if [ -n "$env_file" ]; then
   sed 's/^/  | /' "$env_file" >>"$log"
 fi
 
-if [ -n "${IBMCLOUD_STUB_FAIL:-}" ] && [[ $line == "$IBMCLOUD_STUB_FAIL"* ]]; then
-  echo "FAILED: stub failure for '$line'" >&2
-  exit 1
+if [ -n "${IBMCLOUD_STUB_FAIL:-}" ]; then
+  IFS='|' read -r -a prefixes <<<"$IBMCLOUD_STUB_FAIL"
+  for prefix in "${prefixes[@]}"; do
+    if [[ $line == "$prefix"* ]]; then
+      default="FAILED: stub failure for '$line'"
+      printf '%s\n' "${IBMCLOUD_STUB_FAIL_OUTPUT:-$default}" >&2
+      exit 1
+    fi
+  done
 fi
 
 case $line in

@@ -1,7 +1,11 @@
 //! `run.sh` against a stub `ibmcloud` (proto-tests/runsh/ibmcloud-stub.sh) that records every
 //! call: the exact Code Engine commands of deploy and clean, in order, for the sample kafkadata
-//! and for a mapping with one group on two topics; with and without IMAGE; and the one-line
-//! errors (exit 2) when the CLI, the API key, the Event Streams instance or a project is missing.
+//! and for a mapping with one group on two topics; with and without IMAGE; the one-line errors
+//! (exit 2) when the CLI, the API key, the Event Streams instance or a project is missing; the
+//! CLI's own message and a hint when a call fails (plugin missing, not logged in, no project);
+//! `clean` trying every deletion and listing what is left; `help`. And `./run.sh local`, the
+//! demo, against the suite's broker: banner, named consumer lines, the lag table on change, the
+//! printed produce command, the summary on Ctrl-C.
 //! IBM Cloud is unreachable from here, so the command lines are checked against the CLI reference
 //! (`research/code-engine-api.md`), not against Code Engine.
 
@@ -13,7 +17,8 @@ const API_KEY: &str = "test-api-key-0123456789";
 /// What run.sh (deploy, clean) and the stub run. PATH holds only links to these (and the stub), so
 /// a real `ibmcloud` on this machine is never reached.
 const TOOLS: &[&str] = &[
-    "bash", "env", "dirname", "awk", "sed", "mktemp", "chmod", "rm", "wc", "head", "cat",
+    "bash", "env", "dirname", "awk", "sed", "mktemp", "chmod", "rm", "wc", "head", "cat", "tr",
+    "tee",
 ];
 
 fn repo() -> PathBuf {
@@ -364,7 +369,13 @@ fn missing_prerequisites_are_one_line_errors() {
     assert_usage_error(
         &s,
         &out,
-        "no Code Engine project is selected: run 'ibmcloud login' and 'ibmcloud ce project select --name PROJECT'",
+        "hint: no Code Engine project is selected: ibmcloud ce project select --name PROJECT",
+    );
+    // The CLI's own words come first.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("    No project is currently targeted."),
+        "{}",
+        show(&out)
     );
     let out = s.run(&["clean"], &[("IBMCLOUD_STUB_NO_PROJECT", "1")], true);
     assert_usage_error(&s, &out, "no Code Engine project is selected");
@@ -446,4 +457,344 @@ fn a_failing_command_stops_the_deploy_with_a_hint() {
             .starts_with("ce job create --name foobar-consumer"),
         "deploy must stop at the failing call: {calls:?}"
     );
+}
+
+#[test]
+fn help_lists_every_command_and_variable() {
+    let s = Sandbox::new();
+    for arg in ["help", "--help", "-h"] {
+        let out = s.run(&[arg], &[], false);
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        for word in [
+            "./run.sh clean",
+            "./run.sh local",
+            "./run.sh help",
+            "IAM_API_KEY",
+            "ES_SERVICE_INSTANCE",
+            "KAFKADATA",
+            "NAME_PREFIX",
+            "IMAGE",
+            "KAFKA_BOOTSTRAP",
+            "METRICS_PORT",
+            "Exit codes",
+        ] {
+            assert!(text.contains(word), "{arg}: no '{word}' in\n{text}");
+        }
+        assert!(!text.contains("set -euo"), "{text}");
+    }
+    assert!(s.calls().is_empty());
+}
+
+#[test]
+fn a_failing_cli_call_shows_its_message_and_a_hint() {
+    // (what the CLI prints, the hint run.sh adds)
+    let cases = [
+        (
+            "FAILED\n'ce' is not a registered command. See 'ibmcloud help'.",
+            "hint: the Code Engine plugin is not installed: ibmcloud plugin install code-engine",
+        ),
+        (
+            "FAILED\nNot logged in. Use 'ibmcloud login' to log in.",
+            "hint: not logged in to IBM Cloud: ibmcloud login",
+        ),
+        (
+            "FAILED\nSomething else went wrong (trace 1234)",
+            "hint: see the message of 'ibmcloud' above",
+        ),
+    ];
+    for (said, hint) in cases {
+        for cmd in ["deploy", "clean"] {
+            let s = Sandbox::new();
+            let out = s.run(
+                &[cmd],
+                &deploy_env(&[
+                    ("IBMCLOUD_STUB_FAIL", "ce project current"),
+                    ("IBMCLOUD_STUB_FAIL_OUTPUT", said),
+                ]),
+                true,
+            );
+            assert_usage_error(&s, &out, hint);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("run.sh: error: 'ibmcloud ce project current' failed:"),
+                "{}",
+                show(&out)
+            );
+            for line in said.lines() {
+                assert!(
+                    stderr.contains(&format!("    {line}\n")),
+                    "{line}: {}",
+                    show(&out)
+                );
+            }
+        }
+    }
+    // During deploy: the CLI's words, the hint, exit 1, nothing after the failed call.
+    let s = Sandbox::new();
+    let env = deploy_env(&[
+        ("IMAGE", "icr.io/team/ko:1"),
+        ("IBMCLOUD_STUB_FAIL", "ce configmap create"),
+        (
+            "IBMCLOUD_STUB_FAIL_OUTPUT",
+            "FAILED\nResource 'kafka-observer-kafkadata' already exists.",
+        ),
+    ]);
+    let out = s.run(&[], &env, true);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("    Resource 'kafka-observer-kafkadata' already exists."),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stderr.contains("hint: resources of an earlier deploy? './run.sh clean' removes them"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        s.calls().last().unwrap().starts_with("ce configmap create"),
+        "{:?}",
+        s.calls()
+    );
+}
+
+#[test]
+fn clean_tries_every_deletion_and_lists_what_is_left() {
+    let s = Sandbox::new();
+    let env = [
+        (
+            "IBMCLOUD_STUB_FAIL",
+            "ce job delete --name foobar-consumer|ce secret delete",
+        ),
+        (
+            "IBMCLOUD_STUB_FAIL_OUTPUT",
+            "FAILED\nThe request timed out.",
+        ),
+    ];
+    let out = s.run(&["clean"], &env, true);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    // Every deletion was tried, in order, the failed ones included.
+    assert_eq!(s.calls(), expected_clean("", SAMPLE_JOBS), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("run.sh: clean: 2 left behind"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stderr.contains("    job foobar-consumer\n"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stderr.contains("    secret kafka-observer-secret\n"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        !stderr.contains("    job payments-consumer\n"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stderr.contains("    The request timed out."),
+        "{}",
+        show(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("deleted job payments-consumer"),
+        "{}",
+        show(&out)
+    );
+    assert!(!stdout.contains("nothing left"), "{}", show(&out));
+
+    // Nothing failing: nothing left, exit 0.
+    let s = Sandbox::new();
+    let out = s.run(&["clean"], &[], true);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("clean: done, nothing left"));
+}
+
+/// Whether this process ignores SIGINT (then so would run.sh, which could not trap it: a test
+/// run in the background of a non-interactive shell). Linux: the SigIgn mask of /proc/self/status.
+fn sigint_ignored() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & (1 << (2 - 1)) != 0)
+}
+
+#[test]
+fn local_demo_names_consumers_prints_lag_on_change_and_sums_up() {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::sync::{Arc, Mutex};
+    let b = crate::harness::broker();
+    let topic = crate::harness::unique("demo");
+    b.create_topic(&topic, 2);
+    let (job, group) = (
+        crate::harness::unique("demo-job"),
+        crate::harness::unique("demo-group"),
+    );
+    let s = Sandbox::new();
+    let kafkadata = s.dir.join("kafkadata");
+    std::fs::write(
+        &kafkadata,
+        format!("{topic}:\n  partitions: 2\n  jobs:\n    - name: {job}\n      consumer_group: {group}\n"),
+    )
+    .unwrap();
+    // The suite's broker and this build: no cargo, no second broker.
+    let mut child = Command::new("bash")
+        .args(["-c", "exec \"$0\" local 2>&1"])
+        .arg(repo().join("run.sh"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &s.dir)
+        .env("TMPDIR", &s.dir)
+        .env("KAFKA_BOOTSTRAP", b.plaintext())
+        .env("KAFKA_OBSERVER_BIN", bin())
+        .env("KAFKADATA", &kafkadata)
+        .env("IDLE_TIMEOUT", "5")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let out = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let out = out.clone();
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = stdout.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                out.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+    };
+    let wait_for = |what: &str, done: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let text = out.lock().unwrap().clone();
+            if done(&text) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run.sh local: no {what} after 120 s:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    // The banner: the metrics URL and the exact command that sends more records.
+    let text = wait_for("banner", &|t| t.contains("more records"));
+    let metrics = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("metrics:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no metrics URL in the banner:\n{text}"))
+        .to_string();
+    assert!(
+        metrics.starts_with("http://127.0.0.1:") && metrics.ends_with("/metrics"),
+        "{text}"
+    );
+    let produce = text
+        .lines()
+        .skip_while(|l| !l.contains("more records"))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(produce.contains(&topic), "{produce}");
+    // Run that command as a person would: two records on stdin.
+    let mut producer = Command::new("sh")
+        .args(["-c", &produce])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        producer.stdin.as_mut().unwrap(),
+        b"first-demo-record\nsecond-demo-record\n",
+    )
+    .unwrap();
+    drop(producer.stdin.take());
+    assert!(producer.wait().unwrap().success(), "{produce}");
+    // The consumer the observer woke names its job and group on every line it logs.
+    let named = format!("consumer{{job={job} group={group}}}");
+    let text = wait_for("records handled", &|t| {
+        t.contains("value=first-demo-record") && t.contains("value=second-demo-record")
+    });
+    for l in text.lines().filter(|l| l.contains("value=")) {
+        assert!(l.contains(&named), "an unnamed record line: {l}");
+    }
+    // The lag table, printed when it changes, with a timestamp: here once committed.
+    let text = wait_for("lag table after the commit", &|t| {
+        t.split("--- lag at ").skip(1).any(|frame| {
+            let rows = crate::harness::parse_columns(frame);
+            let committed: i64 = rows
+                .iter()
+                .filter_map(|r| r["CURRENT-OFFSET"].parse::<i64>().ok())
+                .sum();
+            committed == 2
+        })
+    });
+    let frames: Vec<&str> = text.split("--- lag at ").skip(1).collect();
+    // What a frame shows: its rows and its summary lines (log lines of other processes may
+    // interleave with it).
+    let shown = |f: &str| {
+        let rows = crate::harness::parse_columns(f);
+        let notes: Vec<String> = f
+            .lines()
+            .filter(|l| l.starts_with(group.as_str()) || l.starts_with("Consumer group"))
+            .map(str::to_string)
+            .collect();
+        (rows, notes)
+    };
+    for pair in frames.windows(2) {
+        assert_ne!(
+            shown(pair[0]),
+            shown(pair[1]),
+            "a table printed twice unchanged:\n{text}"
+        );
+    }
+    // Ctrl-C (to the whole process group, as a terminal sends it): a summary of what ran.
+    let signal = if sigint_ignored() { "-TERM" } else { "-INT" };
+    let _ = Command::new("kill")
+        .args([signal, "--", &format!("-{}", child.id())])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run.sh did not stop:\n{}",
+            out.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    reader.join().unwrap();
+    let text = out.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(text.contains("run.sh: summary of this demo:"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "  job {job}: 1 job run(s), 1 consumer instance(s) started"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("  last lag table ("), "{text}");
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use tracing::Instrument;
 
 use super::kafka::KafkaArgs;
 use super::settings::{
@@ -212,7 +213,11 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         failure: crate::consumer::failure::FailurePolicy::default(),
     };
     let cluster = Arc::new(Cluster::new(kafka.bootstrap, kafka.options));
-    match run::run(cluster, cfg, super::observe::shutdown_signal()).await {
+    let span = crate::consumer::span(env("CE_JOB").as_deref(), &cfg.group.group);
+    match run::run(cluster, cfg, super::observe::shutdown_signal())
+        .instrument(span)
+        .await
+    {
         Ok(Exit::Idle) | Ok(Exit::Signal) => Ok(()),
         Err(e) => Err(CliError::Runtime(e)),
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::message::Message;
 use super::progress::Progress;
@@ -120,13 +121,10 @@ pub async fn spawn_all(
     by_leader
         .into_iter()
         .map(|(leader, positions)| {
-            tokio::spawn(fetch_loop(
-                cluster.clone(),
-                leader,
-                positions,
-                cfg.clone(),
-                tx.clone(),
-            ))
+            tokio::spawn(
+                fetch_loop(cluster.clone(), leader, positions, cfg.clone(), tx.clone())
+                    .in_current_span(),
+            )
         })
         .collect()
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::dispatch::{Control, Dispatcher, Next};
 use super::failure::{FailurePolicy, FailureStats};
@@ -410,7 +411,7 @@ fn spawn_heartbeats(
     every: Duration,
     tx: watch::Sender<Option<GroupError>>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
+    let task = async move {
         let mut m = Member::with_generation(cluster, group, gen);
         let mut failures = 0u32;
         loop {
@@ -431,7 +432,8 @@ fn spawn_heartbeats(
                 }
             }
         }
-    })
+    };
+    tokio::spawn(task.in_current_span())
 }
 
 /// Aborts tasks when dropped: fetchers and heartbeats never outlive their generation.
