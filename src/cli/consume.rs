@@ -213,7 +213,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         failure: crate::consumer::failure::FailurePolicy::default(),
     };
     let cluster = Arc::new(Cluster::new(kafka.bootstrap, kafka.options));
-    let span = crate::consumer::span(env("CE_JOB").as_deref(), &cfg.group.group);
+    let span = crate::consumer::span(env("CE_JOB")?.as_deref(), &cfg.group.group);
     match run::run(cluster, cfg, super::observe::shutdown_signal())
         .instrument(span)
         .await

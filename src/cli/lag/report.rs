@@ -516,19 +516,20 @@ mod tests {
     fn errors_are_per_group_and_per_partition() {
         let mut s = snapshot();
         s.committed
-            .insert("down".into(), Err("coordinator down".into()));
+            .insert("down".into(), Err(OffsetsError::NoCoordinator));
         s.described
-            .insert("down".into(), Err("coordinator down".into()));
+            .insert("down".into(), Err(OffsetsError::NoCoordinator));
         let mut refused = offsets(&[("t", 0, 1)]).unwrap();
-        refused
-            .errors
-            .insert(tp("t", 1), "UNSTABLE_OFFSET_COMMIT".into());
+        refused.errors.insert(tp("t", 1), ErrorCode(88));
         s.committed.insert("refused".into(), Ok(refused));
-        s.described.insert(
-            "refused".into(),
-            Err("DescribeGroups: GROUP_AUTHORIZATION_FAILED".into()),
-        );
-        s.ends.insert(tp("t", 0), Err("leader down".into()));
+        let denied = OffsetsError::Described {
+            group: "refused".into(),
+            addr: "b:1".into(),
+            code: ErrorCode(30),
+        };
+        s.described.insert("refused".into(), Err(denied));
+        s.ends
+            .insert(tp("t", 0), Err(OffsetsError::NoLeader(tp("t", 0))));
         let r = reports(
             &[target("down", None, true), target("refused", None, true)],
             &s,
