@@ -965,7 +965,9 @@ fn unknown_and_empty_groups_and_missing_topics_are_said_like_kafka_does() {
     }
 
     // A group that had a member but never committed: what kafka-consumer-groups says, exit 0.
-    let t = topic_with(&[0]);
+    // One record, read by a console consumer that then exits: it has surely joined the group
+    // (a fixed --timeout-ms alone can expire before the join on a loaded machine).
+    let t = topic_with(&[1]);
     let empty = harness::unique("empty");
     b.java_ok(
         "org.apache.kafka.tools.consumer.ConsoleConsumer",
@@ -976,8 +978,11 @@ fn unknown_and_empty_groups_and_missing_topics_are_said_like_kafka_does() {
             &t,
             "--group",
             &empty,
+            "--from-beginning",
+            "--max-messages",
+            "1",
             "--timeout-ms",
-            "2000",
+            "90000",
             "--consumer-property",
             "enable.auto.commit=false",
         ],
