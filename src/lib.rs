@@ -17,6 +17,7 @@ pub mod lag;
 pub mod launch;
 pub mod observer;
 pub mod offsets;
+pub mod producer;
 pub mod protocol;
 pub mod retry;
 pub mod tls;

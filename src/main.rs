@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kafka_observer::cli::{check, consume, lag, observe, settings, CliError};
+use kafka_observer::cli::{check, consume, lag, observe, produce, settings, CliError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +24,8 @@ enum Command {
     Consume(Box<consume::ConsumeArgs>),
     /// Show per-partition offsets and lag of consumer groups
     Lag(Box<lag::LagArgs>),
+    /// Write records from stdin or a file to a topic (like kcat -P)
+    Produce(Box<produce::ProduceArgs>),
     /// Validate a kafkadata mapping (offline, and against the cluster with --bootstrap)
     Check(Box<check::CheckArgs>),
     /// Internal: how the local launcher starts a consumer, so it dies with the observer
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             Command::Observe(args) => observe::run(*args).await,
             Command::Consume(args) => consume::run(*args).await,
             Command::Lag(args) => lag::run(*args).await,
+            Command::Produce(args) => produce::run(*args).await,
             Command::Check(args) => check::run(*args).await,
             // Handled (and exec-ed or failed) before the runtime starts.
             Command::RunChild(_) => Ok(()),

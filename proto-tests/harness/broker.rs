@@ -1042,6 +1042,22 @@ impl Broker {
         self.kotool(&["produce-spread", topic, &spec.join(",")]);
     }
 
+    /// One record per key (value `java-KEY`) from the Java producer with its default
+    /// partitioner; returns key → the partition it chose.
+    pub fn produce_keys(&self, topic: &str, keys: &[&str]) -> BTreeMap<String, i32> {
+        let bootstrap = self.running_bootstrap();
+        let mut args = vec![bootstrap.as_str(), "produce-keys", topic];
+        args.extend_from_slice(keys);
+        let out = self.java_ok("KoTool", &args);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.strip_prefix("key ")?.split(' ');
+                Some((it.next()?.to_string(), it.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// Like [`Broker::produce`] inside one transaction, then commit or abort. The log end offset
     /// grows by `count + 1` (the control marker; it may land a moment after this returns).
     pub fn produce_txn(&self, topic: &str, partition: i32, count: u32, commit: bool) -> Range<i64> {

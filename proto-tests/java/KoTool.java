@@ -6,6 +6,8 @@
 //   produce-txn TOPIC PARTITION COUNT commit|abort    the same inside one transaction, then commit/abort
 //   commit      GROUP TOPIC PARTITION OFFSET          set a group's committed offset (assign, no membership)
 //   produce-spread TOPIC P:N[,P:N...]                 N records to each partition P from one producer, one flush
+//   produce-keys TOPIC KEY...                         one record per KEY (value "java-KEY"), partition chosen by
+//                                                     the client's default partitioner; prints "key KEY PARTITION"
 //   txn-hold    TOPIC PARTITION COUNT                 COUNT records in one transaction, left open: prints
 //                                                     "offsets FIRST LAST", then reads one stdin line;
 //                                                     "commit" commits, anything else or end of input aborts;
@@ -57,6 +59,12 @@ public final class KoTool {
                 case "produce-spread":
                     need(args, 4);
                     produceSpread(bootstrap, args[2], args[3]);
+                    break;
+                case "produce-keys":
+                    if (args.length < 4) {
+                        usage("produce-keys needs a topic and at least one key");
+                    }
+                    produceKeys(bootstrap, args[2], java.util.Arrays.copyOfRange(args, 3, args.length));
                     break;
                 case "txn-hold":
                     need(args, 5);
@@ -212,6 +220,24 @@ public final class KoTool {
                 f.get();
             }
             System.out.println("offsets -1 -1");
+        }
+    }
+
+    private static void produceKeys(String bootstrap, String topic, String[] keys) throws Exception {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("acks", "all");
+        p.put("key.serializer", StringSerializer.class.getName());
+        p.put("value.serializer", StringSerializer.class.getName());
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
+            for (String key : keys) {
+                sent.add(producer.send(new ProducerRecord<>(topic, key, "java-" + key)));
+            }
+            producer.flush();
+            for (int i = 0; i < keys.length; i++) {
+                System.out.println("key " + keys[i] + " " + sent.get(i).get().partition());
+            }
         }
     }
 

@@ -22,5 +22,6 @@ mod observer_authz;
 mod observer_ce;
 mod observer_local;
 mod observer_proc;
+mod produce;
 mod records;
 mod runsh;

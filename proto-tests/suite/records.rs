@@ -24,13 +24,28 @@ pub type RawRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Vec<HeaderRef<'a>>
 /// Writes `records` as one batch to `topic`/`partition` with a single Produce request (acks=all);
 /// returns the base offset the broker gave it.
 pub fn produce_raw(topic: &str, partition: i32, records: &[RawRecord<'_>], c: Compression) -> i64 {
-    let b = harness::broker();
     let mut batch = BatchBuilder::new();
     let now = kafka_observer::consumer::handler::log::now_ms();
     for (k, v, h) in records {
         batch.push(now, *k, *v, h);
     }
     let batch = batch.finish(c, ProducerStamp::NONE).unwrap();
+    with_plaintext(async |conn| {
+        let resp: ProduceResponse = conn
+            .call::<ProduceRequest, ProduceResponse>(|_| {
+                produce::request(&[(topic, partition, batch.clone())], 30_000)
+            })
+            .await
+            .unwrap();
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0, "{resp:?}");
+        p.base_offset
+    })
+}
+
+/// Runs `f` with a fresh connection to the shared broker's plaintext listener.
+pub fn with_plaintext<T>(f: impl AsyncFnOnce(&Connection) -> T) -> T {
+    let b = harness::broker();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -41,15 +56,7 @@ pub fn produce_raw(topic: &str, partition: i32, records: &[RawRecord<'_>], c: Co
         let conn = Connection::connect(host, port.parse().unwrap(), &ConnectOptions::default())
             .await
             .unwrap();
-        let resp: ProduceResponse = conn
-            .call::<ProduceRequest, ProduceResponse>(|_| {
-                produce::request(&[(topic, partition, batch.clone())], 30_000)
-            })
-            .await
-            .unwrap();
-        let p = &resp.topics[0].partitions[0];
-        assert_eq!(p.error_code, 0, "{resp:?}");
-        p.base_offset
+        f(&conn).await
     })
 }
 

@@ -8,6 +8,7 @@ pub mod consume;
 pub mod kafka;
 pub mod lag;
 pub mod observe;
+pub mod produce;
 pub mod settings;
 
 use std::fmt;

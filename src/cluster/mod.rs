@@ -40,6 +40,8 @@ pub enum Lane {
     Peek,
     /// The observer's long poll on idle partitions.
     LongPoll,
+    /// Produce requests (the producer keeps several in flight per broker).
+    Produce,
 }
 
 /// A Kafka cluster reached through its bootstrap brokers.
