@@ -9,6 +9,7 @@
 //   commit-end GROUP TOPIC                  commit the end offset of every partition: "ok PARTITIONS"
 //   commit-frac GROUP TOPIC NUM DEN         commit end*NUM/DEN - (partition % 3), at least 0: "ok PARTITIONS"
 //   create-topics PREFIX COUNT PARTITIONS   topics PREFIX-0 .. PREFIX-(COUNT-1), in batches: "ok COUNT"
+//   delete-topics TOPIC...                  deletes the topics (frees the broker's disk): "ok COUNT"
 //   quit
 
 import java.io.BufferedReader;
@@ -111,6 +112,11 @@ public final class BenchTool {
                     admin.createTopics(batch).all().get();
                 }
                 return Integer.toString(count);
+            }
+            case "delete-topics": {
+                List<String> names = java.util.Arrays.asList(a).subList(1, a.length);
+                admin.deleteTopics(names).all().get();
+                return Integer.toString(names.size());
             }
             default:
                 throw new IllegalArgumentException("unknown command " + a[0]);

@@ -608,6 +608,165 @@ fn perf_mb_sec(stdout: &str) -> Option<f64> {
     })
 }
 
+// ---- 2b. produce throughput ------------------------------------------------------------------
+
+/// `records` lines of 1024 random lowercase letters (1 KB records), written once per process.
+fn produce_input(d: &Path, records: u64) -> PathBuf {
+    let file = d.join("records.txt");
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&file).unwrap());
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut line = [b'\n'; 1025];
+    for _ in 0..records {
+        for b in line[..1024].iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = b'a' + (x % 26) as u8;
+        }
+        w.write_all(&line).unwrap();
+    }
+    w.flush().unwrap();
+    file
+}
+
+/// "(12.34 MB/sec)" from ProducerPerformance's final summary line.
+fn perf_producer_mb_sec(stdout: &str) -> Option<f64> {
+    let line = stdout.lines().rev().find(|l| l.contains("records sent"))?;
+    let open = line.find('(')?;
+    let rest = &line[open + 1..];
+    rest[..rest.find(" MB/sec")?].trim().parse().ok()
+}
+
+#[test]
+#[ignore = "benchmark: proto-tests/bench/run.sh produce_vs_java"]
+fn produce_vs_java() {
+    let b = harness::broker();
+    let bootstrap = b.plaintext();
+    let records: u64 = std::env::var("KO_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let runs: usize = std::env::var("KO_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mb = records as f64 * 1024.0 / 1e6;
+    let d = bench_dir("prodbench");
+    let input = produce_input(&d, records);
+    let exe = crate::bin::exe();
+    let mut bt = BenchTool::start(b);
+    let load0 = loadavg();
+    // (name, wall seconds, peak RSS MB, the tool's own MB/s)
+    let names = [
+        "kafka-observer produce (defaults: 512 KiB batches, linger 5 ms)",
+        "ProducerPerformance, Java client defaults (16 KiB batches, linger 5 ms)",
+        "ProducerPerformance, batch.size=524288 (our batch size)",
+    ];
+    let mut results: Vec<Vec<(f64, f64, Option<f64>)>> = vec![Vec::new(); names.len()];
+    for run in 0..runs {
+        for k in 0..names.len() {
+            let who = (k + run) % names.len();
+            let topic = create_topic_fast(b, &mut bt, &harness::unique("prodbench"), 6);
+            let rss = d.join(format!("{topic}.rss"));
+            let n = records.to_string();
+            let props = format!("bootstrap.servers={bootstrap}");
+            let cmd = if who == 0 {
+                let mut c = Command::new(&exe);
+                c.args([
+                    "produce",
+                    "--bootstrap",
+                    &bootstrap,
+                    "--topic",
+                    &topic,
+                    "--file",
+                ])
+                .arg(&input);
+                c
+            } else {
+                let mut c = java_cmd(
+                    b,
+                    STOCK_JVM,
+                    None,
+                    "org.apache.kafka.tools.ProducerPerformance",
+                );
+                #[rustfmt::skip]
+                c.args([
+                    "--topic", &topic, "--num-records", &n, "--record-size", "1024",
+                    "--throughput", "-1", "--producer-props", &props,
+                ]);
+                if who == 2 {
+                    c.arg("batch.size=524288");
+                }
+                c
+            };
+            let t0 = Instant::now();
+            let out = with_rss(&cmd, &rss)
+                .env_remove("MESSAGEHUB_KAFKA_BROKERS_SASL")
+                .output()
+                .unwrap();
+            let wall = secs(t0.elapsed());
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(
+                out.status.success(),
+                "{}: {stdout}{}",
+                names[who],
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::write(d.join(format!("{topic}.out")), &stdout).unwrap();
+            let written: u64 = if who == 0 {
+                crate::produce::summary(&out.stdout)
+                    .values()
+                    .map(|v| v.2)
+                    .sum()
+            } else {
+                let ends = crate::consumer::high_watermarks(&topic);
+                ends.values().sum::<i64>() as u64
+            };
+            assert_eq!(written, records, "{}: {stdout}", names[who]);
+            let tool = (who != 0).then(|| perf_producer_mb_sec(&stdout)).flatten();
+            results[who].push((wall, read_rss_kb(&rss) / 1024.0, tool));
+            bt.cmd(&format!("delete-topics {topic}"));
+        }
+    }
+    let load1 = loadavg();
+    let ours = spread(&results[0].iter().map(|r| r.0).collect::<Vec<_>>()).0;
+    println!("\n### produce_vs_java: {records} records × 1 KB ({mb:.0} MB), 6 partitions, acks=all, idempotent, no compression");
+    println!("median of {runs} (min–max); start → exit (JVM start included); order rotates per run; load avg {load0} → {load1}\n");
+    println!(
+        "| producer | wall time | MB/s over wall time | ours vs it | tool's own MB/s | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (i, name) in names.iter().enumerate() {
+        let (w, wmin, wmax) = spread(&results[i].iter().map(|r| r.0).collect::<Vec<_>>());
+        let (r, rmin, rmax) = spread(&results[i].iter().map(|r| r.1).collect::<Vec<_>>());
+        let tool: Vec<f64> = results[i].iter().filter_map(|r| r.2).collect();
+        let tool = if tool.is_empty() {
+            "—".to_string()
+        } else {
+            let (t, tmin, tmax) = spread(&tool);
+            format!("{t:.0} ({tmin:.0}–{tmax:.0})")
+        };
+        println!(
+            "| {name} | {w:.2} s ({wmin:.2}–{wmax:.2}) | {:.0} | {:.2}× | {tool} | {r:.1} MB ({rmin:.1}–{rmax:.1}) |",
+            mb / w,
+            w / ours
+        );
+    }
+    println!(
+        "raw wall seconds: {:?}",
+        results
+            .iter()
+            .map(|v| v.iter().map(|r| r.0).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "input: {} (page cache warm after the first run); logs: {}",
+        input.display(),
+        d.display()
+    );
+    let _ = std::fs::remove_file(&input);
+}
+
 // ---- 3. wake-up latency -----------------------------------------------------------------------
 
 /// The observer with the Code Engine launcher against the fake; `long_poll` None leaves the
