@@ -327,10 +327,8 @@ clean() {
 # ---- local ----------------------------------------------------------------------------------------
 
 # THE ONE PLACE that says how a person sends more records to the demo (printed in the banner).
-# When `kafka-observer produce` is on main, switch the body to its line:
-#   echo "$BIN produce --bootstrap $BOOTSTRAP --topic $1"
 more_records_command() {
-  echo "java -cp '$KAFKA_LIBS/*' org.apache.kafka.tools.ConsoleProducer --bootstrap-server $BOOTSTRAP --topic $1"
+  echo "$BIN produce --bootstrap $BOOTSTRAP --topic $1"
 }
 
 # The first free loopback port from $1 (bash's /dev/tcp: a refused connection means free).
@@ -410,7 +408,6 @@ local_run() {
   trap summary INT TERM
 
   BOOTSTRAP=${KAFKA_BOOTSTRAP:-}
-  KAFKA_LIBS=$BASEDIR/proto-tests/.cache/kafka-4.3.1/libs
   local topic_args=() topic partitions
   if [ -z "$BOOTSTRAP" ]; then
     # Every kafkadata topic, with the partition count the file gives (default 1).
@@ -430,7 +427,6 @@ local_run() {
       sleep 1
     done
     BOOTSTRAP=$(sed -n 's/^KAFKA_PLAINTEXT=//p' "$work/broker.out")
-    KAFKA_LIBS=$(sed -n 's/^KAFKA_LIBS=//p' "$work/broker.out")
     say "Kafka at $BOOTSTRAP with topics ${topic_args[*]}"
   fi
 
