@@ -13,6 +13,7 @@ mod code_engine;
 mod compat;
 mod consumer;
 mod fetch_session;
+mod groups;
 mod hardening;
 mod harness_selftest;
 mod hostile;

@@ -732,7 +732,7 @@ fn local_demo_names_consumers_prints_lag_on_change_and_sums_up() {
     drop(producer.stdin.take());
     assert!(producer.wait().unwrap().success(), "{produce}");
     // The consumer the observer woke names its job and group on every line it logs.
-    let named = format!("consumer{{job={job} group={group}}}");
+    let named = format!("consumer{{job={job} group={group} run=");
     let text = wait_for("records handled", &|t| {
         t.contains("value=first-demo-record") && t.contains("value=second-demo-record")
     });

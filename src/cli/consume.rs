@@ -13,9 +13,13 @@ use super::settings::{
 };
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
+use crate::consumer::assignor::SUPPORTED;
 use crate::consumer::group::GroupConfig;
 use crate::consumer::handler::{Handler, HandlerSpec};
 use crate::consumer::run::{self, ConsumerConfig, Exit};
+
+/// Seconds a rejoin may take beyond one handler call (the final commit, finding the coordinator).
+const REJOIN_MARGIN_SECS: u64 = 30;
 
 /// Join a consumer group, handle its records, exit when idle.
 #[derive(Debug, Clone, Args)]
@@ -61,8 +65,8 @@ pub struct ConsumeArgs {
     #[arg(long, value_name = "LEVEL")]
     pub isolation: Option<String>,
 
-    /// Partition assignors offered, in order: range, roundrobin [env: ASSIGNORS]
-    /// [default: range,roundrobin]
+    /// Partition assignors offered, in order: cooperative-sticky, range, roundrobin
+    /// [env: ASSIGNORS] [default: cooperative-sticky,range,roundrobin]
     #[arg(long, value_name = "LIST")]
     pub assignors: Option<String>,
 
@@ -78,6 +82,11 @@ pub struct ConsumeArgs {
     /// [env: SESSION_TIMEOUT] [default: 45]
     #[arg(long, value_name = "SECONDS")]
     pub session_timeout: Option<String>,
+
+    /// Milliseconds between heartbeats: how soon this member hears of a rebalance
+    /// [env: HEARTBEAT_INTERVAL] [default: 500]
+    #[arg(long, value_name = "MS")]
+    pub heartbeat_interval_ms: Option<String>,
 
     /// Static membership: group.instance.id = CE_JOBRUN-JOB_INDEX [env: STATIC_MEMBERSHIP]
     #[arg(long)]
@@ -114,16 +123,19 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     let read_committed = read_committed(&a.isolation)?;
     let assignors = parsed(
         setting(&a.assignors, "--assignors", "ASSIGNORS")?,
-        vec!["range".to_string(), "roundrobin".to_string()],
+        SUPPORTED.iter().map(|s| s.to_string()).collect(),
         |v| {
-            let list: Vec<String> = v
-                .split(',')
-                .map(|s| s.trim().to_ascii_lowercase())
-                .collect();
-            if list.is_empty() || list.iter().any(|s| s != "range" && s != "roundrobin") {
-                return Err(format!(
-                    "expected a list of range and roundrobin, got '{v}'"
-                ));
+            let mut list: Vec<String> = Vec::new();
+            for name in v.split(',').map(|s| s.trim().to_ascii_lowercase()) {
+                if !SUPPORTED.contains(&name.as_str()) {
+                    return Err(format!(
+                        "expected a list of {}, got '{v}'",
+                        SUPPORTED.join(", ")
+                    ));
+                }
+                if !list.contains(&name) {
+                    list.push(name);
+                }
             }
             Ok(list)
         },
@@ -148,6 +160,13 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         "SESSION_TIMEOUT",
         45,
         (6, 3600),
+    )?;
+    let heartbeat_ms = whole(
+        &a.heartbeat_interval_ms,
+        "--heartbeat-interval-ms",
+        "HEARTBEAT_INTERVAL",
+        500,
+        (50, session * 1000 / 3),
     )?;
     let timeout = Duration::from_secs(handler_timeout);
     let source = format!("kafka-observer/{}", group.value);
@@ -196,7 +215,9 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
             topics,
             instance_id,
             session_timeout: Duration::from_secs(session),
-            rebalance_timeout: Duration::from_secs(60),
+            // A member rejoins after its handler call in flight: the group waits that long for
+            // it rather than evicting it (evicted, its commit would fail and records repeat).
+            rebalance_timeout: Duration::from_secs(handler_timeout + REJOIN_MARGIN_SECS),
             assignors,
         },
         handler,
@@ -204,8 +225,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         read_committed,
         idle_timeout: Duration::from_secs(idle),
         commit_interval: Duration::from_millis(commit_ms),
-        // A third of the session, as Java does with its defaults (45 s / 3 s is more eager).
-        heartbeat_interval: Duration::from_secs((session / 3).clamp(1, 3)),
+        heartbeat_interval: Duration::from_millis(heartbeat_ms),
         max_wait: Duration::from_millis(500),
         partition_max_bytes: 1024 * 1024,
         max_decompressed: kafka.options.max_frame_bytes,
@@ -213,7 +233,14 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         failure: crate::consumer::failure::FailurePolicy::default(),
     };
     let cluster = Arc::new(Cluster::new(kafka.bootstrap, kafka.options));
-    let span = crate::consumer::span(env("CE_JOB")?.as_deref(), &cfg.group.group);
+    // Every line of this instance names its job, group, job run and array index (what Code
+    // Engine and the local launcher set), so instances of one group can be told apart.
+    let span = crate::consumer::span(
+        env("CE_JOB")?.as_deref(),
+        &cfg.group.group,
+        env("CE_JOBRUN")?.as_deref(),
+        env("JOB_INDEX")?.as_deref(),
+    );
     match run::run(cluster, cfg, super::observe::shutdown_signal())
         .instrument(span)
         .await

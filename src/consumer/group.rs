@@ -1,10 +1,16 @@
 //! Classic consumer-group membership: JoinGroup, SyncGroup, Heartbeat, OffsetCommit, LeaveGroup.
 //!
-//! Protocol type "consumer" with the range and round-robin assignors, encoded as the Java client
-//! does, so our instances share a group with Java consumers. The leader (whoever the coordinator
-//! picks) computes the assignment; every member only follows. Errors that mean "the group moved
-//! on" become `GroupError::Rebalance`, which the caller answers by committing what it handled
-//! and joining again.
+//! Protocol type "consumer" with the cooperative-sticky, range and round-robin assignors, encoded
+//! as the Java client does, so our instances share a group with Java consumers. The leader
+//! (whoever the coordinator picks) computes the assignment; every member only follows. Each
+//! JoinGroup carries the partitions this member still owns and their generation (subscription
+//! v1+ owned partitions, v2+ generation, and the cooperative-sticky user data older Java leaders
+//! read), which is what lets the sticky assignor leave them in place.
+//!
+//! Errors that mean "a rebalance started" become `GroupError::Rebalance` (still a member: commit,
+//! rejoin, keep owned partitions under cooperative-sticky); "the group moved on without us"
+//! (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID) becomes `GroupError::Lost` (our partitions may already
+//! be someone else's: claim nothing when rejoining).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -47,15 +53,35 @@ pub struct GroupConfig {
     pub instance_id: Option<String>,
     pub session_timeout: Duration,
     pub rebalance_timeout: Duration,
-    /// Assignors offered, in preference order: "range", "roundrobin".
+    /// Assignors offered, in preference order: "cooperative-sticky", "range", "roundrobin".
     pub assignors: Vec<String>,
+}
+
+/// What a member claims to own when it joins: the partitions it kept from `generation`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub partitions: Vec<TopicPartition>,
+    /// The generation the partitions were assigned in; -1 when the member holds nothing.
+    pub generation: i32,
+}
+
+impl Default for Claim {
+    fn default() -> Self {
+        Claim {
+            partitions: Vec::new(),
+            generation: -1,
+        }
+    }
 }
 
 /// Why a group call did not succeed.
 #[derive(Debug, Clone)]
 pub enum GroupError {
-    /// The group is rebalancing or forgot us: commit, then join again.
+    /// The group is rebalancing and we are still a member: commit, then join again.
     Rebalance(String),
+    /// The group moved on without us (a newer generation, or it forgot our member id): what we
+    /// held may already be someone else's. Join again claiming nothing.
+    Lost(String),
     /// A transient problem (coordinator moved, connection lost): retry after a pause.
     Retry(String),
     /// No retry can help (authorization, fenced, incompatible protocol).
@@ -66,7 +92,21 @@ impl std::fmt::Display for GroupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             GroupError::Rebalance(m) => write!(f, "rebalance: {m}"),
+            GroupError::Lost(m) => write!(f, "left behind by the group: {m}"),
             GroupError::Retry(m) | GroupError::Fatal(m) => f.write_str(m),
+        }
+    }
+}
+
+impl GroupError {
+    /// How much it overrides: a fatal error beats losing the membership, which beats a plain
+    /// rebalance, which beats a transient failure.
+    pub fn severity(&self) -> u8 {
+        match self {
+            GroupError::Retry(_) => 0,
+            GroupError::Rebalance(_) => 1,
+            GroupError::Lost(_) => 2,
+            GroupError::Fatal(_) => 3,
         }
     }
 }
@@ -140,12 +180,11 @@ impl Member {
         let name = error_name(ec);
         match ec {
             0 => None,
-            REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION => {
-                Some(GroupError::Rebalance(format!("{what}: {name}")))
-            }
+            REBALANCE_IN_PROGRESS => Some(GroupError::Rebalance(format!("{what}: {name}"))),
+            ILLEGAL_GENERATION => Some(GroupError::Lost(format!("{what}: {name}"))),
             UNKNOWN_MEMBER_ID => {
                 self.gen.member_id.clear();
-                Some(GroupError::Rebalance(format!("{what}: {name}")))
+                Some(GroupError::Lost(format!("{what}: {name}")))
             }
             code::NOT_COORDINATOR
             | code::COORDINATOR_NOT_AVAILABLE
@@ -158,7 +197,7 @@ impl Member {
                 self.cfg.instance_id
             ))),
             INCONSISTENT_GROUP_PROTOCOL => Some(GroupError::Fatal(format!(
-                "{what}: {name}: the group's other members use a protocol other than \"consumer\" with range or roundrobin"
+                "{what}: {name}: the group's other members use a protocol other than \"consumer\" with cooperative-sticky, range or roundrobin"
             ))),
             _ if is_retriable(ec) => {
                 Some(GroupError::Retry(format!("{what}: {name}")))
@@ -170,31 +209,51 @@ impl Member {
         }
     }
 
-    /// Joins (or rejoins) the group and returns this member's partitions.
-    pub async fn join(&mut self) -> Result<Vec<TopicPartition>, GroupError> {
-        let conn = self.coordinator().await?;
-        let metadata = Subscription {
+    /// The JoinGroup metadata for `protocol`: the same subscription for every assignor; the
+    /// cooperative-sticky one also carries the claim's generation in its user data (an int32,
+    /// what Java's `CooperativeStickyAssignor` writes and reads from subscriptions before v2).
+    fn subscription(&self, protocol: &str, claim: &Claim) -> Result<bytes::Bytes, GroupError> {
+        let mut owned: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in &claim.partitions {
+            owned.entry(&tp.topic).or_default().push(tp.partition);
+        }
+        Subscription {
             topics: self.cfg.topics.clone(),
+            owned_partitions: owned
+                .into_iter()
+                .map(|(t, partitions)| TopicPartitions {
+                    topic: t.to_string(),
+                    partitions,
+                })
+                .collect(),
+            generation_id: claim.generation,
+            user_data: assignor::is_cooperative(protocol)
+                .then(|| bytes::Bytes::copy_from_slice(&claim.generation.to_be_bytes())),
             ..Subscription::default()
         }
         .encode()
-        .map_err(|e| GroupError::Fatal(format!("cannot encode the subscription: {e}")))?;
+        .map_err(|e| GroupError::Fatal(format!("cannot encode the subscription: {e}")))
+    }
+
+    /// Joins (or rejoins) the group claiming `claim`, and returns this member's partitions.
+    pub async fn join(&mut self, claim: &Claim) -> Result<Vec<TopicPartition>, GroupError> {
+        let conn = self.coordinator().await?;
+        let mut protocols: Vec<JoinGroupRequestProtocol> = Vec::new();
+        for name in &self.cfg.assignors {
+            protocols.push(
+                JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_string(name.clone()))
+                    .with_metadata(self.subscription(name, claim)?),
+            );
+        }
         let wait = self.cfg.rebalance_timeout + Duration::from_secs(10);
         // KIP-394: the first JoinGroup may answer MEMBER_ID_REQUIRED with our id; ask again.
+        // A member id the group forgot (UNKNOWN_MEMBER_ID) is dropped and we ask again at once.
         let mut resp: JoinGroupResponse;
         let mut tries = 0;
         loop {
             tries += 1;
-            let protocols: Vec<JoinGroupRequestProtocol> = self
-                .cfg
-                .assignors
-                .iter()
-                .map(|name| {
-                    JoinGroupRequestProtocol::default()
-                        .with_name(StrBytes::from_string(name.clone()))
-                        .with_metadata(metadata.clone())
-                })
-                .collect();
+            let protocols = protocols.clone();
             let req = JoinGroupRequest::default()
                 .with_group_id(GroupId(StrBytes::from_string(self.cfg.group.clone())))
                 .with_session_timeout_ms(self.cfg.session_timeout.as_millis() as i32)
@@ -218,6 +277,10 @@ impl Member {
                 .await?;
             if resp.error_code == MEMBER_ID_REQUIRED && tries < 3 {
                 self.gen.member_id = resp.member_id.clone();
+                continue;
+            }
+            if resp.error_code == UNKNOWN_MEMBER_ID && !self.gen.member_id.is_empty() && tries < 3 {
+                self.gen.member_id.clear();
                 continue;
             }
             break;
@@ -300,6 +363,12 @@ impl Member {
             subs.push(assignor::Member {
                 member_id: m.member_id.clone(),
                 group_instance_id: m.group_instance_id.clone(),
+                generation: claim_generation(&self.gen.protocol, &sub),
+                owned: sub
+                    .owned_partitions
+                    .iter()
+                    .flat_map(|tps| tps.partitions.iter().map(|p| (tps.topic.clone(), *p)))
+                    .collect(),
                 topics: sub.topics,
             });
         }
@@ -321,7 +390,16 @@ impl Member {
             .collect();
         let plan =
             assignor::assign(&self.gen.protocol, &subs, &counts).map_err(GroupError::Fatal)?;
-        tracing::info!(group = %self.cfg.group, members = subs.len(), protocol = %self.gen.protocol, "leader assigned partitions");
+        let assigned: usize = plan
+            .values()
+            .flat_map(|tps| tps.iter().map(|(_, ps)| ps.len()))
+            .sum();
+        let withheld = counts
+            .values()
+            .map(|n| (*n).max(0) as usize)
+            .sum::<usize>()
+            .saturating_sub(assigned);
+        tracing::info!(group = %self.cfg.group, members = subs.len(), protocol = %self.gen.protocol, assigned, withheld, "leader assigned partitions");
         subs.iter()
             .map(|m| {
                 let member = &m.member_id;
@@ -342,7 +420,7 @@ impl Member {
             .collect()
     }
 
-    /// One heartbeat; `Rebalance` means join again.
+    /// One heartbeat; `Rebalance` or `Lost` means join again.
     pub async fn heartbeat(&mut self) -> Result<(), GroupError> {
         let conn = self.coordinator().await?;
         let req = HeartbeatRequest::default()
@@ -450,5 +528,43 @@ impl Member {
             Err(e) => tracing::warn!(group = %self.cfg.group, error = %e, "LeaveGroup failed"),
         }
         self.gen.member_id.clear();
+    }
+}
+
+/// The generation of a member's claims: the subscription's own field (v2+); before v2 the
+/// cooperative-sticky user data holds it as an int32 (what Java writes); else unknown (-1).
+fn claim_generation(protocol: &str, sub: &Subscription) -> i32 {
+    if sub.version >= 2 {
+        return sub.generation_id;
+    }
+    match &sub.user_data {
+        Some(d) if assignor::is_cooperative(protocol) && d.len() >= 4 => {
+            i32::from_be_bytes([d[0], d[1], d[2], d[3]])
+        }
+        _ => -1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_generation_from_the_field_or_the_user_data() {
+        let sub = |version, generation_id, user_data: Option<&'static [u8]>| Subscription {
+            version,
+            generation_id,
+            user_data: user_data.map(bytes::Bytes::from_static),
+            ..Subscription::default()
+        };
+        let cs = assignor::COOPERATIVE_STICKY;
+        assert_eq!(claim_generation(cs, &sub(3, 7, Some(&[0, 0, 0, 9]))), 7);
+        assert_eq!(claim_generation(cs, &sub(1, -1, Some(&[0, 0, 1, 2]))), 258);
+        assert_eq!(claim_generation(cs, &sub(1, -1, Some(&[0, 1]))), -1);
+        assert_eq!(claim_generation(cs, &sub(0, -1, None)), -1);
+        assert_eq!(
+            claim_generation("range", &sub(1, -1, Some(&[0, 0, 1, 2]))),
+            -1
+        );
     }
 }

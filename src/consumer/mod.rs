@@ -6,17 +6,43 @@ pub mod failure;
 pub mod fetcher;
 pub mod group;
 pub mod handler;
+pub mod heartbeat;
 pub mod message;
 pub mod progress;
+pub mod rebalance;
 pub mod run;
 
-/// The span around everything one consumer process logs: its job (`CE_JOB`, set by Code Engine
-/// and by the local launcher) and its group, so the lines of two consumers reading the same
-/// topic for different groups can be told apart. At error level so that it is on whatever the
-/// log filter: a warning without its job would be half a message.
-pub fn span(job: Option<&str>, group: &str) -> tracing::Span {
-    match job {
-        Some(job) => tracing::error_span!("consumer", job = %job, group = %group),
-        None => tracing::error_span!("consumer", group = %group),
+/// The span around everything one consumer process logs: its job (`CE_JOB`), its group, and
+/// the job run and array index of this instance (`CE_JOBRUN`, `JOB_INDEX`; set by Code Engine
+/// and by the local launcher), so the lines of two consumers reading the same topic for
+/// different groups, or of two instances of one group, can be told apart. At error level so
+/// that it is on whatever the log filter: a warning without its job would be half a message.
+/// Fields that are not set are left out.
+pub fn span(
+    job: Option<&str>,
+    group: &str,
+    run: Option<&str>,
+    index: Option<&str>,
+) -> tracing::Span {
+    use tracing::field::{display, Empty};
+    // Recorded one by one, in this order, which is the order a log line shows them in.
+    let span = tracing::error_span!(
+        "consumer",
+        job = Empty,
+        group = Empty,
+        run = Empty,
+        index = Empty
+    );
+    let fields = [
+        ("job", job),
+        ("group", Some(group)),
+        ("run", run),
+        ("index", index),
+    ];
+    for (field, value) in fields {
+        if let Some(v) = value {
+            span.record(field, display(v));
+        }
     }
+    span
 }

@@ -62,6 +62,17 @@ impl Progress {
         }
     }
 
+    /// Partitions tracked (those this member holds).
+    pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.handled.keys()
+    }
+
+    /// Stops tracking `tp` (revoked by a rebalance).
+    pub fn remove(&mut self, tp: &TopicPartition) {
+        self.handled.remove(tp);
+        self.committed.remove(tp);
+    }
+
     /// Forgets everything (after a rebalance the new assignment starts from the group's commits).
     pub fn clear(&mut self) {
         self.handled.clear();
@@ -94,6 +105,10 @@ mod tests {
         // Unknown partitions are ignored (revoked between fetch and handling).
         p.handled(&TopicPartition::new("x", 9), 100);
         assert_eq!(p.position(&TopicPartition::new("x", 9)), None);
+        assert_eq!(p.partitions().count(), 2);
+        p.remove(&a);
+        assert_eq!(p.partitions().collect::<Vec<_>>(), [&b]);
+        assert_eq!(p.to_commit(), BTreeMap::from([(b.clone(), 3)]));
         p.clear();
         assert!(p.to_commit().is_empty());
     }

@@ -5,21 +5,32 @@
 //! next records are already here when the handler finishes. Handling and committing stay in
 //! this one loop, in order, which is what makes at-least-once easy to see: `Progress` moves only
 //! after the handler succeeded (or the failure policy resolved a record: `dispatch.rs`).
+//!
+//! Rebalances are honoured at once: the heartbeat task, a refused commit or the fetch path
+//! raises one [`Signal`] that stays raised, the loop sees it before the next handler call,
+//! commits what was handled and rejoins. One handler call in flight is the only thing a rejoin
+//! waits for (so the bound is `--handler-timeout`, and the rebalance timeout is set above it).
+//! Under cooperative-sticky the member keeps its partitions and their positions across the join
+//! and drops only what was revoked; under the eager assignors it gives everything up first.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::Instrument;
 
+use super::assignor::is_cooperative;
 use super::dispatch::{Control, Dispatcher, Next};
 use super::failure::{FailurePolicy, FailureStats};
 use super::fetcher::{self, FetchConfig, FetchEvent};
-use super::group::{GroupConfig, GroupError, Member};
+use super::group::{Claim, GroupConfig, GroupError, Member};
 use super::handler::{Handler, HandlerSpec};
+use super::heartbeat;
 use super::progress::Progress;
+use super::rebalance::{Change, Signal};
 use crate::cluster::Cluster;
 use crate::lag::{NoCommit, Policy};
 use crate::offsets::{fetch_committed, fetch_ends, GroupQuery, TopicPartition};
@@ -42,6 +53,9 @@ pub struct ConsumerConfig {
     /// What happens to records the handler fails on.
     pub failure: FailurePolicy,
 }
+
+/// Joins in a row that a rebalance may overtake before the member starts pausing between them.
+const IMMEDIATE_REJOINS: u32 = 5;
 
 /// Why the consumer stopped (both are clean exits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +91,11 @@ pub async fn run(
         tracing::warn!(error = %e, "cluster not reachable yet; retrying");
     }
     let mut member = Member::new(cluster.clone(), cfg.group.clone());
+    // What this member holds across generations (cooperative-sticky keeps it through a join),
+    // the generation it was assigned in (-1: nothing held), and the positions handled so far.
+    let mut owned: BTreeSet<TopicPartition> = BTreeSet::new();
+    let mut held_generation = -1;
+    let mut progress = Progress::default();
     let mut idle_since = Instant::now();
     let mut attempt = 0u32;
     let mut joined = false;
@@ -95,7 +114,11 @@ pub async fn run(
             }
             break Exit::Idle;
         }
-        let assigned = match member.join().await {
+        let claim = Claim {
+            partitions: owned.iter().cloned().collect(),
+            generation: held_generation,
+        };
+        let assigned = match member.join(&claim).await {
             Ok(a) => {
                 attempt = 0;
                 joined = true;
@@ -110,6 +133,14 @@ pub async fn run(
             Err(e) => {
                 attempt += 1;
                 last_error = e.to_string();
+                // A rebalance that overtook this join (SyncGroup: REBALANCE_IN_PROGRESS) is
+                // answered by joining again at once; each JoinGroup waits for the group, so this
+                // cannot spin. Transient failures, and rebalances that keep coming, back off.
+                let rebalance = matches!(e, GroupError::Rebalance(_) | GroupError::Lost(_));
+                if rebalance && attempt <= IMMEDIATE_REJOINS {
+                    tracing::info!(group = %member.group(), error = %e, "joining again at once");
+                    continue;
+                }
                 let d = Duration::from_millis(200 * u64::from(attempt.min(10)));
                 tracing::info!(group = %member.group(), error = %e, "joining again");
                 if sleep_or_stop(d, &stop_rx).await {
@@ -118,30 +149,79 @@ pub async fn run(
                 continue;
             }
         };
+        let gen = member.generation().clone();
+        let change = Change::of(&owned, held_generation, gen.generation_id, &assigned);
+        let list = |tps: &[TopicPartition]| {
+            tps.iter()
+                .map(|tp| tp.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         tracing::info!(
             group = %member.group(),
-            generation = member.generation().generation_id,
-            partitions = %assigned.iter().map(|tp| tp.to_string()).collect::<Vec<_>>().join(","),
+            generation = gen.generation_id,
+            partitions = %list(&assigned),
+            protocol = %gen.protocol,
+            added = %list(&change.added),
+            revoked = %list(&change.revoked),
             "assigned"
         );
-        match generation(
+        // What was handled but not committed (a failed final commit) is committed now, in the
+        // new generation, before anything revoked is let go.
+        let pending = progress.to_commit();
+        if !pending.is_empty() && member.commit(&pending).await.is_ok() {
+            progress.committed(&pending);
+        }
+        for tp in change.revoked.iter().chain(&change.added) {
+            progress.remove(tp);
+        }
+        owned = assigned.iter().cloned().collect();
+        held_generation = gen.generation_id;
+        if is_cooperative(&gen.protocol) && !change.revoked.is_empty() {
+            // KIP-429's second phase: the revoked partitions go to their new owners only once
+            // this member rejoins without them.
+            continue;
+        }
+        let signal = Signal::default();
+        let left = generation(
             &cluster,
             &cfg,
             &mut member,
             &mut dispatcher,
             &assigned,
+            &mut progress,
             &mut idle_since,
             &stop_rx,
+            &signal,
         )
-        .await
-        {
-            Ok(Leave::Rejoin) => continue,
+        .await;
+        match left {
+            Ok(Leave::Rejoin) => {}
             Ok(Leave::Exit(e)) => break e,
             Err(e) => {
                 member.leave().await;
                 report(dispatcher.stats(), "consumer failed");
                 return Err(e);
             }
+        }
+        match signal.pending() {
+            Some(GroupError::Fatal(e)) => {
+                member.leave().await;
+                return Err(e);
+            }
+            // Our partitions may be someone else's by now: claim nothing.
+            Some(GroupError::Lost(_)) => {
+                progress.clear();
+                owned.clear();
+                held_generation = -1;
+            }
+            _ if !is_cooperative(&gen.protocol) => {
+                // Eager protocols give everything up before the join.
+                progress.clear();
+                owned.clear();
+                held_generation = -1;
+            }
+            _ => {}
         }
     };
     member.leave().await;
@@ -172,34 +252,41 @@ async fn sleep_or_stop(d: Duration, stop: &watch::Receiver<bool>) -> bool {
 /// One generation's state: what the handler loop reads and moves.
 struct Session<'a> {
     member: &'a mut Member,
-    progress: Progress,
+    progress: &'a mut Progress,
     stop: watch::Receiver<bool>,
-    rebalance: watch::Receiver<Option<GroupError>>,
+    rebalance: Signal,
     last_commit: Instant,
     commit_interval: Duration,
 }
 
-/// One generation: from assignment to rebalance, idle exit or stop.
+/// One generation: from assignment to rebalance, idle exit or stop. `assigned` is everything
+/// this member holds now; those without a position in `progress` start from the group's commits
+/// (the rest go on from where they are).
+#[allow(clippy::too_many_arguments)]
 async fn generation(
     cluster: &Arc<Cluster>,
     cfg: &ConsumerConfig,
     member: &mut Member,
     dispatcher: &mut Dispatcher,
     assigned: &[TopicPartition],
+    progress: &mut Progress,
     idle_since: &mut Instant,
     stop_rx: &watch::Receiver<bool>,
+    signal: &Signal,
 ) -> Result<Leave, String> {
-    let mut progress = Progress::default();
-    resume(cluster, cfg, member.group(), assigned, &mut progress).await?;
+    let fresh: Vec<TopicPartition> = assigned
+        .iter()
+        .filter(|tp| progress.position(tp).is_none())
+        .cloned()
+        .collect();
+    resume(cluster, cfg, member.group(), &fresh, progress).await?;
 
-    // Heartbeats on their own task, so a slow handler never costs the membership.
-    let (rebalance_tx, rebalance_rx) = watch::channel::<Option<GroupError>>(None);
-    let hb = spawn_heartbeats(
+    let hb = heartbeat::spawn(
         cluster.clone(),
         cfg.group.clone(),
         member.generation().clone(),
         cfg.heartbeat_interval,
-        rebalance_tx,
+        signal.clone(),
     );
     let _hb_guard = AbortOnDrop(vec![hb]);
 
@@ -212,7 +299,7 @@ async fn generation(
         max_decompressed: cfg.max_decompressed,
     };
     let mut fetchers =
-        AbortOnDrop(fetcher::spawn_all(cluster, &progress, assigned, &fetch_cfg, &tx).await);
+        AbortOnDrop(fetcher::spawn_all(cluster, progress, assigned, &fetch_cfg, &tx).await);
     let mut commit_tick = tokio::time::interval(cfg.commit_interval);
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stop = stop_rx.clone();
@@ -220,7 +307,7 @@ async fn generation(
         member,
         progress,
         stop: stop_rx.clone(),
-        rebalance: rebalance_rx,
+        rebalance: signal.clone(),
         last_commit: Instant::now(),
         commit_interval: cfg.commit_interval,
     };
@@ -229,17 +316,13 @@ async fn generation(
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break Leave::Exit(Exit::Signal),
-            _ = s.rebalance.changed() => {
-                let why = s.rebalance.borrow().clone();
-                match why {
-                    Some(GroupError::Fatal(e)) => return Err(e),
-                    Some(e) => {
-                        tracing::info!(group = %s.member.group(), reason = %e, "rebalance");
-                        break Leave::Rejoin;
-                    }
-                    None => {}
+            why = signal.raised() => match why {
+                GroupError::Fatal(e) => return Err(e),
+                e => {
+                    tracing::info!(group = %s.member.group(), reason = %e, "rebalance");
+                    break Leave::Rejoin;
                 }
-            }
+            },
             _ = tokio::time::sleep_until(idle_at) => {
                 tracing::info!(group = %s.member.group(), idle_secs = cfg.idle_timeout.as_secs(), "idle: no records");
                 break Leave::Exit(Exit::Idle);
@@ -261,7 +344,7 @@ async fn generation(
                         Next::Refetch => {
                             drop(fetchers);
                             while rx.try_recv().is_ok() {}
-                            fetchers = AbortOnDrop(fetcher::spawn_all(cluster, &s.progress, assigned, &fetch_cfg, &tx).await);
+                            fetchers = AbortOnDrop(fetcher::spawn_all(cluster, s.progress, assigned, &fetch_cfg, &tx).await);
                         }
                     }
                     if had_records {
@@ -274,7 +357,7 @@ async fn generation(
                     drop(fetchers);
                     let _ = cluster.refresh_metadata(Some(&cfg.group.topics)).await;
                     while rx.try_recv().is_ok() {}
-                    fetchers = AbortOnDrop(fetcher::spawn_all(cluster, &s.progress, assigned, &fetch_cfg, &tx).await);
+                    fetchers = AbortOnDrop(fetcher::spawn_all(cluster, s.progress, assigned, &fetch_cfg, &tx).await);
                 }
                 Some(FetchEvent::Fatal(e)) => return Err(e),
                 None => {}
@@ -282,9 +365,14 @@ async fn generation(
         }
     };
     drop(fetchers);
-    // Whatever happens next, what was handled is committed first.
-    if let Err(e) = s.member.commit(&s.progress.to_commit()).await {
-        tracing::warn!(group = %s.member.group(), error = %e, "final commit of this generation failed; the uncommitted tail will be handled again");
+    // Whatever happens next, what was handled is committed first (during a rebalance the
+    // coordinator still accepts commits of the generation that is ending).
+    let offsets = s.progress.to_commit();
+    match s.member.commit(&offsets).await {
+        Ok(()) => s.progress.committed(&offsets),
+        Err(e) => {
+            tracing::warn!(group = %s.member.group(), error = %e, "final commit of this generation failed; the uncommitted tail will be handled again");
+        }
     }
     Ok(leave)
 }
@@ -338,7 +426,7 @@ impl Control for Session<'_> {
     type Leave = Leave;
 
     fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
+        self.progress
     }
 
     async fn between_batches(&mut self) -> Result<Option<Leave>, String> {
@@ -360,8 +448,13 @@ impl Session<'_> {
         if *self.stop.borrow() {
             return Ok(Some(Leave::Exit(Exit::Signal)));
         }
-        if self.rebalance.has_changed().unwrap_or(false) && self.rebalance.borrow().is_some() {
-            return Ok(Some(Leave::Rejoin));
+        match self.rebalance.pending() {
+            Some(GroupError::Fatal(e)) => return Err(e),
+            Some(e) => {
+                tracing::info!(group = %self.member.group(), reason = %e, "rebalance: stopping after this handler call");
+                return Ok(Some(Leave::Rejoin));
+            }
+            None => {}
         }
         if self.last_commit.elapsed() >= self.commit_interval {
             return self.commit().await;
@@ -375,7 +468,7 @@ impl Session<'_> {
         tokio::select! {
             _ = tokio::time::sleep(delay) => None,
             _ = stop.wait_for(|s| *s) => Some(Leave::Exit(Exit::Signal)),
-            _ = self.rebalance.changed() => self.rebalance.borrow().is_some().then_some(Leave::Rejoin),
+            _ = self.rebalance.raised() => Some(Leave::Rejoin),
         }
     }
 
@@ -391,8 +484,9 @@ impl Session<'_> {
                 self.progress.committed(&offsets);
                 Ok(None)
             }
-            Err(GroupError::Rebalance(e)) => {
+            Err(e @ (GroupError::Rebalance(_) | GroupError::Lost(_))) => {
                 tracing::info!(error = %e, "commit refused: rebalancing");
+                self.rebalance.raise(e);
                 Ok(Some(Leave::Rejoin))
             }
             Err(GroupError::Retry(e)) => {
@@ -402,38 +496,6 @@ impl Session<'_> {
             Err(GroupError::Fatal(e)) => Err(e),
         }
     }
-}
-
-fn spawn_heartbeats(
-    cluster: Arc<Cluster>,
-    group: GroupConfig,
-    gen: super::group::Generation,
-    every: Duration,
-    tx: watch::Sender<Option<GroupError>>,
-) -> JoinHandle<()> {
-    let task = async move {
-        let mut m = Member::with_generation(cluster, group, gen);
-        let mut failures = 0u32;
-        loop {
-            tokio::time::sleep(every).await;
-            match m.heartbeat().await {
-                Ok(()) => failures = 0,
-                Err(GroupError::Retry(e)) => {
-                    failures += 1;
-                    tracing::debug!(error = %e, failures, "heartbeat failed");
-                    if failures >= 10 {
-                        let _ = tx.send(Some(GroupError::Rebalance(e)));
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Some(e));
-                    return;
-                }
-            }
-        }
-    };
-    tokio::spawn(task.in_current_span())
 }
 
 /// Aborts tasks when dropped: fetchers and heartbeats never outlive their generation.

@@ -2,8 +2,9 @@
 //!
 //! The group leader computes the assignment for everyone, so a group mixing our consumers with
 //! Java ones must compute exactly what Java would: the same member order, the same split.
-//! Implemented: `range` (Java's `RangeAssignor` without rack information) and `roundrobin`
-//! (`RoundRobinAssignor`).
+//! Implemented: `range` (Java's `RangeAssignor` without rack information), `roundrobin`
+//! (`RoundRobinAssignor`) and `cooperative-sticky` (KIP-429, in `sticky.rs`: balanced, keeps
+//! owned partitions, never moves one between members within a generation).
 //!
 //! Member order (Java's `MemberInfo`): static members (with a `group.instance.id`) first,
 //! ordered by instance id; then dynamic members ordered by member id. Topics without a known
@@ -11,8 +12,12 @@
 //! result, possibly with nothing assigned; within a member, topics are sorted by name and
 //! partitions ascending.
 
+mod sticky;
+
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+
+pub use sticky::{cooperative_sticky, COOPERATIVE_STICKY};
 
 /// Protocol name of the range assignor.
 pub const RANGE: &str = "range";
@@ -29,6 +34,10 @@ pub struct Member {
     pub group_instance_id: Option<String>,
     /// Subscribed topics (from its ConsumerProtocolSubscription).
     pub topics: Vec<String>,
+    /// Partitions it claims to own (subscription v1+); only the sticky assignor reads them.
+    pub owned: Vec<(String, i32)>,
+    /// Generation of `owned` (subscription v2+, else the cooperative-sticky user data); -1 unknown.
+    pub generation: i32,
 }
 
 /// Anything that describes a member: [`Member`], or `(member_id, topics)` for dynamic members.
@@ -36,6 +45,14 @@ pub trait MemberSubscription {
     fn member_id(&self) -> &str;
     fn group_instance_id(&self) -> Option<&str>;
     fn topics(&self) -> &[String];
+    /// Partitions the member claims to own from its last generation.
+    fn owned(&self) -> &[(String, i32)] {
+        &[]
+    }
+    /// The generation of those claims (-1: unknown).
+    fn generation(&self) -> i32 {
+        -1
+    }
 }
 
 impl MemberSubscription for Member {
@@ -47,6 +64,12 @@ impl MemberSubscription for Member {
     }
     fn topics(&self) -> &[String] {
         &self.topics
+    }
+    fn owned(&self) -> &[(String, i32)] {
+        &self.owned
+    }
+    fn generation(&self) -> i32 {
+        self.generation
     }
 }
 
@@ -173,7 +196,15 @@ pub fn round_robin<M: MemberSubscription>(members: &[M], counts: &BTreeMap<Strin
     plan(members, owned)
 }
 
-/// Runs the assignor named `protocol` ([`RANGE`] or [`ROUND_ROBIN`]).
+/// Whether `protocol` rebalances cooperatively: members keep what they own across a join.
+pub fn is_cooperative(protocol: &str) -> bool {
+    protocol == COOPERATIVE_STICKY
+}
+
+/// Every assignor this member can run, in the default order of preference.
+pub const SUPPORTED: [&str; 3] = [COOPERATIVE_STICKY, RANGE, ROUND_ROBIN];
+
+/// Runs the assignor named `protocol` ([`COOPERATIVE_STICKY`], [`RANGE`] or [`ROUND_ROBIN`]).
 pub fn assign<M: MemberSubscription>(
     protocol: &str,
     members: &[M],
@@ -182,8 +213,9 @@ pub fn assign<M: MemberSubscription>(
     match protocol {
         RANGE => Ok(range(members, counts)),
         ROUND_ROBIN => Ok(round_robin(members, counts)),
+        COOPERATIVE_STICKY => Ok(cooperative_sticky(members, counts)),
         other => Err(format!(
-            "unsupported partition assignor '{other}' (supported: {RANGE}, {ROUND_ROBIN})"
+            "unsupported partition assignor '{other}' (supported: {COOPERATIVE_STICKY}, {RANGE}, {ROUND_ROBIN})"
         )),
     }
 }
@@ -197,6 +229,7 @@ mod tests {
             member_id: id.to_owned(),
             group_instance_id: None,
             topics: topics.iter().map(|t| t.to_string()).collect(),
+            ..Member::default()
         }
     }
 
@@ -392,10 +425,7 @@ mod tests {
         ];
         let plan = assign(RANGE, &subs, &counts(&[("t", 3)])).unwrap();
         assert_eq!(plan, expect(&[("m1", "tp0 tp1"), ("m2", "tp2")]));
-        let e = assign("cooperative-sticky", &subs, &counts(&[])).unwrap_err();
-        assert!(
-            e.contains("unsupported partition assignor 'cooperative-sticky'"),
-            "{e}"
-        );
+        let e = assign("sticky", &subs, &counts(&[])).unwrap_err();
+        assert!(e.contains("unsupported partition assignor 'sticky'"), "{e}");
     }
 }
