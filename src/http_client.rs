@@ -204,6 +204,143 @@ pub fn retry_delay(
     }
 }
 
+/// The status class of a failed attempt, as the metrics label it: `429`, `4xx`, `5xx`,
+/// `connect`, `timeout`, `broken`, `too_large`.
+pub fn failure_class(f: &Failure) -> &'static str {
+    match f {
+        Failure::Status { status: 429, .. } => "429",
+        Failure::Status { status, .. } if *status >= 500 => "5xx",
+        Failure::Status { .. } => "4xx",
+        Failure::Exchange(ExchangeError::Connect(_)) => "connect",
+        Failure::Exchange(ExchangeError::Timeout(_)) => "timeout",
+        Failure::Exchange(ExchangeError::Broken(_)) => "broken",
+        Failure::Exchange(ExchangeError::TooLarge(_)) => "too_large",
+    }
+}
+
+/// How often a run of failures is logged again after its first line.
+const REPEAT_EVERY: Duration = Duration::from_secs(30);
+
+/// Every IBM Cloud call of the process, counted by kind (`iam`, `list`, `create`, `get`) and
+/// failures by kind and status class, with the log lines a person needs: the first failure
+/// of a run of failures at once, then at most one line per [`REPEAT_EVERY`] with a count.
+/// Shared by the IAM token manager and the Code Engine client; the observer exports the counts
+/// as metrics, reads [`CallLog::failing_since`] for `/healthz` and logs the recovery.
+#[derive(Debug, Default)]
+pub struct CallLog {
+    state: std::sync::Mutex<CallState>,
+}
+
+#[derive(Debug, Default)]
+struct CallState {
+    requests: std::collections::BTreeMap<&'static str, u64>,
+    failures: std::collections::BTreeMap<(&'static str, &'static str), u64>,
+    streak: Option<Streak>,
+}
+
+#[derive(Debug)]
+struct Streak {
+    since: std::time::Instant,
+    failures: u64,
+    logged_at: std::time::Instant,
+    last: String,
+}
+
+/// A copy of the counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    /// Requests sent, per kind.
+    pub requests: Vec<(&'static str, u64)>,
+    /// Failed attempts, per (kind, status class).
+    pub failures: Vec<((&'static str, &'static str), u64)>,
+}
+
+impl CallLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CallState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One request of `kind` is about to be sent.
+    pub fn sent(&self, kind: &'static str) {
+        *self.lock().requests.entry(kind).or_default() += 1;
+    }
+
+    /// One attempt of `kind` failed with `error` (already free of secrets); `retry_in` says
+    /// when it is tried again, if it is.
+    /// `class` is [`failure_class`] of the attempt, or `body` for an unreadable 2xx answer.
+    pub fn failed(
+        &self,
+        kind: &'static str,
+        class: &'static str,
+        error: &dyn std::fmt::Display,
+        retry_in: Option<Duration>,
+    ) {
+        let now = std::time::Instant::now();
+        let mut st = self.lock();
+        *st.failures.entry((kind, class)).or_default() += 1;
+        let next = match retry_in {
+            Some(d) => format!("retrying in {} ms", d.as_millis()),
+            None => "not retried".to_string(),
+        };
+        match &mut st.streak {
+            None => {
+                tracing::warn!(call = kind, class, %error, "IBM Cloud call failed; {next}");
+                st.streak = Some(Streak {
+                    since: now,
+                    failures: 1,
+                    logged_at: now,
+                    last: error.to_string(),
+                });
+            }
+            Some(s) => {
+                s.failures += 1;
+                s.last = error.to_string();
+                if now.duration_since(s.logged_at) >= REPEAT_EVERY {
+                    s.logged_at = now;
+                    tracing::warn!(
+                        call = kind,
+                        class,
+                        failures = s.failures,
+                        for_s = now.duration_since(s.since).as_secs(),
+                        %error,
+                        "IBM Cloud calls still failing; {next}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// One attempt of `kind` succeeded.
+    pub fn succeeded(&self, kind: &'static str) {
+        // The recovery line is the observer's (one for the launcher as a whole).
+        if let Some(s) = self.lock().streak.take() {
+            tracing::debug!(
+                call = kind,
+                failures = s.failures,
+                for_s = s.since.elapsed().as_secs(),
+                "IBM Cloud call succeeded after failures"
+            );
+        }
+    }
+
+    /// Since when calls have been failing, and the last error, if they are.
+    pub fn failing_since(&self) -> Option<(std::time::Instant, String)> {
+        self.lock()
+            .streak
+            .as_ref()
+            .map(|s| (s.since, s.last.clone()))
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> CallCounts {
+        let st = self.lock();
+        CallCounts {
+            requests: st.requests.iter().map(|(k, n)| (*k, *n)).collect(),
+            failures: st.failures.iter().map(|(k, n)| (*k, *n)).collect(),
+        }
+    }
+}
+
 /// The error an IBM Cloud API put in its body, whatever the shape: Code Engine's
 /// `{"errors":[{"code","message"}]}`, IAM's `{"errorCode","errorMessage"}`, or plain
 /// `error` / `message` fields.
@@ -318,6 +455,38 @@ mod tests {
                 "{f:?} attempt {attempt} idempotent {idem}"
             );
         }
+    }
+
+    #[test]
+    fn call_log_counts_and_streaks() {
+        let log = CallLog::default();
+        log.sent("iam");
+        let class = failure_class(&status(500, None));
+        log.failed("iam", class, &"HTTP 500", Some(Duration::from_millis(250)));
+        log.sent("iam");
+        let class = failure_class(&status(429, Some(1)));
+        log.failed("iam", class, &"HTTP 429", None);
+        assert!(log.failing_since().is_some_and(|(_, e)| e == "HTTP 429"));
+        log.sent("create");
+        log.succeeded("create");
+        assert!(log.failing_since().is_none());
+        let c = log.counts();
+        assert_eq!(c.requests, vec![("create", 1), ("iam", 2)]);
+        assert_eq!(c.failures, vec![(("iam", "429"), 1), (("iam", "5xx"), 1)]);
+        let classes: Vec<&str> = [
+            status(404, None),
+            Failure::Exchange(ExchangeError::Connect("x".into())),
+            Failure::Exchange(ExchangeError::Timeout(Duration::from_secs(1))),
+            Failure::Exchange(ExchangeError::Broken("x".into())),
+            Failure::Exchange(ExchangeError::TooLarge(1)),
+        ]
+        .iter()
+        .map(failure_class)
+        .collect();
+        assert_eq!(
+            classes,
+            ["4xx", "connect", "timeout", "broken", "too_large"]
+        );
     }
 
     #[test]

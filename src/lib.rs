@@ -19,6 +19,7 @@ pub mod observer;
 pub mod offsets;
 pub mod producer;
 pub mod protocol;
+pub mod redact;
 pub mod retry;
 pub mod tls;
 pub mod wire;

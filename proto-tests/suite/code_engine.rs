@@ -141,7 +141,7 @@ async fn env_variables_and_version_are_sent() {
         vec![json!({"job_name": "pay ments", "scale_array_spec": "0-0",
             "run_env_variables": [{"type": "literal", "name": "GROUP", "value": "g 1"}]})]
     );
-    ce.list_job_runs("pay ments").await.unwrap();
+    ce.count_job_runs("pay ments").await.unwrap();
     let list = cloud
         .requests()
         .into_iter()
@@ -167,13 +167,9 @@ async fn list_follows_pagination_to_the_end() {
         ce.create_job_run(&create("b", 1)).await.unwrap();
     }
     cloud.set_page_size(2);
-    let runs = ce.list_job_runs("a").await.unwrap();
-    let mut names: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
-    names.sort();
-    let mut want = cloud.run_names("a");
-    want.sort();
-    assert_eq!(names, want);
-    assert_eq!(names.len(), 5);
+    let tally = ce.count_job_runs("a").await.unwrap();
+    assert_eq!((tally.runs, tally.active), (5, 5));
+    assert_eq!(cloud.run_names("a").len(), 5);
 
     let lists: Vec<_> = cloud
         .requests()
@@ -187,30 +183,34 @@ async fn list_follows_pagination_to_the_end() {
         assert_eq!(r.query_value("start").is_some(), i > 0, "{r:?}");
         assert_eq!(r.status, 200);
     }
-    assert_eq!(ce.list_job_runs("b").await.unwrap().len(), 2);
-    assert!(ce.list_job_runs("none").await.unwrap().is_empty());
+    assert_eq!(ce.count_job_runs("b").await.unwrap().runs, 2);
+    assert_eq!(ce.count_job_runs("none").await.unwrap().runs, 0);
+}
+
+async fn active(ce: &CodeEngine, job: &str) -> Result<u32, CeError> {
+    ce.count_job_runs(job).await.map(|t| t.active)
 }
 
 #[tokio::test]
 async fn active_instances_sum_requested_pending_running() {
     let cloud = FakeCloud::start();
     let ce = ce(&cloud);
-    assert_eq!(ce.active_instances("orders").await.unwrap(), 0);
+    assert_eq!(active(&ce, "orders").await.unwrap(), 0);
     let first = ce.create_job_run(&create("orders", 2)).await.unwrap();
     ce.create_job_run(&create("orders", 3)).await.unwrap();
     ce.create_job_run(&create("other", 4)).await.unwrap();
-    assert_eq!(ce.active_instances("orders").await.unwrap(), 5);
+    assert_eq!(active(&ce, "orders").await.unwrap(), 5);
 
     cloud.set_instances(&first.name, 1, 1, 0, "pending");
     assert_eq!(cloud.active("orders"), 5);
-    assert_eq!(ce.active_instances("orders").await.unwrap(), 5);
+    assert_eq!(active(&ce, "orders").await.unwrap(), 5);
     cloud.set_instances(&first.name, 0, 0, 1, "running");
-    assert_eq!(ce.active_instances("orders").await.unwrap(), 4);
+    assert_eq!(active(&ce, "orders").await.unwrap(), 4);
     assert_eq!(cloud.active("orders"), 4);
 
     cloud.finish_job("orders");
-    assert_eq!(ce.active_instances("orders").await.unwrap(), 0);
-    assert_eq!(ce.active_instances("other").await.unwrap(), 4);
+    assert_eq!(active(&ce, "orders").await.unwrap(), 0);
+    assert_eq!(active(&ce, "other").await.unwrap(), 4);
 }
 
 #[tokio::test]
@@ -235,7 +235,7 @@ async fn throttled_and_failing_create_is_retried_and_creates_one_run() {
 async fn revoked_token_is_replaced_once_then_the_request_succeeds() {
     let cloud = FakeCloud::start();
     let ce = ce(&cloud);
-    ce.list_job_runs("orders").await.unwrap();
+    ce.count_job_runs("orders").await.unwrap();
     assert_eq!(cloud.token_requests(), 1);
     cloud.revoke_tokens();
     ce.create_job_run(&create("orders", 1)).await.unwrap();
@@ -255,7 +255,7 @@ async fn token_refused_twice_is_an_error_not_a_loop() {
     let cloud = FakeCloud::start();
     let ce = ce(&cloud);
     cloud.fail_next(Route::List, &[401, 401, 401]);
-    let e = ce.list_job_runs("orders").await.unwrap_err();
+    let e = ce.count_job_runs("orders").await.unwrap_err();
     assert_eq!(e.status(), Some(401), "{e}");
     assert_eq!(cloud.count(Route::List), 2, "{}", cloud.describe_requests());
     assert_eq!(cloud.token_requests(), 2);
@@ -323,7 +323,7 @@ async fn iam_failures_are_retried() {
     let cloud = FakeCloud::start();
     cloud.fail_next(Route::Token, &[500, 429, 503]);
     let ce = ce(&cloud);
-    assert_eq!(ce.active_instances("orders").await.unwrap(), 0);
+    assert_eq!(active(&ce, "orders").await.unwrap(), 0);
     assert_eq!(cloud.token_requests(), 4);
 }
 
@@ -332,7 +332,7 @@ async fn unknown_api_key_is_a_clear_error_without_the_key() {
     let cloud = FakeCloud::start();
     let key = "wrong-key-7b3e9a";
     let ce = ce_with(&cloud, key, FakeCloud::PROJECT_ID, Duration::from_secs(5));
-    let e = ce.list_job_runs("orders").await.unwrap_err();
+    let e = ce.count_job_runs("orders").await.unwrap_err();
     let text = format!("{e} | {e:?}");
     assert!(matches!(e, CeError::Auth { .. }), "{text}");
     assert_eq!(e.status(), Some(400));
@@ -366,7 +366,7 @@ async fn non_retriable_errors_fail_at_once() {
         "no-such-project",
         Duration::from_secs(5),
     );
-    let e = other.list_job_runs("orders").await.unwrap_err();
+    let e = other.count_job_runs("orders").await.unwrap_err();
     assert_eq!(e.status(), Some(404), "{e}");
     assert!(e.to_string().contains("resource_not_found"), "{e}");
     assert!(e.to_string().contains("CE_PROJECT_ID"), "{e}");
@@ -394,10 +394,10 @@ async fn timeouts_retry_reads_but_not_creates() {
         FakeCloud::PROJECT_ID,
         Duration::from_millis(300),
     );
-    ce.list_job_runs("warm-up").await.unwrap();
+    ce.count_job_runs("warm-up").await.unwrap();
 
     cloud.delay_next(Route::List, Duration::from_secs(2));
-    assert!(ce.list_job_runs("orders").await.unwrap().is_empty());
+    assert_eq!(ce.count_job_runs("orders").await.unwrap().runs, 0);
     assert_eq!(cloud.count(Route::List), 3, "{}", cloud.describe_requests());
 
     cloud.delay_next(Route::Create, Duration::from_secs(1));
@@ -414,7 +414,7 @@ async fn timeouts_retry_reads_but_not_creates() {
     cloud.wait_until("the slow create completes", Duration::from_secs(10), |c| {
         c.run_names("orders").len() == 1
     });
-    assert_eq!(ce.active_instances("orders").await.unwrap(), 1);
+    assert_eq!(active(&ce, "orders").await.unwrap(), 1);
 }
 
 /// The fake itself is as strict as the real IAM: a client that passes here sends what IBM

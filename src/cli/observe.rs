@@ -28,6 +28,7 @@ use crate::launch::Launcher;
 use crate::observer::http::{self, Health};
 use crate::observer::metrics::Metrics;
 use crate::observer::{Observer, ObserverConfig};
+use crate::retry::Backoff;
 
 /// Watch lag and start consumer job runs when there is work.
 #[derive(Debug, Clone, Args)]
@@ -74,16 +75,24 @@ pub struct ObserveArgs {
     #[arg(long, value_name = "N")]
     pub stuck_cycles: Option<String>,
 
-    /// First wake-up delay for a stuck job, doubling per wake-up [env: STUCK_BACKOFF]
-    /// [default: 30]
+    /// First back-off of a job whose consumers end without committing (a crash loop),
+    /// doubling at each further sign up to an hour; reset when its commits move
+    /// [env: STUCK_BACKOFF] [default: 10]
     #[arg(long, value_name = "SECONDS")]
     pub stuck_backoff: Option<String>,
+
+    /// Shortest time between two counts of a lagging job's instances (ListJobRuns); started
+    /// runs count at once, idle jobs are never counted [env: LAUNCHER_REFRESH]
+    /// [default: 10; 0 with --launcher local]
+    #[arg(long, value_name = "SECONDS")]
+    pub launcher_refresh: Option<String>,
 
     /// IBM Cloud API key for Code Engine [env: IAM_API_KEY]
     #[arg(long, value_name = "KEY")]
     pub iam_api_key: Option<String>,
 
-    /// IAM token endpoint [env: IAM_URL] [default: https://iam.cloud.ibm.com/identity/token]
+    /// IAM token endpoint, or IAM's base URL (then /identity/token is appended, as IBM's SDKs
+    /// do) [env: IAM_URL] [default: https://iam.cloud.ibm.com/identity/token]
     #[arg(long, value_name = "URL")]
     pub iam_url: Option<String>,
 
@@ -230,8 +239,8 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         &a.stuck_backoff,
         "--stuck-backoff",
         "STUCK_BACKOFF",
-        30,
-        (1, 86_400),
+        10,
+        (1, 3_600),
     )?;
     let long_poll = boolean(&a.long_poll, "--long-poll", "OBSERVER_LONG_POLL", true)?;
     let idle_ticker = whole(
@@ -246,6 +255,13 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         "codeengine".to_string(),
         choice(&["codeengine", "local"]),
     )?;
+    let launcher_refresh = Duration::from_secs(whole(
+        &a.launcher_refresh,
+        "--launcher-refresh",
+        "LAUNCHER_REFRESH",
+        if launcher == "local" { 0 } else { 10 },
+        (0, 3_600),
+    )?);
     let cfg = ObserverConfig {
         kafkadata,
         policy: Policy {
@@ -260,14 +276,18 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         max_instances,
         stuck: StuckPolicy {
             cycles: stuck_cycles as u32,
-            backoff: Duration::from_secs(stuck_backoff),
-            max_backoff: Duration::from_secs(3600),
         },
         metadata_refresh: Duration::from_secs(metadata_refresh),
         // Code Engine may list a fresh run a moment late; local children are counted exactly.
         launch_grace: Duration::from_secs(if launcher == "local" { 0 } else { 5 }),
         long_poll,
         idle_ticker: Duration::from_millis(idle_ticker.max(ticker)),
+        launcher_refresh,
+        backoff: Duration::from_secs(stuck_backoff),
+        max_backoff: Duration::from_secs(3600),
+        launcher_deadline: LAUNCHER_DEADLINE,
+        launcher_health: (launcher_refresh * 3)
+            .clamp(Duration::from_secs(5), Duration::from_secs(30)),
     };
     Ok(Resolved {
         kafka,
@@ -417,14 +437,61 @@ pub fn api_base(a: &ObserveArgs) -> Result<String, CliError> {
         });
     }
     match env("CE_REGION")? {
-        Some(region) => Ok(format!(
-            "https://api.{}.codeengine.cloud.ibm.com/v2",
-            region.trim()
-        )),
+        Some(region) => region_base(&region),
         None => Err(invalid(
             "--api-base",
             "the Code Engine API URL is required: pass --api-base URL or set CE_API_BASE_URL (or CE_REGION)",
         )),
+    }
+}
+
+/// The public API base of Code Engine region `region`. The region becomes part of the host the
+/// bearer token is sent to, so it must be a region name and nothing else.
+fn region_base(region: &str) -> Result<String, CliError> {
+    let r = region.trim();
+    if r.is_empty() || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(invalid(
+            "CE_REGION",
+            format!("'{r}' is not a region name (letters, digits and '-' only, e.g. us-south)"),
+        ));
+    }
+    Ok(format!("https://api.{r}.codeengine.cloud.ibm.com/v2"))
+}
+
+/// Deadline of one launcher order (an IAM token, a count and a start, each with retries).
+const LAUNCHER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The first contact with the cluster. Errors no retry can fix (wrong credentials, an
+/// untrusted certificate, no common protocol version) end the program, so that a daemon job
+/// run shows as failed with the reason in its log; a cluster that is not reachable yet is
+/// asked again, with a line per back-off step.
+async fn first_contact(cluster: &Cluster, topics: &[String]) -> Result<(), CliError> {
+    let steps = Backoff {
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(30),
+        retries: u32::MAX,
+    };
+    let mut attempt = 0u32;
+    loop {
+        match cluster.refresh_metadata(Some(topics)).await {
+            Ok(_) => {
+                if attempt > 0 {
+                    tracing::info!("Kafka cluster reachable");
+                }
+                return Ok(());
+            }
+            Err(e) if e.is_fatal() => {
+                return Err(CliError::Runtime(format!(
+                    "cannot use the Kafka cluster: {e}"
+                )))
+            }
+            Err(e) => {
+                attempt += 1;
+                let d = steps.delay_random(attempt).unwrap_or(steps.max);
+                tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "Kafka cluster not reachable yet; retrying");
+                tokio::time::sleep(d).await;
+            }
+        }
     }
 }
 
@@ -433,7 +500,7 @@ pub async fn run(a: ObserveArgs) -> Result<(), CliError> {
     let launcher = make_launcher(&a, &r)?;
     let metrics = Arc::new(Metrics::new());
     let stale = (r.cfg.ticker * 5).max(Duration::from_secs(10)) + r.kafka.options.request_timeout;
-    let health = Arc::new(Health::new(stale));
+    let health = Arc::new(Health::new(stale).with_launcher_bound(r.cfg.launcher_health));
     let (bound, _server) = http::serve(r.metrics_addr, metrics.clone(), health.clone())
         .await
         .map_err(|e| {
@@ -453,6 +520,17 @@ pub async fn run(a: ObserveArgs) -> Result<(), CliError> {
         r.kafka.bootstrap.clone(),
         r.kafka.options.clone(),
     ));
+    let topics: Vec<String> = r
+        .cfg
+        .kafkadata
+        .topics
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    tokio::select! {
+        first = first_contact(&cluster, &topics) => first?,
+        _ = shutdown_signal() => return Ok(()),
+    }
     let observer = Observer::new(r.cfg, cluster, launcher, metrics, health);
     observer.run(shutdown_signal()).await;
     Ok(())

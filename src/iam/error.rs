@@ -52,13 +52,7 @@ impl IamError {
     /// Builds [`IamError::Rejected`] from a response body, scrubbing `key` from the text.
     pub(crate) fn rejected(status: u16, body: &[u8], key: &Secret, attempts: u32) -> IamError {
         let ApiError { code, message } = crate::http_client::api_error(body);
-        let scrub = |s: String| {
-            if key.is_empty() {
-                s
-            } else {
-                s.replace(key.expose(), "<redacted>")
-            }
-        };
+        let scrub = |s: String| crate::redact::redact(&s, &[key]);
         IamError::Rejected {
             status,
             code: code.map(scrub),
@@ -169,5 +163,11 @@ mod tests {
             assert!(!text.contains(KEY), "{text}");
             assert!(text.contains("<redacted>"), "{text}");
         }
+        // A proxy that echoes the form body: the key URL-encoded.
+        let odd = Secret::new("AK+SECRET/xyz=");
+        let body = r#"{"errorMessage":"bad request: grant_type=x&apikey=AK%2BSECRET%2Fxyz%3D"}"#;
+        let e = IamError::rejected(400, body.as_bytes(), &odd, 1);
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("SECRET"), "{text}");
     }
 }

@@ -21,7 +21,8 @@ use http_body_util::Full;
 
 use crate::config::secret::Secret;
 use crate::http_client::{
-    exchange, percent_encode, retry_delay, ExchangeError, Failure, HttpClient,
+    exchange, failure_class, percent_encode, retry_delay, CallLog, ExchangeError, Failure,
+    HttpClient,
 };
 use crate::retry::{jitter_unit, Backoff};
 
@@ -30,6 +31,21 @@ use token::{freshness, token_times, Freshness, TokenResponse, TokenTimes};
 
 /// IBM Cloud's public token endpoint.
 pub const DEFAULT_IAM_URL: &str = "https://iam.cloud.ibm.com/identity/token";
+
+/// The token endpoint's path, appended to a base URL the way IBM's SDKs do.
+const TOKEN_PATH: &str = "/identity/token";
+
+/// The token endpoint for `url`: a base URL (`https://iam.cloud.ibm.com`, path empty or `/`)
+/// gets [`TOKEN_PATH`] appended, as IBM's SDKs do; anything else is the endpoint itself.
+pub fn token_endpoint(url: &str) -> String {
+    let url = url.trim();
+    match url.parse::<http::Uri>() {
+        Ok(u) if u.host().is_some() && matches!(u.path(), "" | "/") && u.query().is_none() => {
+            format!("{}{TOKEN_PATH}", url.trim_end_matches('/'))
+        }
+        _ => url.to_string(),
+    }
+}
 
 /// The API-key grant type.
 const GRANT_TYPE: &str = "urn:ibm:params:oauth:grant-type:apikey";
@@ -52,6 +68,7 @@ struct Inner {
     client: HttpClient,
     timeout: Duration,
     backoff: Backoff,
+    calls: Arc<CallLog>,
     state: Mutex<State>,
     /// Held by whoever is talking to IAM: one token request at a time.
     fetching: tokio::sync::Mutex<()>,
@@ -81,11 +98,12 @@ impl std::fmt::Debug for IamTokenManager {
 }
 
 impl IamTokenManager {
-    /// A manager for `api_key` against the token endpoint `iam_url` (full URL, e.g.
-    /// [`DEFAULT_IAM_URL`]). Checks the key and URL; sends nothing yet.
+    /// A manager for `api_key` against the token endpoint `iam_url` (a full endpoint such as
+    /// [`DEFAULT_IAM_URL`], or IAM's base URL: see [`token_endpoint`]). Checks the key and URL;
+    /// sends nothing yet.
     pub fn new(iam_url: String, api_key: Secret, client: HttpClient) -> Result<Self, IamError> {
         let key = validate_api_key(&api_key)?;
-        let url = iam_url.trim().to_string();
+        let url = token_endpoint(&iam_url);
         let invalid = |reason: &str| IamError::InvalidUrl {
             url: url.clone(),
             reason: reason.to_string(),
@@ -109,6 +127,7 @@ impl IamTokenManager {
                     max: Duration::from_secs(8),
                     retries: 4,
                 },
+                calls: Arc::default(),
                 state: Mutex::default(),
                 fetching: tokio::sync::Mutex::new(()),
             }),
@@ -125,9 +144,28 @@ impl IamTokenManager {
         self
     }
 
+    /// Counts and logs this manager's calls in `calls` (shared with the Code Engine client).
+    /// Only before the manager is shared.
+    pub fn with_call_log(mut self, calls: Arc<CallLog>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.calls = calls;
+        }
+        self
+    }
+
     /// The token endpoint in use.
     pub fn url(&self) -> &str {
         &self.inner.url
+    }
+
+    /// The call log this manager counts in.
+    pub fn call_log(&self) -> Arc<CallLog> {
+        self.inner.calls.clone()
+    }
+
+    /// The API key, for redacting it from text a server sent back.
+    pub(crate) fn api_key(&self) -> &Secret {
+        &self.inner.key
     }
 
     /// A valid access token (fetched on first use, then cached).
@@ -199,7 +237,8 @@ fn now_ms() -> i64 {
 /// What one attempt produced, short of a token.
 enum AttemptError {
     Retriable(Failure, IamError),
-    Fatal(IamError),
+    /// Not worth another attempt; with the status class for the metrics.
+    Fatal(&'static str, IamError),
 }
 
 impl Inner {
@@ -243,17 +282,24 @@ impl Inner {
     async fn fetch(&self) -> Result<Cached, IamError> {
         let mut attempt = 0u32;
         loop {
+            self.calls.sent("iam");
             let (failure, err) = match self.fetch_once(attempt + 1).await {
-                Ok(c) => return Ok(c),
-                Err(AttemptError::Fatal(e)) => return Err(e),
+                Ok(c) => {
+                    self.calls.succeeded("iam");
+                    return Ok(c);
+                }
+                Err(AttemptError::Fatal(class, e)) => {
+                    self.calls.failed("iam", class, &e, None);
+                    return Err(e);
+                }
                 Err(AttemptError::Retriable(f, e)) => (f, e),
             };
             attempt += 1;
-            match retry_delay(&failure, attempt, &self.backoff, jitter_unit(), true) {
-                Some(delay) => {
-                    tracing::debug!(error = %err, attempt, delay_ms = delay.as_millis() as u64, "IAM token request failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
+            let delay = retry_delay(&failure, attempt, &self.backoff, jitter_unit(), true);
+            self.calls
+                .failed("iam", failure_class(&failure), &err, delay);
+            match delay {
+                Some(delay) => tokio::time::sleep(delay).await,
                 None => return Err(err),
             }
         }
@@ -275,10 +321,13 @@ impl Inner {
             .header(http::header::USER_AGENT, crate::http_client::USER_AGENT)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| {
-                AttemptError::Fatal(IamError::InvalidUrl {
-                    url: self.url.clone(),
-                    reason: e.to_string(),
-                })
+                AttemptError::Fatal(
+                    "request",
+                    IamError::InvalidUrl {
+                        url: self.url.clone(),
+                        reason: e.to_string(),
+                    },
+                )
             })?;
         let reply = match exchange(&self.client, req, self.timeout, MAX_BODY).await {
             Ok(r) => r,
@@ -289,7 +338,7 @@ impl Inner {
                     attempts,
                 };
                 return Err(match e {
-                    ExchangeError::TooLarge(_) => AttemptError::Fatal(err),
+                    ExchangeError::TooLarge(_) => AttemptError::Fatal("too_large", err),
                     _ => AttemptError::Retriable(Failure::Exchange(e), err),
                 });
             }
@@ -299,10 +348,13 @@ impl Inner {
             return Err(AttemptError::Retriable(Failure::from(&reply), err));
         }
         let bad = |detail: String| {
-            AttemptError::Fatal(IamError::BadResponse {
-                status: reply.status,
-                detail,
-            })
+            AttemptError::Fatal(
+                "body",
+                IamError::BadResponse {
+                    status: reply.status,
+                    detail: crate::redact::redact(&detail, &[&self.key]),
+                },
+            )
         };
         let parsed: TokenResponse = serde_json::from_slice(&reply.body)
             .map_err(|e| bad(format!("the body is not a token response: {e}")))?;
@@ -327,6 +379,29 @@ mod tests {
     use super::*;
 
     const KEY: &str = "unit-test-api-key-0123";
+
+    #[test]
+    fn base_urls_get_the_token_path() {
+        for (given, want) in [
+            ("https://iam.cloud.ibm.com", DEFAULT_IAM_URL),
+            ("https://iam.cloud.ibm.com/", DEFAULT_IAM_URL),
+            (" https://iam.cloud.ibm.com ", DEFAULT_IAM_URL),
+            (DEFAULT_IAM_URL, DEFAULT_IAM_URL),
+            ("http://127.0.0.1:9/", "http://127.0.0.1:9/identity/token"),
+            (
+                "https://private.iam.cloud.ibm.com/identity/token",
+                "https://private.iam.cloud.ibm.com/identity/token",
+            ),
+            (
+                "https://proxy.example/iam/token",
+                "https://proxy.example/iam/token",
+            ),
+            ("https://x/?a=b", "https://x/?a=b"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(token_endpoint(given), want, "{given}");
+        }
+    }
 
     #[tokio::test]
     async fn construction_checks_key_and_url() {

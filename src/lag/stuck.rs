@@ -1,12 +1,12 @@
-//! Stuck lag: partitions whose group does not move although consumers were started for it.
+//! Stuck lag: partitions whose group does not move although consumers run for it.
 //!
-//! A consumer that crashes on a poison record, or a handler that always fails, would otherwise
-//! be woken every cycle forever (the level trigger sees lag, starts a run, the run dies). Such a
-//! partition is reported once, and the job's wake-ups back off exponentially until its
-//! committed offset moves again. Time is passed in, so the whole thing is a pure state machine.
+//! A consumer that hangs on a record, or a handler that always fails and retries, keeps its
+//! partition's commit where it is while the job looks busy. Such a partition is reported once
+//! (log line, `kafka_observer_partition_stuck`) and again when it moves. Consumers that end
+//! without committing are the other half, handled by the crash-loop back-off of
+//! `reconcile`. A pure state machine: cycles are counted, nothing is read from a clock.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use crate::offsets::TopicPartition;
 
@@ -15,18 +15,11 @@ use crate::offsets::TopicPartition;
 pub struct StuckPolicy {
     /// Cycles with lag, instances active and an unchanged commit before a partition is stuck.
     pub cycles: u32,
-    /// First wake-up delay once a job is stuck; doubles per wake-up.
-    pub backoff: Duration,
-    pub max_backoff: Duration,
 }
 
 impl Default for StuckPolicy {
     fn default() -> Self {
-        StuckPolicy {
-            cycles: 120,
-            backoff: Duration::from_secs(30),
-            max_backoff: Duration::from_secs(3600),
-        }
+        StuckPolicy { cycles: 120 }
     }
 }
 
@@ -35,12 +28,6 @@ struct Track {
     committed: Option<i64>,
     still: u32,
     stuck: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Gate {
-    wakes: u32,
-    next: Option<Instant>,
 }
 
 /// A change worth a log line.
@@ -58,12 +45,11 @@ pub enum StuckEvent {
     },
 }
 
-/// Per-partition memory of commits, per-job wake-up gates.
+/// Per-partition memory of commits.
 #[derive(Debug, Default)]
 pub struct StuckTracker {
     policy: StuckPolicy,
     parts: BTreeMap<String, BTreeMap<TopicPartition, Track>>,
-    gates: BTreeMap<String, Gate>,
 }
 
 impl StuckTracker {
@@ -139,41 +125,6 @@ impl StuckTracker {
             .and_then(|p| p.get(tp))
             .is_some_and(|t| t.stuck)
     }
-
-    /// Whether `job` may be woken now. `stuck` says whether all its lagging partitions are
-    /// stuck; a job with any moving partition is never held back (and its gate resets).
-    pub fn may_wake(&mut self, job: &str, stuck: bool, now: Instant) -> bool {
-        let gate = self.gates.entry(job.to_string()).or_default();
-        if !stuck {
-            *gate = Gate::default();
-            return true;
-        }
-        gate.next.is_none_or(|n| now >= n)
-    }
-
-    /// Records a wake-up of a stuck job: the next one waits twice as long.
-    pub fn woke(&mut self, job: &str, stuck: bool, now: Instant) {
-        if !stuck {
-            return;
-        }
-        let gate = self.gates.entry(job.to_string()).or_default();
-        let factor = 1u32.checked_shl(gate.wakes).unwrap_or(u32::MAX);
-        let delay = self
-            .policy
-            .backoff
-            .saturating_mul(factor)
-            .min(self.policy.max_backoff);
-        gate.wakes = gate.wakes.saturating_add(1);
-        gate.next = Some(now + delay);
-    }
-
-    /// Seconds until the job may be woken again (0 when not held back).
-    pub fn held_for(&self, job: &str, now: Instant) -> Duration {
-        self.gates
-            .get(job)
-            .and_then(|g| g.next)
-            .map_or(Duration::ZERO, |n| n.saturating_duration_since(now))
-    }
 }
 
 #[cfg(test)]
@@ -181,11 +132,7 @@ mod tests {
     use super::*;
 
     fn policy() -> StuckPolicy {
-        StuckPolicy {
-            cycles: 3,
-            backoff: Duration::from_secs(10),
-            max_backoff: Duration::from_secs(25),
-        }
+        StuckPolicy { cycles: 3 }
     }
 
     #[test]
@@ -223,24 +170,5 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(s.observe("g", &tp, Some(5), Some(0), true), None);
         }
-    }
-
-    #[test]
-    fn stuck_jobs_back_off_exponentially_up_to_the_cap() {
-        let mut s = StuckTracker::new(policy());
-        let t0 = Instant::now();
-        let secs = |n| t0 + Duration::from_secs(n);
-        assert!(s.may_wake("j", true, t0));
-        s.woke("j", true, t0); // next at +10
-        assert!(!s.may_wake("j", true, secs(9)));
-        assert!(s.may_wake("j", true, secs(10)));
-        s.woke("j", true, secs(10)); // next at +20 → 30
-        assert!(!s.may_wake("j", true, secs(29)));
-        assert!(s.may_wake("j", true, secs(30)));
-        s.woke("j", true, secs(30)); // 40 capped at 25 → 55
-        assert_eq!(s.held_for("j", secs(30)), Duration::from_secs(25));
-        // A job that moves again is released at once and starts over.
-        assert!(s.may_wake("j", false, secs(31)));
-        assert!(s.may_wake("j", true, secs(31)));
     }
 }

@@ -43,6 +43,8 @@ pub struct LocalLauncher {
     /// Random per observer start: part of every run name.
     tag: String,
     children: Mutex<BTreeMap<String, Vec<Child>>>,
+    /// Children that exited, per job: (all, failed).
+    ended: Mutex<BTreeMap<String, (u64, u64)>>,
     runs: Mutex<u64>,
 }
 
@@ -65,18 +67,37 @@ impl LocalLauncher {
                 getrandom::u32().unwrap_or_else(|_| std::process::id())
             ),
             children: Mutex::default(),
+            ended: Mutex::default(),
             runs: Mutex::new(0),
         }
     }
 
     /// Live children of `job`; exited ones are reaped.
     pub fn active(&self, job: &str) -> u32 {
+        self.count(job).0
+    }
+
+    /// Live children of `job`, and the children that exited so far (all, failed).
+    pub fn count(&self, job: &str) -> (u32, (u64, u64)) {
         let mut all = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        let e = ended.entry(job.to_string()).or_default();
         let Some(list) = all.get_mut(job) else {
-            return 0;
+            return (0, *e);
         };
-        list.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
-        list.len() as u32
+        list.retain_mut(|c| match c.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                e.0 += 1;
+                e.1 += u64::from(!status.success());
+                false
+            }
+            Err(_) => {
+                e.0 += 1;
+                false
+            }
+        });
+        (list.len() as u32, *e)
     }
 
     /// Starts `k` instances of `job`; returns the run's name.

@@ -1,14 +1,18 @@
 //! Launching consumer instances: Code Engine job runs, or local processes.
 //!
-//! The observer sees one interface — how many instances of a job are active, start k more —
-//! so the same reconcile loop runs in the cloud, on a laptop and in the tests.
+//! The observer sees one interface — count a job's instances, start k more — so the same
+//! reconcile loop runs in the cloud, on a laptop and in the tests. The calls run in the
+//! launcher's own tasks ([`agent`]), each with a deadline, so IBM Cloud never stalls the
+//! Kafka side.
 
+pub mod agent;
 pub mod code_engine;
 pub mod local;
 
 use std::fmt;
 
 use crate::config::kafkadata::Job;
+use crate::lag::reconcile::Count;
 
 /// A launch or count that failed; the message names the job and the cause, never a secret.
 #[derive(Debug, Clone)]
@@ -42,14 +46,34 @@ impl Launcher {
         }
     }
 
-    /// Instances of `job` that are requested, pending or running.
-    pub async fn active(&self, job: &Job) -> Result<u32, LaunchError> {
+    /// Instances of `job` that are requested, pending or running, and those that ended.
+    pub async fn count(&self, job: &Job) -> Result<Count, LaunchError> {
         match self {
             Launcher::CodeEngine(ce) => ce
-                .active_instances(&job.name)
+                .count_job_runs(&job.name)
                 .await
+                .map(|t| Count {
+                    active: t.active,
+                    ended: t.ended,
+                    failed: t.failed,
+                })
                 .map_err(|e| LaunchError::new(format!("listing job runs of {}: {e}", job.name))),
-            Launcher::Local(l) => Ok(l.active(&job.name)),
+            Launcher::Local(l) => {
+                let (active, (ended, failed)) = l.count(&job.name);
+                Ok(Count {
+                    active,
+                    ended,
+                    failed,
+                })
+            }
+        }
+    }
+
+    /// The log of IBM Cloud calls (Code Engine only).
+    pub fn call_log(&self) -> Option<std::sync::Arc<crate::http_client::CallLog>> {
+        match self {
+            Launcher::CodeEngine(ce) => Some(ce.call_log()),
+            Launcher::Local(_) => None,
         }
     }
 

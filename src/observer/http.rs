@@ -1,7 +1,8 @@
 //! `/metrics` and `/healthz` over HTTP/1.
 //!
 //! Health is about the observer's own loop: 200 while cycles complete, 503 with the reason when
-//! the last cycle failed or no cycle has completed for a while (a hung loop is unhealthy too).
+//! the last cycle failed or no cycle has completed for a while (a hung loop is unhealthy too),
+//! or when the launcher's calls (IAM, Code Engine) have failed or hung for longer than a bound.
 //!
 //! `/metrics` is streamed in chunks as it is encoded: at 10,000 partitions the text is several
 //! megabytes, which as one string would be the observer's biggest allocation.
@@ -37,12 +38,16 @@ pub struct Health {
     state: Mutex<HealthState>,
     /// A cycle older than this makes the observer unhealthy.
     stale_after: Duration,
+    /// Launcher trouble older than this makes the observer unhealthy.
+    launcher_after: Duration,
 }
 
 #[derive(Debug, Default)]
 struct HealthState {
     last_ok: Option<Instant>,
     error: Option<String>,
+    /// Since when the launcher has been failing or not answering, and how.
+    launcher: Option<(Instant, String)>,
 }
 
 impl Health {
@@ -50,7 +55,22 @@ impl Health {
         Health {
             state: Mutex::default(),
             stale_after,
+            launcher_after: Duration::from_secs(30),
         }
+    }
+
+    /// Sets how long launcher trouble is tolerated (default 30 s).
+    pub fn with_launcher_bound(mut self, d: Duration) -> Self {
+        self.launcher_after = d;
+        self
+    }
+
+    /// The launcher's state: `Some((since, what))` while its calls fail or hang.
+    pub fn launcher(&self, trouble: Option<(Instant, String)>) {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .launcher = trouble;
     }
 
     pub fn ok(&self) {
@@ -68,6 +88,12 @@ impl Health {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = &s.error {
             return Err(format!("last cycle failed: {e}"));
+        }
+        if let Some((since, what)) = &s.launcher {
+            let d = now.saturating_duration_since(*since);
+            if d > self.launcher_after {
+                return Err(format!("launcher: {what} for {:.0} s", d.as_secs_f64()));
+            }
         }
         match s.last_ok {
             None => Err("no cycle has completed yet".into()),
@@ -462,5 +488,16 @@ mod tests {
         );
         h.ok();
         assert_eq!(h.check(Instant::now()), Ok(()));
+        let h = Health::new(Duration::from_secs(3600)).with_launcher_bound(Duration::from_secs(30));
+        h.ok();
+        let t = Instant::now();
+        h.launcher(Some((t, "Code Engine calls failing: HTTP 500".into())));
+        assert_eq!(h.check(t + Duration::from_secs(29)), Ok(()));
+        assert_eq!(
+            h.check(t + Duration::from_secs(31)),
+            Err("launcher: Code Engine calls failing: HTTP 500 for 31 s".into())
+        );
+        h.launcher(None);
+        assert_eq!(h.check(t + Duration::from_secs(31)), Ok(()));
     }
 }

@@ -171,6 +171,20 @@ pub struct ApiLabel {
     pub api: String,
 }
 
+/// An IBM Cloud call: `iam`, `list`, `create`, `get`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabel {
+    pub call: String,
+}
+
+/// An IBM Cloud call and the status class of its failure (`429`, `4xx`, `5xx`, `timeout`,
+/// `connect`, `broken`, `too_large`, `body`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallClassLabel {
+    pub call: String,
+    pub class: String,
+}
+
 /// Every metric the observer exports.
 pub struct Metrics {
     registry: Registry,
@@ -182,6 +196,9 @@ pub struct Metrics {
     pub jobruns_created: Family<JobLabel, Counter>,
     pub instances_started: Family<JobLabel, Counter>,
     pub launcher_errors: Family<JobLabel, Counter>,
+    pub backoff: Family<JobLabel, Gauge>,
+    pub launcher_requests: Family<CallLabel, Counter>,
+    pub launcher_failures: Family<CallClassLabel, Counter>,
     pub cycle_seconds: Histogram,
     pub cycles: Counter,
     pub cycle_failures: Counter,
@@ -207,6 +224,9 @@ impl Metrics {
             jobruns_created: Family::default(),
             instances_started: Family::default(),
             launcher_errors: Family::default(),
+            backoff: Family::default(),
+            launcher_requests: Family::default(),
+            launcher_failures: Family::default(),
             cycle_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             cycles: Counter::default(),
             cycle_failures: Counter::default(),
@@ -232,7 +252,7 @@ impl Metrics {
         );
         r.register(
             "kafka_observer_job_active_instances",
-            "Instances of the job requested, pending or running",
+            "Instances of the job requested, pending or running, as the launcher last counted them plus those started since",
             m.active.clone(),
         );
         r.register(
@@ -247,8 +267,23 @@ impl Metrics {
         );
         r.register(
             "kafka_observer_launcher_errors",
-            "Failed calls to the launcher (Code Engine API errors)",
+            "Launcher orders (count, start) that failed after their retries, per job",
             m.launcher_errors.clone(),
+        );
+        r.register(
+            "kafka_observer_job_backoff_seconds",
+            "Current crash-loop back-off of the job's wake-ups (0: none)",
+            m.backoff.clone(),
+        );
+        r.register(
+            "kafka_observer_launcher_requests",
+            "IBM Cloud requests sent, per call (iam, list, create, get)",
+            m.launcher_requests.clone(),
+        );
+        r.register(
+            "kafka_observer_launcher_failures",
+            "Failed IBM Cloud attempts (each retry counts), per call and status class",
+            m.launcher_failures.clone(),
         );
         r.register(
             "kafka_observer_cycle_duration_seconds",

@@ -1,30 +1,34 @@
-//! The reconcile loop: every cycle, one snapshot → lag per job → start what is missing.
+//! The reconcile loop. Every cycle reads as four words: **snapshot** (ends and commits, one
+//! round trip) → **plan** (pure: `lag::reconcile`) → **act** (orders to the launcher's own
+//! tasks, never awaited) → **export** (metrics, health).
 //!
-//! Level-triggered (see `lag::decide`): each cycle compares the instances a job should have
-//! with those it has, so a backlog present at start, a lost wake-up or a consumer that died with
-//! work left are all served by the next cycle. The loop only moves data; every decision is a
-//! pure function in `lag`.
+//! Level-triggered: each cycle compares the instances a job should have with those it has, so
+//! a backlog present at start, a lost wake-up or a consumer that died with work left are all
+//! served by the next cycle. IBM Cloud is off this path: a cycle only reads the reports of
+//! orders that finished (at its start; a report does not wake a cycle of its own: a job with
+//! work is on the fast tick anyway) and sends new ones, so an outage of IAM or Code Engine leaves lag,
+//! metrics and the long poll running, and shows in `/healthz`.
 
+mod act;
+mod export;
+mod gaps;
 pub mod http;
 pub mod metrics;
 pub mod snapshot;
 pub mod watch;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
-
 use crate::cluster::Cluster;
 use crate::config::kafkadata::{Job, Kafkadata};
-use crate::lag::decide::decide;
 use crate::lag::group::{group_lag, GroupLag};
-use crate::lag::stuck::{StuckEvent, StuckPolicy, StuckTracker};
+use crate::lag::reconcile::{JobInput, Reconciler, Settings};
+use crate::lag::stuck::StuckPolicy;
 use crate::lag::Policy;
+use crate::launch::agent::Agent;
 use crate::launch::Launcher;
-use crate::offsets::visible::{self, Gap, MAX_GAP};
-use crate::protocol::api::{api_name, FETCH};
+use crate::protocol::api::FETCH;
 use http::Health;
 use metrics::Metrics;
 use snapshot::Topology;
@@ -38,12 +42,22 @@ pub struct ObserverConfig {
     pub max_instances: Option<u32>,
     pub stuck: StuckPolicy,
     pub metadata_refresh: Duration,
-    /// How long a freshly created run counts as active even if the launcher does not list it yet.
+    /// How long a freshly created run may be missing from a count (Code Engine lists new runs
+    /// a moment late; local children are counted exactly).
     pub launch_grace: Duration,
     /// Long-poll Fetch on idle partitions: wake at the first record instead of the next tick.
     pub long_poll: bool,
     /// Cycle period while every partition is idle and watched by the long poll.
     pub idle_ticker: Duration,
+    /// Shortest time between two counts of a lagging job's instances (ListJobRuns).
+    pub launcher_refresh: Duration,
+    /// First crash-loop back-off of a job's wake-ups; doubles per sign up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Deadline of one launcher order (a count, a start, or both).
+    pub launcher_deadline: Duration,
+    /// Launcher calls failing or unanswered for longer than this make `/healthz` 503.
+    pub launcher_health: Duration,
 }
 
 /// The observer: owns the loop's state.
@@ -52,31 +66,21 @@ pub struct Observer {
     jobs: Vec<Job>,
     groups: Vec<(String, Vec<String>)>,
     cluster: Arc<Cluster>,
-    launcher: Launcher,
+    agent: Agent,
+    reconciler: Reconciler,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     topology: Topology,
-    stuck: StuckTracker,
-    /// Instances started per job and when, for the launch grace.
-    recent: BTreeMap<String, Vec<(Instant, u32)>>,
-    /// Last launch per job: a job launched moments ago counts as working even if its instances
-    /// already died (a consumer that crashes at once must still be seen as stuck).
-    last_launch: BTreeMap<String, Instant>,
-    last_error: Option<(String, Instant)>,
     watcher: Option<watch::Watcher>,
     /// Every partition is idle and watched: the long poll replaces the fast tick.
     all_idle: bool,
     /// Group names shared by the per-partition series.
     group_names: Vec<Arc<str>>,
-    /// Small gaps between a commit and the end, and whether a consumer would see anything there.
-    gap_verdicts: HashMap<Gap, bool>,
-}
-
-/// What one cycle did, for tests and logs.
-#[derive(Debug, Default, Clone)]
-pub struct CycleReport {
-    pub launched: Vec<(String, u32)>,
-    pub requests: u64,
+    gaps: gaps::Gaps,
+    /// The broker side's failures: since when, how many cycles, the last error logged.
+    broker: act::Outage,
+    /// The launcher side's failures and hangs.
+    launcher: act::LauncherState,
 }
 
 impl Observer {
@@ -96,21 +100,30 @@ impl Observer {
             .iter()
             .map(|(g, _)| g.as_str().into())
             .collect();
+        let jobs = cfg.kafkadata.jobs();
+        let settings = Settings {
+            cap: cfg.max_instances,
+            refresh: cfg.launcher_refresh,
+            launch_grace: cfg.launch_grace,
+            first_backoff: cfg.backoff,
+            max_backoff: cfg.max_backoff,
+            working_window: (cfg.ticker * 3).max(Duration::from_secs(5)),
+            stuck: cfg.stuck,
+        };
         Observer {
             group_names,
-            gap_verdicts: HashMap::new(),
-            jobs: cfg.kafkadata.jobs(),
+            gaps: gaps::Gaps::default(),
+            reconciler: Reconciler::new(settings, jobs.len()),
+            agent: Agent::new(launcher, jobs.clone(), cfg.launcher_deadline),
+            launcher: act::LauncherState::new(jobs.len()),
+            jobs,
             groups: cfg.kafkadata.groups(),
             topology: Topology::new(&cfg.kafkadata, cfg.metadata_refresh),
-            stuck: StuckTracker::new(cfg.stuck),
             cfg,
             cluster,
-            launcher,
             metrics,
             health,
-            recent: BTreeMap::new(),
-            last_launch: BTreeMap::new(),
-            last_error: None,
+            broker: act::Outage::default(),
             all_idle: false,
             watcher,
         }
@@ -140,54 +153,57 @@ impl Observer {
             }
         }
         tracing::info!("shutting down");
-        self.launcher.shutdown().await;
+        self.agent.launcher().shutdown().await;
     }
 
-    /// One cycle with metrics, health and error logging around it.
-    pub async fn cycle_once(&mut self) -> Option<CycleReport> {
+    /// One cycle with metrics, health and failure logging around it. Returns the cycle's own
+    /// broker requests (long-poll Fetches run beside it) when it succeeded.
+    pub async fn cycle_once(&mut self) -> Option<u64> {
         let t = Instant::now();
-        // The cycle's own requests; long-poll Fetches run beside the cycle and are counted
-        // per API in kafka_observer_broker_requests_total{api="Fetch"}.
         let own = |s: &crate::cluster::RequestStats| s.total() - s.get(FETCH);
         let before = own(self.cluster.stats());
+        // Launcher reports first: they count even while the broker side fails.
+        let reports = self.agent.drain();
+        act::apply_reports(
+            reports,
+            &mut self.reconciler,
+            &mut self.launcher,
+            &self.metrics,
+            &self.jobs,
+            Instant::now(),
+        );
         let result = self.cycle().await;
         let requests = own(self.cluster.stats()).saturating_sub(before);
-        self.metrics.cycles.inc();
-        self.metrics
-            .cycle_seconds
-            .observe(t.elapsed().as_secs_f64());
-        self.metrics.requests_per_cycle.set(requests as i64);
-        for (key, n) in self.cluster.stats().snapshot() {
-            let c = self.metrics.requests.get_or_create(&metrics::ApiLabel {
-                api: api_name(key).to_string(),
-            });
-            let seen = c.get();
-            if n > seen {
-                c.inc_by(n - seen);
-            }
+        export::cycle(&self.metrics, t.elapsed(), requests, &self.cluster);
+        let calls = self.agent.launcher().call_log();
+        if let Some(calls) = &calls {
+            export::calls(&self.metrics, &calls.counts());
         }
+        let trouble = self.launcher.trouble(
+            calls.and_then(|c| c.failing_since()),
+            self.agent.oldest_out(),
+            Instant::now(),
+            self.cfg.launcher_health,
+        );
+        self.health.launcher(trouble);
         match result {
-            Ok(mut report) => {
+            Ok(()) => {
                 self.health.ok();
-                self.last_error = None;
-                report.requests = requests;
-                Some(report)
+                self.broker.ok("Kafka cluster");
+                Some(requests)
             }
             Err(e) => {
                 self.metrics.cycle_failures.inc();
                 self.health.failed(e.clone());
-                // Once per distinct error, then once a minute: a broker outage must not flood logs.
-                let repeat = matches!(&self.last_error, Some((m, at)) if *m == e && at.elapsed() < Duration::from_secs(60));
-                if !repeat {
-                    tracing::error!(error = %e, "cycle failed");
-                    self.last_error = Some((e, Instant::now()));
-                }
+                self.broker.failed("Kafka cluster", &e);
                 None
             }
         }
     }
 
-    async fn cycle(&mut self) -> Result<CycleReport, String> {
+    /// snapshot → plan → act → export.
+    async fn cycle(&mut self) -> Result<(), String> {
+        // Snapshot.
         self.topology.update(&self.cluster).await?;
         // Ends the long poll already knows need no ListOffsets.
         let snap = snapshot::take(
@@ -201,7 +217,10 @@ impl Observer {
             let first = snap.ends.values().find_map(|e| e.as_ref().err());
             return Err(first.map(ToString::to_string).unwrap_or_default());
         }
-        let nothing_to_read = self.nothing_to_read(&snap).await;
+        let nothing_to_read = self
+            .gaps
+            .nothing_to_read(&self.cluster, &self.cfg.policy, &self.groups, &snap)
+            .await;
         // Lag per group, once: both the exported offsets and the long poll need it.
         let group_lags: Vec<GroupLag> = self
             .groups
@@ -219,183 +238,41 @@ impl Observer {
             .collect();
         self.all_idle = self.watch_idle(&snap, &group_lags);
 
-        // Lag per job (pure; computed again, one job at a time, where it is used: a thousand
-        // jobs' partition lists at once would be the cycle's biggest allocation), then active
-        // instances of the jobs that have work.
-        let (snap_ref, policy, nothing_ref) = (&snap, &self.cfg.policy, &nothing_to_read);
-        let lag_of = |j: &Job| {
-            group_lag(
-                &j.topics,
-                &snap_ref.partitions,
-                &snap_ref.ends,
-                snap_ref.committed.get(&j.consumer_group),
-                policy,
-                nothing_ref,
-            )
-        };
-        let busy: Vec<usize> = (0..self.jobs.len())
-            .filter(|i| lag_of(&self.jobs[*i]).lagging() > 0)
-            .collect();
-        let launcher = &self.launcher;
-        let mut actives: Vec<Option<Result<u32, _>>> = (0..self.jobs.len()).map(|_| None).collect();
-        let counted = join_all(busy.iter().map(|i| launcher.active(&self.jobs[*i]))).await;
-        for (i, n) in busy.iter().zip(counted) {
-            actives[*i] = Some(n);
-        }
-
-        // Decide (pure), remembering stuck partitions.
+        // Plan and act, one job at a time (a job's lag is computed again where it is used: a
+        // thousand jobs' partition lists at once would be the cycle's biggest allocation).
         let now = Instant::now();
-        let mut plan: Vec<(usize, u32)> = Vec::new();
         for (i, job) in self.jobs.iter().enumerate() {
-            let lag = &lag_of(job);
-            let label = metrics::job(&job.name);
-            let listed = match actives[i].take().unwrap_or(Ok(0)) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.metrics.launcher_errors.get_or_create(&label).inc();
-                    tracing::warn!(job = %job.name, error = %e, "cannot count active instances; not launching this cycle");
-                    self.metrics
-                        .desired
-                        .get_or_create(&label)
-                        .set(lag.lagging() as i64);
-                    continue;
-                }
+            let lag = group_lag(
+                &job.topics,
+                &snap.partitions,
+                &snap.ends,
+                snap.committed.get(&job.consumer_group),
+                &self.cfg.policy,
+                &nothing_to_read,
+            );
+            let input = JobInput {
+                group: &job.consumer_group,
+                lag: &lag,
             };
-            let grace = self.cfg.launch_grace;
-            let recent = self.recent.entry(job.name.clone()).or_default();
-            recent.retain(|(at, _)| now.duration_since(*at) < grace);
-            let active = listed.max(recent.iter().map(|(_, k)| *k).sum());
-            let window = (self.cfg.ticker * 3).max(Duration::from_secs(5));
-            let working = active > 0
-                || self
-                    .last_launch
-                    .get(&job.name)
-                    .is_some_and(|t| now.duration_since(*t) < window);
-            let mut all_stuck = lag.lagging() > 0;
-            for p in &lag.partitions {
-                match self
-                    .stuck
-                    .observe(&job.consumer_group, &p.tp, p.committed, p.lag, working)
-                {
-                    Some(StuckEvent::Stuck {
-                        group,
-                        tp,
-                        committed,
-                        lag,
-                    }) => tracing::warn!(
-                        job = %job.name, %group, partition = %tp, ?committed, lag,
-                        "lag is stuck: the committed offset has not moved although consumers were running; wake-ups back off"
-                    ),
-                    Some(StuckEvent::Moving { group, tp }) => {
-                        tracing::info!(job = %job.name, %group, partition = %tp, "stuck partition is moving again")
-                    }
-                    None => {}
-                }
-                if p.lag.is_some_and(|l| l > 0) && !self.stuck.is_stuck(&job.consumer_group, &p.tp)
-                {
-                    all_stuck = false;
-                }
+            let plan = self.reconciler.plan(i, &input, now);
+            act::log_events(job, &plan);
+            if let Some(order) = plan.order {
+                self.agent.send(i, order, now);
             }
-            let gate = self.stuck.may_wake(&job.name, all_stuck, now);
-            let d = decide(lag.lagging(), active, self.cfg.max_instances, gate);
-            self.metrics
-                .desired
-                .get_or_create(&label)
-                .set(d.desired as i64);
-            self.metrics.active.get_or_create(&label).set(active as i64);
-            if d.launch > 0 {
-                plan.push((i, d.launch));
-                self.stuck.woke(&job.name, all_stuck, now);
-            } else if !gate && lag.lagging() > active {
-                tracing::debug!(job = %job.name, held_for = ?self.stuck.held_for(&job.name, now), "stuck job: wake-up held back");
-            }
+            self.launcher.demand(i, plan.desired > 0);
+            export::job(&self.metrics, job, &plan);
         }
-        self.export_offsets(&snap, &group_lags);
-        drop(group_lags);
 
-        // Act: one job run per job, jobs in parallel.
-        let (jobs, launcher) = (&self.jobs, &self.launcher);
-        let results = join_all(plan.iter().map(|(i, k)| {
-            let job = &jobs[*i];
-            async move { (job, *k, launcher.launch(job, *k).await) }
-        }))
-        .await;
-        let mut report = CycleReport::default();
-        for (job, k, result) in results {
-            let label = metrics::job(&job.name);
-            match result {
-                Ok(run) => {
-                    tracing::info!(job = %job.name, instances = k, run = %run, "woke consumers");
-                    self.metrics.jobruns_created.get_or_create(&label).inc();
-                    self.metrics
-                        .instances_started
-                        .get_or_create(&label)
-                        .inc_by(k as u64);
-                    self.recent
-                        .entry(job.name.clone())
-                        .or_default()
-                        .push((now, k));
-                    self.last_launch.insert(job.name.clone(), now);
-                    report.launched.push((job.name.clone(), k));
-                }
-                Err(e) => {
-                    self.metrics.launcher_errors.get_or_create(&label).inc();
-                    tracing::warn!(job = %job.name, instances = k, error = %e, "launch failed; retrying next cycle");
-                }
-            }
-        }
-        Ok(report)
-    }
-
-    /// Commits that sit below nothing a consumer would see (see `offsets::visible`). Small gaps
-    /// only, each looked at once: the records of a gap never change, so a verdict holds until
-    /// the commit or the end moves.
-    async fn nothing_to_read(
-        &mut self,
-        snap: &snapshot::Snapshot,
-    ) -> HashSet<(crate::offsets::TopicPartition, i64)> {
-        let mut gaps: BTreeSet<Gap> = BTreeSet::new();
-        for (group, _) in &self.groups {
-            let Some(Ok(offsets)) = snap.committed.get(group) else {
-                continue;
-            };
-            for (tp, c) in &offsets.committed {
-                let Some(Ok(e)) = snap.ends.get(tp) else {
-                    continue;
-                };
-                let end = self.cfg.policy.end(e);
-                if c.offset >= e.log_start && c.offset < end && end - c.offset <= MAX_GAP {
-                    gaps.insert(Gap {
-                        tp: tp.clone(),
-                        from: c.offset,
-                        end,
-                    });
-                }
-            }
-        }
-        self.gap_verdicts.retain(|g, _| gaps.contains(g));
-        let new: Vec<Gap> = gaps
-            .iter()
-            .filter(|g| !self.gap_verdicts.contains_key(*g))
-            .cloned()
-            .collect();
-        if !new.is_empty() {
-            let read_committed = self.cfg.policy.read_committed();
-            let empty =
-                visible::gaps_with_nothing_visible(&self.cluster, &new, read_committed).await;
-            for g in new {
-                let e = empty.contains(&g);
-                if e {
-                    tracing::debug!(partition = %g.tp, from = g.from, end = g.end, "nothing visible between commit and end (transaction markers, aborted records): no lag");
-                }
-                self.gap_verdicts.insert(g, e);
-            }
-        }
-        self.gap_verdicts
-            .iter()
-            .filter(|(_, e)| **e)
-            .map(|(g, _)| (g.tp.clone(), g.from))
-            .collect()
+        // Export.
+        export::offsets(
+            &self.metrics,
+            &snap,
+            &self.groups,
+            &self.group_names,
+            &group_lags,
+            &self.reconciler,
+        );
+        Ok(())
     }
 
     /// Hands the idle partitions (every group caught up) to the long poll; true when that is
@@ -421,42 +298,5 @@ impl Observer {
             && busy.is_empty()
             && !snap.ends.is_empty()
             && snap.ends.values().all(Result::is_ok)
-    }
-
-    /// Offsets and lag per group and partition, as of this snapshot.
-    fn export_offsets(&self, snap: &snapshot::Snapshot, group_lags: &[GroupLag]) {
-        let m = &self.metrics;
-        let parts: Vec<metrics::PartitionRow> = snap
-            .ends
-            .iter()
-            .filter_map(|(tp, e)| {
-                let ends = *e.as_ref().ok()?;
-                Some(metrics::PartitionRow {
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                    ends,
-                })
-            })
-            .collect();
-        let mut rows = Vec::with_capacity(group_lags.iter().map(|l| l.partitions.len()).sum());
-        m.clear_groups();
-        for (((group, _), name), lag) in self.groups.iter().zip(&self.group_names).zip(group_lags) {
-            for p in &lag.partitions {
-                rows.push(metrics::GroupRow {
-                    group: name.clone(),
-                    topic: p.tp.topic.clone(),
-                    partition: p.tp.partition,
-                    lag: p.lag,
-                    committed: p.committed,
-                    stuck: self.stuck.is_stuck(group, &p.tp),
-                });
-            }
-            let g = metrics::GroupLabel {
-                group: group.clone(),
-            };
-            m.group_lag.get_or_create(&g).set(lag.total_lag());
-            m.unknown.get_or_create(&g).set(lag.unknown() as i64);
-        }
-        m.partitions.set(parts, rows);
     }
 }

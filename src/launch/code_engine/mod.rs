@@ -7,7 +7,13 @@
 //! or expired early, so it is dropped and the request repeated once with a new one; 429, 5xx
 //! and connect errors are retried with jittered exponential backoff (429 after `Retry-After`).
 //! A create is not retried after a timeout: it may have happened, and the observer's next
-//! cycle counts it instead of starting a duplicate.
+//! cycle counts it instead of starting a duplicate. Every attempt is counted and failures are
+//! logged through the [`CallLog`] it shares with the IAM token manager; text the API sends
+//! back is redacted of the token and the API key in every encoding (`crate::redact`).
+//!
+//! Counting streams: each ListJobRuns page is tallied run by run and dropped, so memory stays
+//! flat whatever the project holds, and a page cap ends a server that never stops paging.
+//! The bearer token goes only to the configured API origin.
 
 mod array_spec;
 mod error;
@@ -21,22 +27,22 @@ use http_body_util::Full;
 
 use crate::config::secret::Secret;
 use crate::http_client::{
-    api_error, exchange, percent_encode, retry_delay, Failure, HttpClient, Reply,
+    api_error, exchange, failure_class, percent_encode, retry_delay, CallLog, Failure, HttpClient,
+    Reply,
 };
 use crate::iam::IamTokenManager;
 use crate::retry::{jitter_unit, Backoff};
 
 pub use array_spec::{array_spec, array_spec_len, MAX_ARRAY_SIZE};
 pub use error::CeError;
-use model::JobRunList;
-pub use model::{active_count, CreateJobRun, JobRun, StatusDetails};
+pub use model::{active_count, CreateJobRun, JobRun, RunTally, StatusDetails};
 
 /// Runs per page asked of ListJobRuns (the API's maximum).
 const PAGE_LIMIT: u32 = 100;
 /// A project holds at most 100 job runs, so more pages than this means a server that loops.
-const MAX_PAGES: usize = 1000;
+pub const MAX_PAGES: usize = 1000;
 /// 100 job runs of a few KiB each fit easily.
-const MAX_BODY: usize = 8 * 1024 * 1024;
+const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// Where the project is and how patient to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +75,7 @@ struct Inner {
     backoff: Backoff,
     iam: Arc<IamTokenManager>,
     client: HttpClient,
+    calls: Arc<CallLog>,
 }
 
 impl std::fmt::Debug for CodeEngine {
@@ -133,15 +140,21 @@ impl CodeEngine {
                     max: Duration::from_secs(8),
                     retries: cfg.retries,
                 },
+                calls: iam.call_log(),
                 iam,
                 client,
             }),
         })
     }
 
-    /// Every run of `job_name`, following pagination to the end.
-    pub async fn list_job_runs(&self, job_name: &str) -> Result<Vec<JobRun>, CeError> {
-        let mut runs = Vec::new();
+    /// The log of every IBM Cloud call (shared with the IAM token manager).
+    pub fn call_log(&self) -> Arc<CallLog> {
+        self.inner.calls.clone()
+    }
+
+    /// The instance counts of `job_name` summed over its runs, following pagination to the end.
+    pub async fn count_job_runs(&self, job_name: &str) -> Result<RunTally, CeError> {
+        let mut tally = RunTally::default();
         let mut start: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let mut query = format!("job_name={}&limit={PAGE_LIMIT}", percent_encode(job_name));
@@ -150,29 +163,31 @@ impl CodeEngine {
                 query.push_str(&percent_encode(s));
             }
             let path = self.inner.path(&self.inner.runs_path, Some(&query));
-            let reply = self.inner.call("GET", &path, None, true).await?;
-            let page: JobRunList = decode("GET", &path, &reply)?;
-            // The API filters by job; a server that ignored the filter must not make other
-            // jobs' instances count for this one.
-            runs.extend(page.job_runs.into_iter().filter(|r| r.job_name == job_name));
-            match page.next.and_then(|n| n.start).filter(|s| !s.is_empty()) {
+            let reply = self.inner.call("list", "GET", &path, None, true).await?;
+            let page = model::tally_page(&reply.body, job_name)
+                .map_err(|e| self.inner.decode_error("GET", &path, &reply, e))?;
+            drop(reply);
+            tally = tally.plus(page.tally);
+            match page.next {
                 Some(next) if Some(&next) == start.as_ref() => {
                     return Err(CeError::Decode {
                         method: "GET",
                         path,
-                        status: reply.status,
+                        status: 200,
                         detail: "the next page token repeats the current one".into(),
                     })
                 }
                 Some(next) => start = Some(next),
-                None => return Ok(runs),
+                None => return Ok(tally),
             }
         }
         Err(CeError::Decode {
             method: "GET",
             path: self.inner.runs_path.clone(),
             status: 200,
-            detail: format!("more than {MAX_PAGES} pages of job runs"),
+            detail: format!(
+                "more than {MAX_PAGES} pages of job runs (a project holds at most 100): the server keeps paging"
+            ),
         })
     }
 
@@ -187,8 +202,11 @@ impl CodeEngine {
         let path = self.inner.path(&self.inner.runs_path, None);
         let body = serde_json::to_vec(req)
             .map_err(|e| CeError::Config(format!("cannot encode the job run request: {e}")))?;
-        let reply = self.inner.call("POST", &path, Some(body), false).await?;
-        decode("POST", &path, &reply)
+        let reply = self
+            .inner
+            .call("create", "POST", &path, Some(body), false)
+            .await?;
+        self.inner.decode("POST", &path, &reply)
     }
 
     /// One job run by name.
@@ -198,14 +216,8 @@ impl CodeEngine {
         }
         let run_path = format!("{}/{}", self.inner.runs_path, percent_encode(name));
         let path = self.inner.path(&run_path, None);
-        let reply = self.inner.call("GET", &path, None, true).await?;
-        decode("GET", &path, &reply)
-    }
-
-    /// Instances of `job_name` requested, pending or running, summed over its runs (the seed's
-    /// count).
-    pub async fn active_instances(&self, job_name: &str) -> Result<u32, CeError> {
-        Ok(active_count(&self.list_job_runs(job_name).await?))
+        let reply = self.inner.call("get", "GET", &path, None, true).await?;
+        self.inner.decode("GET", &path, &reply)
     }
 }
 
@@ -223,9 +235,11 @@ impl Inner {
         }
     }
 
-    /// One API call with re-authentication and retries; returns a 2xx reply.
+    /// One API call of `kind` (for the call log) with re-authentication and retries; returns
+    /// a 2xx reply.
     async fn call(
         &self,
+        kind: &'static str,
         method: &'static str,
         path: &str,
         body: Option<Vec<u8>>,
@@ -242,8 +256,12 @@ impl Inner {
                 source,
             })?;
             let req = self.request(method, path, &token, body.clone())?;
+            self.calls.sent(kind);
             let (failure, err) = match exchange(&self.client, req, self.timeout, MAX_BODY).await {
-                Ok(reply) if reply.is_success() => return Ok(reply),
+                Ok(reply) if reply.is_success() => {
+                    self.calls.succeeded(kind);
+                    return Ok(reply);
+                }
                 Ok(reply) if reply.status == 401 && !reauthenticated => {
                     tracing::debug!(
                         method,
@@ -257,7 +275,7 @@ impl Inner {
                 }
                 Ok(reply) => (
                     Failure::from(&reply),
-                    api_failure(method, path, &reply, &token),
+                    api_failure(method, path, &reply, &[&token, self.iam.api_key()]),
                 ),
                 Err(e) => {
                     let err = CeError::Transport {
@@ -269,11 +287,11 @@ impl Inner {
                     (Failure::Exchange(e), err)
                 }
             };
-            match retry_delay(&failure, attempts, &self.backoff, jitter_unit(), idempotent) {
-                Some(delay) => {
-                    tracing::debug!(method, path, error = %err, attempt = attempts, delay_ms = delay.as_millis() as u64, "Code Engine request failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
+            let delay = retry_delay(&failure, attempts, &self.backoff, jitter_unit(), idempotent);
+            self.calls
+                .failed(kind, failure_class(&failure), &err, delay);
+            match delay {
+                Some(delay) => tokio::time::sleep(delay).await,
                 None => return Err(err),
             }
         }
@@ -298,6 +316,13 @@ impl Inner {
                 }
             })?;
         auth.set_sensitive(true);
+        // The token goes to the API's own origin and paths only.
+        if !path.starts_with(&self.runs_path) {
+            return Err(CeError::Config(format!(
+                "refusing to send the IAM token to {path}: not under {}",
+                self.runs_path
+            )));
+        }
         let mut b = http::Request::builder()
             .method(method)
             .uri(format!("{}{}", self.origin, path))
@@ -312,17 +337,11 @@ impl Inner {
     }
 }
 
-/// The error for a non-2xx reply: the API's code and message, with the token scrubbed in case
-/// a proxy echoes the request.
-fn api_failure(method: &'static str, path: &str, reply: &Reply, token: &Secret) -> CeError {
+/// The error for a non-2xx reply: the API's code and message, with `secrets` (the token, the
+/// API key) scrubbed in every encoding in case a proxy echoes the request.
+fn api_failure(method: &'static str, path: &str, reply: &Reply, secrets: &[&Secret]) -> CeError {
     let e = api_error(&reply.body);
-    let scrub = |s: String| {
-        if token.is_empty() {
-            s
-        } else {
-            s.replace(token.expose(), "<redacted>")
-        }
-    };
+    let scrub = |s: String| crate::redact::redact(&s, secrets);
     CeError::Api {
         method,
         path: path.to_string(),
@@ -335,17 +354,33 @@ fn api_failure(method: &'static str, path: &str, reply: &Reply, token: &Secret) 
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    method: &'static str,
-    path: &str,
-    reply: &Reply,
-) -> Result<T, CeError> {
-    serde_json::from_slice(&reply.body).map_err(|e| CeError::Decode {
-        method,
-        path: path.to_string(),
-        status: reply.status,
-        detail: e.to_string(),
-    })
+impl Inner {
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &'static str,
+        path: &str,
+        reply: &Reply,
+    ) -> Result<T, CeError> {
+        serde_json::from_slice(&reply.body).map_err(|e| self.decode_error(method, path, reply, e))
+    }
+
+    /// A 2xx answer that is not what the API documents; the decoder's text may quote the
+    /// body, so it is redacted of the API key (the token is not in a response one reads).
+    fn decode_error(
+        &self,
+        method: &'static str,
+        path: &str,
+        reply: &Reply,
+        e: serde_json::Error,
+    ) -> CeError {
+        let detail = crate::redact::redact(&e.to_string(), &[self.iam.api_key()]);
+        CeError::Decode {
+            method,
+            path: path.to_string(),
+            status: reply.status,
+            detail,
+        }
+    }
 }
 
 /// `YYYY-MM-DD` in shape (the API validates the value itself).
@@ -442,7 +477,7 @@ mod tests {
             ),
         ];
         for (r, want) in cases {
-            let e = api_failure("POST", "/v2/projects/p/job_runs", &r, &token);
+            let e = api_failure("POST", "/v2/projects/p/job_runs", &r, &[&token]);
             let text = format!("{e} {e:?}");
             assert!(e.to_string().contains(want), "{e}");
             assert!(!text.contains("eyJ-secret-token"), "{text}");

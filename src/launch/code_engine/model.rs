@@ -101,13 +101,133 @@ pub fn active_count(runs: &[JobRun]) -> u32 {
         .fold(0u32, |n, r| n.saturating_add(r.status_details.active()))
 }
 
-/// One page of ListJobRuns.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct JobRunList {
-    #[serde(deserialize_with = "nullable")]
-    pub job_runs: Vec<JobRun>,
-    pub next: Option<PageRef>,
+/// Instance counts of one job summed over its runs, as ListJobRuns pages stream past.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunTally {
+    pub runs: u32,
+    /// Requested + pending + running (the seed's count).
+    pub active: u32,
+    /// Succeeded + failed + unknown.
+    pub ended: u64,
+    pub failed: u64,
+}
+
+impl RunTally {
+    fn add(&mut self, r: &JobRun) {
+        let d = &r.status_details;
+        self.runs = self.runs.saturating_add(1);
+        self.active = self.active.saturating_add(d.active());
+        self.ended = self
+            .ended
+            .saturating_add(u64::from(d.succeeded) + u64::from(d.failed) + u64::from(d.unknown));
+        self.failed = self.failed.saturating_add(u64::from(d.failed));
+    }
+
+    /// This tally plus another page's.
+    pub fn plus(self, o: RunTally) -> RunTally {
+        RunTally {
+            runs: self.runs.saturating_add(o.runs),
+            active: self.active.saturating_add(o.active),
+            ended: self.ended.saturating_add(o.ended),
+            failed: self.failed.saturating_add(o.failed),
+        }
+    }
+}
+
+/// One page of ListJobRuns, read without keeping its runs: each run is decoded, counted into
+/// the tally when it belongs to `job`, and dropped, so memory does not grow with the page.
+#[derive(Debug, Default)]
+pub(crate) struct PageTally {
+    pub tally: RunTally,
+    pub next: Option<String>,
+}
+
+/// Reads one page body for `job`.
+pub(crate) fn tally_page(body: &[u8], job: &str) -> Result<PageTally, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut d = serde_json::Deserializer::from_slice(body);
+    let page = PageSeed { job }.deserialize(&mut d)?;
+    d.end()?;
+    Ok(page)
+}
+
+struct PageSeed<'a> {
+    job: &'a str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PageSeed<'_> {
+    type Value = PageTally;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PageTally, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PageSeed<'_> {
+    type Value = PageTally;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a ListJobRuns page (a JSON object)")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PageTally, A::Error> {
+        let mut page = PageTally::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "job_runs" => page.tally = map.next_value_seed(RunsSeed { job: self.job })?,
+                "next" => {
+                    page.next = map
+                        .next_value::<Option<PageRef>>()?
+                        .and_then(|n| n.start)
+                        .filter(|s| !s.is_empty())
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(page)
+    }
+}
+
+struct RunsSeed<'a> {
+    job: &'a str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for RunsSeed<'_> {
+    type Value = RunTally;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RunTally, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RunsSeed<'_> {
+    type Value = RunTally;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of job runs or null")
+    }
+
+    fn visit_unit<E>(self) -> Result<RunTally, E> {
+        Ok(RunTally::default())
+    }
+
+    fn visit_none<E>(self) -> Result<RunTally, E> {
+        Ok(RunTally::default())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RunTally, A::Error> {
+        let mut t = RunTally::default();
+        while let Some(run) = seq.next_element::<JobRun>()? {
+            // The API filters by job; a server that ignored the filter must not make other
+            // jobs' instances count for this one.
+            if run.job_name == self.job {
+                t.add(&run);
+            }
+        }
+        Ok(t)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,15 +339,49 @@ mod tests {
     }
 
     #[test]
-    fn list_page() {
-        let page: JobRunList = serde_json::from_value(json!({
-            "job_runs": [{"name": "a"}], "limit": 2,
-            "first": {"href": "h"}, "next": {"href": "h2", "start": "tok"}
-        }))
-        .unwrap();
-        assert_eq!(page.job_runs.len(), 1);
-        assert_eq!(page.next.unwrap().start.as_deref(), Some("tok"));
-        let last: JobRunList = serde_json::from_value(json!({"job_runs": null})).unwrap();
-        assert!(last.job_runs.is_empty() && last.next.is_none());
+    fn list_pages_are_tallied_per_job() {
+        let run = |job: &str, details: serde_json::Value| {
+            json!({"name": "r", "job_name": job, "status": "x", "status_details": details,
+                "huge_future_field": "x".repeat(1000)})
+        };
+        let body = json!({
+            "job_runs": [
+                run("j", json!({"running": 2, "pending": 1})),
+                run("j", json!({"succeeded": 1, "failed": 2, "unknown": 1})),
+                run("other", json!({"running": 9, "failed": 9})),
+                run("j", json!(null)),
+            ],
+            "limit": 100, "first": {"href": "h"}, "next": {"href": "h2", "start": "tok"}
+        })
+        .to_string();
+        let page = tally_page(body.as_bytes(), "j").unwrap();
+        assert_eq!(
+            page.tally,
+            RunTally {
+                runs: 3,
+                active: 3,
+                ended: 4,
+                failed: 2
+            }
+        );
+        assert_eq!(page.next.as_deref(), Some("tok"));
+        for (body, next) in [
+            (r#"{"job_runs": null}"#, None),
+            (r#"{"job_runs": [], "next": {"start": ""}}"#, None),
+            (r#"{"next": null}"#, None),
+            (r#"{}"#, None),
+        ] {
+            let p = tally_page(body.as_bytes(), "j").unwrap();
+            assert_eq!((p.tally, p.next), (RunTally::default(), next), "{body}");
+        }
+        for bad in [
+            "[]",
+            r#"{"job_runs": 5}"#,
+            r#"{"job_runs": [{"status_details": {"running": -1}}]}"#,
+            r#"{"job_runs": []} trailing"#,
+            "",
+        ] {
+            assert!(tally_page(bad.as_bytes(), "j").is_err(), "{bad}");
+        }
     }
 }

@@ -1,0 +1,764 @@
+//! Every decision of the observer's cycle, as one pure state machine: (lag of each job, what the
+//! launcher last said, each job's own state, now) → what to ask the launcher.
+//!
+//! **The launcher's view is a cache.** Counting a job's instances costs a Code Engine call, so
+//! it is refreshed only where the count can change a decision: for a job that lags, at most
+//! once per `refresh` period. Instances this observer started count at once (their array
+//! size), so a job believed idle whose lag appears is started in the same cycle, without a
+//! count first; only a job never counted (an observer that just started, whose predecessor
+//! may have left runs behind) is counted before its first start. An idle system asks nothing.
+//!
+//! **Crash loops back off from the first sign.** A count that shows instances ended while the
+//! job's commits did not move since its consumers were started means they died without doing
+//! anything: the job's wake-ups wait `first_backoff`, doubling at each further sign up to
+//! `max_backoff`; any commit progress resets it. Healing stays level-triggered: a job whose
+//! consumers died with lag left is started again, never sooner than its back-off allows.
+//!
+//! **Failed launcher calls** are asked again after a delay that doubles from one second up to
+//! the refresh period, so an IBM Cloud outage costs at most one order per job per period, and a
+//! recovered cloud is used again within one.
+//!
+//! The stuck detector (`stuck`) rides along: it reports partitions whose commit stands still
+//! while consumers run.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use super::group::GroupLag;
+use super::stuck::{StuckEvent, StuckPolicy, StuckTracker};
+use crate::offsets::TopicPartition;
+
+/// Instance counts of one job as the launcher reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count {
+    /// Requested, pending or running.
+    pub active: u32,
+    /// Ended (succeeded, failed or unknown), over every run the launcher still lists.
+    pub ended: u64,
+    /// Of those, the ones that failed.
+    pub failed: u64,
+}
+
+/// What the launcher is asked to do for one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Count the job's instances.
+    Count,
+    /// Start this many instances as one run.
+    Start(u32),
+    /// Count, then start what is missing up to `desired` (see [`top_up`]).
+    CountThenStart { desired: u32 },
+}
+
+/// Instances to start for `desired` when `active` run.
+pub fn top_up(desired: u32, active: u32) -> u32 {
+    desired.saturating_sub(active)
+}
+
+/// What one order did, as the launcher reports it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    pub job: usize,
+    /// When the order was sent.
+    pub at: Instant,
+    /// The count taken, if the order counted and that succeeded.
+    pub count: Option<Count>,
+    /// Instances started.
+    pub started: u32,
+    /// The order (or part of it) failed.
+    pub failed: bool,
+}
+
+/// Settings of the plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Most instances per job.
+    pub cap: Option<u32>,
+    /// Shortest time between two counts of a job.
+    pub refresh: Duration,
+    /// How long a started run may be missing from a count (the API lists new runs late).
+    pub launch_grace: Duration,
+    /// First crash-loop delay; doubles per sign.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// A job started within this long counts as working for the stuck detector even if its
+    /// instances are gone already.
+    pub working_window: Duration,
+    pub stuck: StuckPolicy,
+}
+
+/// One job's lag this cycle, with its group.
+#[derive(Debug, Clone, Copy)]
+pub struct JobInput<'a> {
+    pub group: &'a str,
+    pub lag: &'a GroupLag,
+}
+
+/// A change worth a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Instances ended without the commits moving: wake-ups wait `delay`.
+    CrashLoop {
+        ended: u64,
+        failed: u64,
+        delay: Duration,
+    },
+    /// Commits moved: the back-off is over.
+    Progress,
+    /// A partition's commit stood still for many cycles although consumers ran.
+    Stuck {
+        tp: TopicPartition,
+        committed: Option<i64>,
+        lag: i64,
+    },
+    /// A stuck partition moves again.
+    Moving { tp: TopicPartition },
+}
+
+/// What to do for one job this cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobPlan {
+    /// Instances the job should have: one per lagging partition, capped.
+    pub desired: u32,
+    /// Instances believed active (the cached view).
+    pub active: u32,
+    /// The order for the launcher, if any.
+    pub order: Option<Order>,
+    /// The current crash-loop delay (zero when none).
+    pub backoff: Duration,
+    /// Lagging, but held back by the crash-loop back-off.
+    pub held: bool,
+    pub events: Vec<Event>,
+}
+
+/// A run this observer started that the last count may not include.
+#[derive(Debug, Clone, Copy)]
+struct Started {
+    at: Instant,
+    instances: u32,
+}
+
+/// The launcher's view of one job, as cached here.
+#[derive(Debug, Clone, Default)]
+struct View {
+    /// When the last count was asked for, and how many instances it found active.
+    counted: Option<(Instant, u32)>,
+    /// Runs started since a moment the last count certainly covers. They count on top of it:
+    /// an upper bound, so the cache may start too few for a moment, never too many.
+    /// The last count's ended total, to see what ended since.
+    ended: Option<(u64, u64)>,
+    /// Instances ended (and failed) since the last look for a crash.
+    unseen: (u64, u64),
+    started: Vec<Started>,
+    /// An order is out.
+    busy: bool,
+    /// Failed orders in a row, and when the next may go out.
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+impl View {
+    fn active(&self) -> u32 {
+        let counted = self.counted.map_or(0, |(_, a)| a);
+        self.started
+            .iter()
+            .fold(counted, |n, s| n.saturating_add(s.instances))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    delay: Duration,
+    until: Instant,
+}
+
+/// One job's memory between cycles.
+#[derive(Debug, Clone, Default)]
+struct JobState {
+    view: View,
+    /// The job's commits (a fingerprint) when its consumers were last started.
+    commits_at_start: Option<u64>,
+    /// The job's commits as of the last cycle that knew them all.
+    commits: Option<u64>,
+    gate: Option<Gate>,
+    last_start: Option<Instant>,
+}
+
+/// The plan's state for every job; see the module docs.
+#[derive(Debug)]
+pub struct Reconciler {
+    settings: Settings,
+    jobs: Vec<JobState>,
+    stuck: StuckTracker,
+}
+
+impl Reconciler {
+    pub fn new(settings: Settings, jobs: usize) -> Self {
+        Reconciler {
+            settings,
+            jobs: vec![JobState::default(); jobs],
+            stuck: StuckTracker::new(settings.stuck),
+        }
+    }
+
+    /// Takes in what an order did.
+    pub fn apply(&mut self, done: &Done, now: Instant) {
+        let settings = self.settings;
+        let Some(job) = self.jobs.get_mut(done.job) else {
+            return;
+        };
+        let v = &mut job.view;
+        v.busy = false;
+        if let Some(c) = done.count {
+            if let Some((ended, failed)) = v.ended {
+                v.unseen.0 += c.ended.saturating_sub(ended);
+                v.unseen.1 += c.failed.saturating_sub(failed);
+            }
+            v.ended = Some((c.ended, c.failed));
+            v.counted = Some((done.at, c.active));
+            // A run started `launch_grace` before the count was asked for is in it.
+            v.started
+                .retain(|s| done.at.saturating_duration_since(s.at) < settings.launch_grace);
+        }
+        if done.started > 0 {
+            v.started.push(Started {
+                at: now,
+                instances: done.started,
+            });
+            job.last_start = Some(now);
+        }
+        if done.failed {
+            v.failures = v.failures.saturating_add(1);
+            let delay = Duration::from_secs(1)
+                .saturating_mul(1u32.checked_shl(v.failures - 1).unwrap_or(u32::MAX))
+                .min(settings.refresh.max(Duration::from_secs(1)));
+            v.retry_at = Some(now + delay);
+        } else {
+            v.failures = 0;
+            v.retry_at = None;
+        }
+    }
+
+    /// The plan of job number `job` for this cycle, remembering what it needs. (One job at a
+    /// time: the caller computes each job's lag just before, so a thousand jobs' partition
+    /// lists never exist at once.)
+    pub fn plan(&mut self, job: usize, input: &JobInput<'_>, now: Instant) -> JobPlan {
+        let settings = self.settings;
+        match self.jobs.get_mut(job) {
+            Some(state) => plan_job(&settings, input, state, &mut self.stuck, now),
+            None => JobPlan {
+                desired: 0,
+                active: 0,
+                order: None,
+                backoff: Duration::ZERO,
+                held: false,
+                events: Vec::new(),
+            },
+        }
+    }
+
+    /// Whether the stuck detector holds `tp` of `group` stuck.
+    pub fn is_stuck(&self, group: &str, tp: &TopicPartition) -> bool {
+        self.stuck.is_stuck(group, tp)
+    }
+}
+
+/// A fingerprint of the job's commits; `None` when any partition's lag is unknown.
+fn commits_of(lag: &GroupLag) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    for p in &lag.partitions {
+        p.lag?;
+        (&p.tp, p.committed).hash(&mut h);
+    }
+    Some(h.finish())
+}
+
+fn plan_job(
+    settings: &Settings,
+    input: &JobInput<'_>,
+    job: &mut JobState,
+    stuck: &mut StuckTracker,
+    now: Instant,
+) -> JobPlan {
+    let mut events = Vec::new();
+    let lagging = input.lag.lagging();
+    let desired = settings.cap.map_or(lagging, |c| lagging.min(c));
+    let active = job.view.active();
+
+    // Progress resets the back-off.
+    let commits = commits_of(input.lag);
+    if let Some(c) = commits {
+        if job.commits.is_some_and(|old| old != c) && job.gate.take().is_some() {
+            events.push(Event::Progress);
+        }
+        job.commits = Some(c);
+    }
+
+    // Instances that ended without a commit moving since they were started: a crash loop.
+    // Judged only when the commits are known; caught up, it is no crash.
+    let (ended, failed) = match commits {
+        Some(_) => std::mem::take(&mut job.view.unseen),
+        None => (0, 0),
+    };
+    if ended > 0 && lagging > 0 && commits == job.commits_at_start {
+        let delay = match job.gate {
+            None => settings.first_backoff,
+            Some(g) => g.delay.saturating_mul(2),
+        }
+        .min(settings.max_backoff);
+        job.gate = Some(Gate {
+            delay,
+            until: now + delay,
+        });
+        events.push(Event::CrashLoop {
+            ended,
+            failed,
+            delay,
+        });
+    }
+
+    // The stuck detector, for its report.
+    let working = active > 0
+        || job
+            .last_start
+            .is_some_and(|t| now.saturating_duration_since(t) < settings.working_window);
+    for p in &input.lag.partitions {
+        match stuck.observe(input.group, &p.tp, p.committed, p.lag, working) {
+            Some(StuckEvent::Stuck {
+                tp, committed, lag, ..
+            }) => events.push(Event::Stuck { tp, committed, lag }),
+            Some(StuckEvent::Moving { tp, .. }) => events.push(Event::Moving { tp }),
+            None => {}
+        }
+    }
+
+    let open = job.gate.is_none_or(|g| now >= g.until);
+    let may_ask = !job.view.busy && job.view.retry_at.is_none_or(|t| now >= t);
+    let due = job
+        .view
+        .counted
+        .is_none_or(|(at, _)| now.saturating_duration_since(at) >= settings.refresh);
+    let order = if lagging == 0 || !open || !may_ask {
+        None
+    } else if job.view.counted.is_none() {
+        Some(Order::CountThenStart { desired })
+    } else if active < desired {
+        Some(Order::Start(top_up(desired, active)))
+    } else if due {
+        Some(Order::Count)
+    } else {
+        None
+    };
+    match order {
+        Some(Order::Start(_) | Order::CountThenStart { .. }) => {
+            job.commits_at_start = commits;
+            job.view.busy = true;
+        }
+        Some(Order::Count) => job.view.busy = true,
+        None => {}
+    }
+    JobPlan {
+        desired,
+        active,
+        order,
+        backoff: job.gate.map_or(Duration::ZERO, |g| g.delay),
+        held: lagging > 0 && !open,
+        events,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lag::group::PartitionLag;
+
+    fn settings() -> Settings {
+        Settings {
+            cap: None,
+            refresh: Duration::from_secs(10),
+            launch_grace: Duration::from_secs(5),
+            first_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(60),
+            working_window: Duration::from_secs(5),
+            stuck: StuckPolicy { cycles: 1000 },
+        }
+    }
+
+    /// A job over partitions 0.. with these (committed, lag).
+    fn lag(parts: &[(Option<i64>, Option<i64>)]) -> GroupLag {
+        GroupLag {
+            partitions: parts
+                .iter()
+                .enumerate()
+                .map(|(i, (committed, lag))| PartitionLag {
+                    tp: TopicPartition::new("t", i as i32),
+                    committed: *committed,
+                    lag: *lag,
+                })
+                .collect(),
+        }
+    }
+
+    /// One step of a scenario: at second `t`, either the launcher reports (`Done` for job 0 at
+    /// that time) or a cycle runs on this lag and must produce this order.
+    enum Step {
+        Cycle(u64, GroupLag, Option<Order>),
+        Reported(u64, Option<Count>, u32, bool),
+    }
+
+    /// Runs a scenario for one job; returns every cycle's plan.
+    fn run(settings: Settings, steps: Vec<Step>) -> Vec<JobPlan> {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_millis(s * 1000 / 10);
+        let mut r = Reconciler::new(settings, 1);
+        let mut plans = Vec::new();
+        let mut sent = t0;
+        for (i, step) in steps.into_iter().enumerate() {
+            match step {
+                Step::Cycle(t, lag, want) => {
+                    let input = JobInput {
+                        group: "g",
+                        lag: &lag,
+                    };
+                    let p = r.plan(0, &input, at(t));
+                    assert_eq!(p.order, want, "step {i} at {}s: {p:?}", t as f64 / 10.0);
+                    if p.order.is_some() {
+                        sent = at(t);
+                    }
+                    plans.push(p);
+                }
+                Step::Reported(t, count, started, failed) => r.apply(
+                    &Done {
+                        job: 0,
+                        at: sent,
+                        count,
+                        started,
+                        failed,
+                    },
+                    at(t),
+                ),
+            }
+        }
+        plans
+    }
+
+    use Step::{Cycle, Reported};
+
+    fn count(active: u32, ended: u64, failed: u64) -> Option<Count> {
+        Some(Count {
+            active,
+            ended,
+            failed,
+        })
+    }
+
+    // Times below are in tenths of a second.
+
+    #[test]
+    fn an_idle_system_asks_nothing() {
+        let idle = || lag(&[(Some(5), Some(0)), (None, Some(0))]);
+        let steps = (0..1000).map(|t| Cycle(t * 5, idle(), None)).collect();
+        for p in run(settings(), steps) {
+            assert_eq!((p.desired, p.active, p.backoff), (0, 0, Duration::ZERO));
+        }
+    }
+
+    #[test]
+    fn a_backlog_at_start_is_counted_then_started_in_the_first_cycle() {
+        let two = || lag(&[(Some(1), Some(4)), (None, Some(2)), (Some(0), Some(0))]);
+        let plans = run(
+            settings(),
+            vec![
+                Cycle(0, two(), Some(Order::CountThenStart { desired: 2 })),
+                // Nothing more while the order is out.
+                Cycle(1, two(), None),
+                Reported(2, count(0, 7, 7), 2, false),
+                // Started instances count at once: no count, no start until the refresh.
+                Cycle(3, two(), None),
+                Cycle(99, two(), None),
+                Cycle(100, two(), Some(Order::Count)),
+            ],
+        );
+        assert_eq!(plans[2].active, 2);
+        // Old ended runs of a predecessor are a baseline, not a crash.
+        assert!(plans.iter().all(|p| p.events.is_empty()), "{plans:?}");
+    }
+
+    #[test]
+    fn new_lag_on_a_job_believed_idle_is_started_at_once() {
+        let one = || lag(&[(Some(3), Some(1)), (Some(3), Some(0))]);
+        let both = || lag(&[(Some(3), Some(1)), (Some(3), Some(2))]);
+        let idle = || lag(&[(Some(4), Some(0)), (Some(5), Some(0))]);
+        let again = || lag(&[(Some(4), Some(1)), (Some(5), Some(0))]);
+        run(
+            settings(),
+            vec![
+                Cycle(0, one(), Some(Order::CountThenStart { desired: 1 })),
+                Reported(1, count(0, 0, 0), 1, false),
+                // Lag spreads to a second partition: one more at once, counted or not.
+                Cycle(2, both(), Some(Order::Start(1))),
+                Reported(3, None, 1, false),
+                Cycle(4, both(), None),
+                // Caught up: nothing, not even a count (idle jobs cost nothing).
+                Cycle(10, idle(), None),
+                Cycle(500, idle(), None),
+                Cycle(600, idle(), None),
+                // Lag again, long after: the count is stale but believed 2 active; the
+                // refresh is due, so count first.
+                Cycle(700, again(), Some(Order::Count)),
+                Reported(701, count(0, 2, 0), 0, false),
+                // Both ended (the commits moved since they were started: no crash).
+                Cycle(702, again(), Some(Order::Start(1))),
+            ],
+        );
+    }
+
+    #[test]
+    fn instances_that_end_without_commits_back_off_from_the_first_sign() {
+        let stuck = || lag(&[(Some(3), Some(5))]);
+        let moved = || lag(&[(Some(4), Some(4))]);
+        let plans = run(
+            settings(),
+            vec![
+                Cycle(0, stuck(), Some(Order::CountThenStart { desired: 1 })),
+                Reported(1, count(0, 0, 0), 1, false),
+                Cycle(2, stuck(), None),
+                Cycle(101, stuck(), Some(Order::Count)),
+                // It ended, the commit did not move: back off 10 s from now.
+                Reported(102, count(0, 1, 1), 0, false),
+                Cycle(103, stuck(), None),
+                Cycle(202, stuck(), None),
+                // The gate opens: start again (the count says none active).
+                Cycle(203, stuck(), Some(Order::Start(1))),
+                Reported(204, None, 1, false),
+                Cycle(304, stuck(), Some(Order::Count)),
+                Reported(305, count(0, 2, 1), 0, false),
+                // Second sign: 20 s.
+                Cycle(306, stuck(), None),
+                Cycle(505, stuck(), None),
+                Cycle(506, stuck(), Some(Order::Start(1))),
+                Reported(507, None, 1, false),
+                // The new consumer commits: the back-off is over (and the count is due).
+                Cycle(508, moved(), Some(Order::Count)),
+            ],
+        );
+        let events: Vec<&Event> = plans.iter().flat_map(|p| &p.events).collect();
+        assert_eq!(
+            events,
+            vec![
+                &Event::CrashLoop {
+                    ended: 1,
+                    failed: 1,
+                    delay: Duration::from_secs(10)
+                },
+                &Event::CrashLoop {
+                    ended: 1,
+                    failed: 0,
+                    delay: Duration::from_secs(20)
+                },
+                &Event::Progress,
+            ]
+        );
+        assert!(plans[4].held && plans[4].backoff == Duration::from_secs(10));
+        assert_eq!(plans.last().unwrap().backoff, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_back_off_doubles_up_to_its_cap() {
+        let stuck = || lag(&[(None, Some(5))]);
+        let mut steps = vec![
+            Cycle(0, stuck(), Some(Order::CountThenStart { desired: 1 })),
+            Reported(0, count(0, 0, 0), 1, false),
+        ];
+        let mut t = 0;
+        let mut ended = 0;
+        for delay in [10, 20, 40, 60, 60] {
+            t += 100;
+            steps.push(Cycle(t, stuck(), Some(Order::Count)));
+            ended += 1;
+            steps.push(Reported(t, count(0, ended, ended), 0, false));
+            steps.push(Cycle(t, stuck(), None));
+            t += delay * 10;
+            steps.push(Cycle(t, stuck(), Some(Order::Start(1))));
+            steps.push(Reported(t, None, 1, false));
+        }
+        let plans = run(settings(), steps);
+        let delays: Vec<u64> = plans
+            .iter()
+            .flat_map(|p| &p.events)
+            .filter_map(|e| match e {
+                Event::CrashLoop { delay, .. } => Some(delay.as_secs()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(delays, [10, 20, 40, 60, 60]);
+    }
+
+    #[test]
+    fn consumers_that_ended_after_progress_are_started_again_at_once() {
+        let before = || lag(&[(Some(3), Some(5))]);
+        let after = || lag(&[(Some(6), Some(2))]);
+        let plans = run(
+            settings(),
+            vec![
+                Cycle(0, before(), Some(Order::CountThenStart { desired: 1 })),
+                Reported(1, count(0, 0, 0), 1, false),
+                Cycle(50, after(), None),
+                Cycle(100, after(), Some(Order::Count)),
+                Reported(101, count(0, 1, 0), 0, false),
+                Cycle(102, after(), Some(Order::Start(1))),
+            ],
+        );
+        assert!(plans.iter().all(|p| p.backoff.is_zero()));
+    }
+
+    #[test]
+    fn a_crash_is_judged_only_when_the_commits_are_known() {
+        let known = || lag(&[(Some(3), Some(5))]);
+        let unknown = || lag(&[(None, None)]);
+        let plans = run(
+            settings(),
+            vec![
+                Cycle(0, known(), Some(Order::CountThenStart { desired: 1 })),
+                Reported(1, count(0, 0, 0), 1, false),
+                Cycle(100, known(), Some(Order::Count)),
+                Reported(101, count(0, 1, 1), 0, false),
+                // The coordinator is down this cycle: nothing is decided.
+                Cycle(102, unknown(), None),
+                // Known again: the commit did not move.
+                Cycle(103, known(), None),
+            ],
+        );
+        assert!(plans[2].events.is_empty(), "{plans:?}");
+        assert_eq!(
+            plans[3].events,
+            vec![Event::CrashLoop {
+                ended: 1,
+                failed: 1,
+                delay: Duration::from_secs(10)
+            }]
+        );
+    }
+
+    #[test]
+    fn never_more_instances_than_lagging_partitions_or_the_cap() {
+        let three = || lag(&[(Some(0), Some(1)), (Some(0), Some(1)), (Some(0), Some(1))]);
+        let one = || lag(&[(Some(0), Some(1)), (Some(1), Some(0)), (Some(1), Some(0))]);
+        let capped = Settings {
+            cap: Some(2),
+            ..settings()
+        };
+        run(
+            capped,
+            vec![
+                Cycle(0, three(), Some(Order::CountThenStart { desired: 2 })),
+                Reported(1, count(1, 0, 0), 1, false),
+                Cycle(2, three(), None),
+                Cycle(3, one(), None),
+            ],
+        );
+        // Counted 3 running although one partition lags: nothing more, ever.
+        run(
+            settings(),
+            vec![
+                Cycle(0, one(), Some(Order::CountThenStart { desired: 1 })),
+                Reported(1, count(3, 0, 0), 0, false),
+                Cycle(2, three(), None),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_run_an_early_count_may_miss_still_counts_until_a_later_count() {
+        let one = || lag(&[(Some(0), Some(1)), (Some(0), Some(0))]);
+        let two = || lag(&[(Some(0), Some(1)), (Some(0), Some(1))]);
+        let plans = run(
+            settings(),
+            vec![
+                Cycle(0, one(), Some(Order::CountThenStart { desired: 1 })),
+                Reported(1, count(0, 0, 0), 1, false),
+                Cycle(99, two(), Some(Order::Start(1))),
+                Reported(99, None, 1, false),
+                Cycle(100, two(), Some(Order::Count)),
+                // A count 0.1 s after the second run started lists only the first.
+                Reported(101, count(1, 0, 0), 0, false),
+                Cycle(102, two(), None),
+                // Beyond the grace, still believed: that count may not have seen it.
+                Cycle(160, two(), None),
+                Cycle(200, two(), Some(Order::Count)),
+                Reported(201, count(2, 0, 0), 0, false),
+                Cycle(202, two(), None),
+            ],
+        );
+        assert_eq!(
+            plans.iter().map(|p| p.active).collect::<Vec<_>>(),
+            [0, 1, 2, 2, 2, 2, 2]
+        );
+    }
+
+    #[test]
+    fn failed_orders_are_asked_again_after_a_doubling_delay_capped_at_the_refresh() {
+        let one = || lag(&[(Some(0), Some(1))]);
+        let o = Some(Order::CountThenStart { desired: 1 });
+        run(
+            settings(),
+            vec![
+                Cycle(0, one(), o),
+                Reported(0, None, 0, true),
+                Cycle(9, one(), None),
+                Cycle(10, one(), o), // 1 s
+                Reported(10, None, 0, true),
+                Cycle(29, one(), None),
+                Cycle(30, one(), o), // 2 s
+                Reported(30, None, 0, true),
+                Cycle(70, one(), o), // 4 s
+                Reported(70, None, 0, true),
+                Cycle(150, one(), o), // 8 s
+                Reported(150, None, 0, true),
+                Cycle(249, one(), None),
+                Cycle(250, one(), o), // 10 s, the refresh period
+                Reported(250, None, 0, true),
+                Cycle(350, one(), o),
+                Reported(351, count(0, 0, 0), 1, false),
+                Cycle(352, one(), None),
+            ],
+        );
+    }
+
+    #[test]
+    fn stuck_partitions_are_reported_while_consumers_run() {
+        let s = Settings {
+            stuck: StuckPolicy { cycles: 3 },
+            ..settings()
+        };
+        let stuck = || lag(&[(Some(3), Some(5))]);
+        let moved = || lag(&[(Some(8), Some(0))]);
+        let plans = run(
+            s,
+            vec![
+                Cycle(0, stuck(), Some(Order::CountThenStart { desired: 1 })),
+                Reported(1, count(0, 0, 0), 1, false),
+                Cycle(2, stuck(), None),
+                Cycle(3, stuck(), None),
+                Cycle(4, stuck(), None),
+                Cycle(5, stuck(), None),
+                Cycle(6, moved(), None),
+            ],
+        );
+        let events: Vec<&Event> = plans.iter().flat_map(|p| &p.events).collect();
+        assert_eq!(
+            events,
+            vec![
+                &Event::Stuck {
+                    tp: TopicPartition::new("t", 0),
+                    committed: Some(3),
+                    lag: 5
+                },
+                &Event::Moving {
+                    tp: TopicPartition::new("t", 0)
+                },
+            ]
+        );
+    }
+}
