@@ -66,6 +66,8 @@ pub struct Recorded {
     pub body: Value,
     /// The status answered (0 while the answer is pending).
     pub status: u16,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -241,6 +243,48 @@ impl FakeCloud {
         self.lock().queue_delay(route, d);
     }
 
+    /// The next request to `route` is answered with `status` and `Retry-After: secs`.
+    pub fn fail_next_retry_after(&self, route: Route, status: u16, secs: u64) {
+        self.lock().queue_retry_after(route, status, secs);
+    }
+
+    /// While `on`, requests to `route` get no answer (they are answered normally once it is
+    /// off, if the client still waits).
+    pub fn hang(&self, route: Route, on: bool) {
+        let mut st = self.lock();
+        if on {
+            st.hung.insert(route);
+        } else {
+            st.hung.remove(&route);
+        }
+    }
+
+    /// Runs created from now on end by themselves `after` their creation, with status
+    /// "failed" (`failed`) or "completed"; `None`: they run until the test ends them.
+    pub fn set_run_lifetime(&self, lifetime: Option<(Duration, bool)>) {
+        self.lock().run_lifetime = lifetime;
+    }
+
+    /// ListJobRuns answers `pages` pages, each with one completed run of the asked job and
+    /// `pad` bytes of padding; `None` lists the real runs again.
+    pub fn set_synthetic_pages(&self, pages: Option<(usize, usize)>) {
+        self.lock().synthetic_pages = pages;
+    }
+
+    /// IAM error bodies echo the request (the form body, and its API key JSON-escaped).
+    pub fn set_echo_requests(&self, on: bool) {
+        self.lock().echo_requests = on;
+    }
+
+    /// Requests to Code Engine (not IAM) so far.
+    pub fn ce_requests(&self) -> usize {
+        self.lock()
+            .recorded
+            .iter()
+            .filter(|r| matches!(r.route, Some(Route::List | Route::Create | Route::Get)))
+            .count()
+    }
+
     /// Every token issued so far is refused from now on (401).
     pub fn revoke_tokens(&self) {
         self.lock().revoke_tokens();
@@ -374,6 +418,10 @@ async fn handle(
     let (index, delay, injected) = lock().arrive(&incoming);
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
+    }
+    let route = state::route_of(&incoming.method, &incoming.path);
+    while route.is_some_and(|r| lock().hung.contains(&r)) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let out = {
         let mut st = lock();

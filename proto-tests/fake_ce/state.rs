@@ -53,6 +53,7 @@ pub struct Run {
     pub job_name: String,
     id: String,
     created_at: String,
+    created: Instant,
     pub status: String,
     scale_array_spec: String,
     /// requested, pending, running, succeeded, failed, unknown
@@ -95,8 +96,17 @@ pub struct State {
     pub runs: Vec<Run>,
     run_counter: u64,
     pub recorded: Vec<Recorded>,
-    failures: HashMap<Route, VecDeque<u16>>,
+    failures: HashMap<Route, VecDeque<(u16, u64)>>,
     delays: HashMap<Route, VecDeque<Duration>>,
+    /// Routes whose requests wait (unanswered) while listed.
+    pub hung: std::collections::HashSet<Route>,
+    /// Runs end by themselves this long after their creation, failed (true) or succeeded.
+    pub run_lifetime: Option<(Duration, bool)>,
+    /// ListJobRuns answers this many pages, each one completed run padded with this many
+    /// bytes, instead of the real runs.
+    pub synthetic_pages: Option<(usize, usize)>,
+    /// IAM errors echo the request body (form-encoded) and its API key (JSON-escaped).
+    pub echo_requests: bool,
 }
 
 impl State {
@@ -112,6 +122,10 @@ impl State {
             recorded: Vec::new(),
             failures: HashMap::new(),
             delays: HashMap::new(),
+            hung: std::collections::HashSet::new(),
+            run_lifetime: None,
+            synthetic_pages: None,
+            echo_requests: false,
         }
     }
 
@@ -119,7 +133,37 @@ impl State {
         self.failures
             .entry(route)
             .or_default()
-            .extend(statuses.iter().copied());
+            .extend(statuses.iter().map(|s| (*s, 0)));
+    }
+
+    /// One failure with this status and `Retry-After: secs`.
+    pub fn queue_retry_after(&mut self, route: Route, status: u16, secs: u64) {
+        self.failures
+            .entry(route)
+            .or_default()
+            .push_back((status, secs));
+    }
+
+    /// Ends the runs whose lifetime is over (see `run_lifetime`).
+    fn age_runs(&mut self) {
+        let Some((lifetime, failed)) = self.run_lifetime else {
+            return;
+        };
+        for run in &mut self.runs {
+            if run.active() > 0 && run.created.elapsed() >= lifetime {
+                let n = run.active();
+                run.counts[0] = 0;
+                run.counts[1] = 0;
+                run.counts[2] = 0;
+                if failed {
+                    run.counts[4] += n;
+                    run.status = "failed".into();
+                } else {
+                    run.counts[3] += n;
+                    run.status = "completed".into();
+                }
+            }
+        }
     }
 
     pub fn queue_delay(&mut self, route: Route, d: Duration) {
@@ -170,6 +214,7 @@ impl State {
                 .map(str::to_string),
             body,
             status: 0,
+            at: Instant::now(),
         });
         let index = self.recorded.len() - 1;
         let Some(route) = route else {
@@ -180,12 +225,13 @@ impl State {
             .failures
             .get_mut(&route)
             .and_then(VecDeque::pop_front)
-            .map(|status| injected(route, status));
+            .map(|(status, retry_after)| injected(route, status, retry_after));
         (index, delay, injected)
     }
 
     /// The real answer to a request (after any delay, when nothing was injected).
     pub fn answer(&mut self, req: &Incoming) -> Outgoing {
+        self.age_runs();
         match route_of(&req.method, &req.path) {
             Some(Route::Token) => self.token(req),
             Some(route) => {
@@ -218,6 +264,26 @@ impl State {
     }
 
     fn token(&mut self, req: &Incoming) -> Outgoing {
+        let mut out = self.token_answer(req);
+        if self.echo_requests && out.status >= 400 {
+            // A proxy that repeats what it was sent: the form body as is, and its API key
+            // decoded and JSON-escaped.
+            let raw = String::from_utf8_lossy(&req.body).to_string();
+            let key = parse_pairs(&raw)
+                .ok()
+                .and_then(|p| p.into_iter().find(|(k, _)| k == "apikey"))
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            out.body["errorMessage"] = Value::String(format!(
+                "{} Request was: {raw}",
+                out.body["errorMessage"].as_str().unwrap_or("")
+            ));
+            out.body["context"] = json!({"requestBody": raw, "apikey": key});
+        }
+        out
+    }
+
+    fn token_answer(&mut self, req: &Incoming) -> Outgoing {
         if req.method != "POST" {
             return iam_error(405, "BXNIM0007E", "Method not allowed: use POST.");
         }
@@ -305,6 +371,9 @@ impl State {
             Ok(p) => p.into_iter().collect(),
             Err(e) => return ce_error(400, "invalid_query", &e),
         };
+        if let Some((pages, pad)) = self.synthetic_pages {
+            return self.synthetic_page(&query, pages, pad);
+        }
         let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
             None => 50,
             Some(Ok(l)) if (1..=100).contains(&l) => l,
@@ -347,6 +416,32 @@ impl State {
         if end < matching.len() {
             let start = format!("fake-start-{end}");
             body["next"] = json!({"href": format!("{base}&start={start}"), "start": start});
+        }
+        Outgoing::json(200, body)
+    }
+
+    /// Page `start` of `pages` synthetic pages: one completed run of the asked job, padded.
+    fn synthetic_page(
+        &self,
+        query: &HashMap<String, String>,
+        pages: usize,
+        pad: usize,
+    ) -> Outgoing {
+        let n = query
+            .get("start")
+            .and_then(|s| s.strip_prefix("fake-start-"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        let job = query.get("job_name").cloned().unwrap_or_default();
+        let run = json!({
+            "name": format!("{job}-synthetic-{n}"), "job_name": job, "status": "completed",
+            "status_details": {"requested": 0, "pending": 0, "running": 0, "succeeded": 1,
+                "failed": 0, "unknown": 0},
+            "padding": "p".repeat(pad),
+        });
+        let mut body = json!({"job_runs": [run], "limit": 100});
+        if n + 1 < pages {
+            body["next"] = json!({"start": format!("fake-start-{}", n + 1)});
         }
         Outgoing::json(200, body)
     }
@@ -419,6 +514,7 @@ impl State {
             job_name,
             id: random_id(),
             created_at: rfc3339(unix_now()),
+            created: Instant::now(),
             status: "running".into(),
             scale_array_spec: spec,
             // requested/pending/running are disjoint phases (the seed sums them), so a new
@@ -466,13 +562,13 @@ fn valid_run_name(n: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn injected(route: Route, status: u16) -> Outgoing {
+fn injected(route: Route, status: u16, retry_after: u64) -> Outgoing {
     let mut out = match route {
         Route::Token => iam_error(status, "BXNIM9999E", &format!("Injected failure {status}.")),
         _ => ce_error(status, "injected", &format!("Injected failure {status}.")),
     };
-    if status == 429 {
-        out.headers.push(("retry-after", "0".into()));
+    if status == 429 || retry_after > 0 {
+        out.headers.push(("retry-after", retry_after.to_string()));
     }
     out
 }

@@ -33,6 +33,7 @@ pub const VARIABLES: &[&str] = &[
     "METADATA_REFRESH",
     "STUCK_CYCLES",
     "STUCK_BACKOFF",
+    "LAUNCHER_REFRESH",
     "kafkadata",
     "KAFKA_TOPIC",
     "CONSUMER_GROUP",

@@ -231,6 +231,34 @@ async fn throttled_and_failing_create_is_retried_and_creates_one_run() {
     assert_eq!(cloud.run_names("orders").len(), 1);
 }
 
+/// A 429 with `Retry-After: 2` is asked again no sooner than 2 s later (the back-off alone
+/// would wait about 250 ms), and every attempt is in the call log by class.
+#[tokio::test]
+async fn retry_after_is_honoured_and_counted() {
+    let cloud = FakeCloud::start();
+    let ce = ce(&cloud);
+    cloud.fail_next_retry_after(Route::Create, 429, 2);
+    ce.create_job_run(&create("orders", 1)).await.unwrap();
+    let at: Vec<Instant> = cloud
+        .requests()
+        .iter()
+        .filter(|r| r.route == Some(Route::Create))
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(at.len(), 2);
+    assert!(
+        at[1] - at[0] >= Duration::from_millis(1900),
+        "{:?}",
+        at[1] - at[0]
+    );
+    let counts = ce.call_log().counts();
+    assert!(counts.requests.contains(&("create", 2)), "{counts:?}");
+    assert!(
+        counts.failures.contains(&(("create", "429"), 1)),
+        "{counts:?}"
+    );
+}
+
 #[tokio::test]
 async fn revoked_token_is_replaced_once_then_the_request_succeeds() {
     let cloud = FakeCloud::start();

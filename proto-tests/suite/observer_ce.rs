@@ -16,6 +16,17 @@ fn ce_observer(
     dir: &std::path::Path,
     extra: &[&str],
 ) -> ObserverProc {
+    ce_observer_env(cloud, m, dir, extra, &[])
+}
+
+/// Like `ce_observer`, with more (or replaced) environment variables.
+fn ce_observer_env(
+    cloud: &FakeCloud,
+    m: &Mapping,
+    dir: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> ObserverProc {
     let b = harness::broker();
     let bootstrap = b.plaintext();
     let iam = cloud.iam_url();
@@ -30,16 +41,17 @@ fn ce_observer(
         args.extend(["--ticker-ms", "300"]);
     }
     args.extend_from_slice(extra);
-    ObserverProc::start(
-        dir,
-        &args,
-        &[
-            ("IAM_API_KEY", FakeCloud::API_KEY),
-            ("IAM_URL", &iam),
-            ("CE_API_BASE_URL", &api),
-            ("CE_PROJECT_ID", FakeCloud::PROJECT_ID),
-        ],
-    )
+    let mut vars = vec![
+        ("IAM_API_KEY", FakeCloud::API_KEY),
+        ("IAM_URL", iam.as_str()),
+        ("CE_API_BASE_URL", api.as_str()),
+        ("CE_PROJECT_ID", FakeCloud::PROJECT_ID),
+    ];
+    for (k, v) in env {
+        vars.retain(|(kk, _)| kk != k);
+        vars.push((k, v));
+    }
+    ObserverProc::start(dir, &args, &vars)
 }
 
 /// Instances started by `runs` (CreateJobRun bodies): the sizes of their arrays "0-N".
@@ -298,6 +310,31 @@ fn bad_configuration_exits_2_naming_the_setting_and_never_printing_the_key() {
             &[],
             "MESSAGEHUB_KAFKA_BROKERS_SASL",
         ),
+        // The region becomes the host the token goes to: a region name, nothing else.
+        (
+            &["--kafkadata", gm],
+            &[("CE_REGION", "evil.example/x?")],
+            &["CE_API_BASE_URL"],
+            "CE_REGION",
+        ),
+        (
+            &["--kafkadata", gm],
+            &[("CE_REGION", "us-south.attacker.example")],
+            &["CE_API_BASE_URL"],
+            "CE_REGION",
+        ),
+        (
+            &["--kafkadata", gm, "--launcher-refresh", "soon"],
+            &[],
+            &[],
+            "--launcher-refresh",
+        ),
+        (
+            &["--kafkadata", gm],
+            &[("LAUNCHER_REFRESH", "-1")],
+            &[],
+            "LAUNCHER_REFRESH",
+        ),
     ];
     for (args, env, unset, culprit) in cases {
         let mut all_env: Vec<(&str, &str)> = base
@@ -381,5 +418,273 @@ fn a_wrong_api_key_is_reported_without_the_key() {
     assert!(obs.metric(&errors).unwrap_or(0.0) >= 1.0);
     assert!(!obs.log_text().contains("WrongKey-abcdefghijklmnop"));
     assert_eq!(cloud.count(Route::Create), 0);
+    obs.stop();
+}
+
+/// Lagging partitions of the sample mapping's jobs when every partition of both topics holds
+/// records nobody committed: payments 4 (two jobs), shipping 3.
+const LAGGING: [u32; 3] = [4, 4, 3];
+
+/// Code Engine requests (ListJobRuns, CreateJobRun, GetJobRun) that arrived after `t`.
+fn ce_requests_since(cloud: &FakeCloud, t: Instant) -> usize {
+    cloud
+        .requests()
+        .iter()
+        .filter(|r| r.at > t && r.route.is_some_and(|r| r != Route::Token))
+        .count()
+}
+
+/// The issue's crash loop, scaled down ten times (refresh and first back-off 1 s instead of
+/// 10 s, 18 s instead of 3 minutes): consumer runs that end at once without committing. Each
+/// job is woken at least twice (level-triggered healing goes on) and at most 6 times (the
+/// back-off doubles: 0, 2, 5, 10 refresh periods); Code Engine sees at most one request per
+/// refresh period per lagging job; then, caught up, an idle system sends nothing at all. The
+/// IAM URL is given in IBM's base form.
+#[test]
+fn crash_looping_consumers_back_off_and_an_idle_system_costs_nothing() {
+    let b = harness::broker();
+    let cloud = FakeCloud::start();
+    cloud.set_run_lifetime(Some((Duration::from_millis(300), true)));
+    let d = dir();
+    let m = sample_mapping(&d);
+    let base = cloud.url();
+    let mut obs = ce_observer_env(
+        &cloud,
+        &m,
+        &d,
+        &[
+            "--ticker-ms",
+            "100",
+            "--launcher-refresh",
+            "1",
+            "--stuck-backoff",
+            "1",
+        ],
+        &[("IAM_URL", &base)],
+    );
+    obs.wait_cycles(2);
+    b.produce_spread(&m.pay, &[(0, 1), (1, 1), (2, 1), (3, 1)]);
+    b.produce_spread(&m.ship, &[(0, 1), (1, 1), (2, 1)]);
+    for job in &m.jobs {
+        cloud.wait_for_creates(job, 1, Duration::from_secs(60));
+    }
+    let woken = Instant::now();
+    let window = Duration::from_secs(18);
+    while woken.elapsed() < window {
+        obs.wait_cycles(5);
+        for (job, lagging) in m.jobs.iter().zip(LAGGING) {
+            assert!(
+                cloud.active(job) <= lagging,
+                "{job}: more instances than lagging partitions"
+            );
+        }
+    }
+    let elapsed = woken.elapsed();
+    for job in &m.jobs {
+        let runs = cloud.creates(job).len();
+        assert!(
+            (2..=6).contains(&runs),
+            "{job}: {runs} runs in {elapsed:?}:\n{}",
+            cloud.describe_requests()
+        );
+    }
+    // At most one request per refresh period per lagging job (three jobs), plus the first
+    // count-then-create of each.
+    let requests = ce_requests_since(&cloud, woken);
+    let budget = 3 * (elapsed.as_secs() as usize + 1);
+    assert!(
+        requests <= budget,
+        "{requests} Code Engine requests in {elapsed:?} (budget {budget}):\n{}",
+        cloud.describe_requests()
+    );
+    assert!(obs
+        .log_text()
+        .contains("consumers ended without committing"));
+    let backoff = format!(
+        "kafka_observer_job_backoff_seconds{{job=\"{}\"}}",
+        m.jobs[2]
+    );
+    assert!(obs.metric(&backoff).unwrap_or(0.0) >= 1.0);
+
+    // Caught up: from then on, not one Code Engine request.
+    b.commit_offsets(
+        &m.groups[0],
+        &[
+            (&m.pay, 0, 1),
+            (&m.pay, 1, 1),
+            (&m.pay, 2, 1),
+            (&m.pay, 3, 1),
+        ],
+    );
+    b.commit_offsets(
+        &m.groups[1],
+        &[
+            (&m.pay, 0, 1),
+            (&m.pay, 1, 1),
+            (&m.pay, 2, 1),
+            (&m.pay, 3, 1),
+        ],
+    );
+    b.commit_offsets(
+        &m.groups[2],
+        &[(&m.ship, 0, 1), (&m.ship, 1, 1), (&m.ship, 2, 1)],
+    );
+    for g in &m.groups {
+        let lag = format!("kafka_consumergroup_group_sum_lag{{group=\"{g}\"}}");
+        obs.wait_metric(60, &lag, "lag never 0", |v| v == 0.0);
+    }
+    obs.wait_cycles(3);
+    let idle = Instant::now();
+    let before = cloud.ce_requests();
+    // 5 refresh periods and 50 cycles.
+    while idle.elapsed() < Duration::from_secs(5) {
+        obs.wait_cycles(10);
+    }
+    assert_eq!(
+        cloud.ce_requests(),
+        before,
+        "requests while idle:\n{}",
+        cloud.describe_requests()
+    );
+    assert_eq!(cloud.count(Route::Token) > 0, true);
+    assert_eq!(obs.stop(), Some(0));
+}
+
+/// IAM stops answering: the Kafka side goes on (cycles at the ticker rate, lag metrics follow
+/// new records), `/healthz` says the launcher is in trouble, and once IAM answers again the
+/// missing run is created and one recovery line is logged.
+#[test]
+fn an_iam_that_hangs_never_stops_the_kafka_side() {
+    let b = harness::broker();
+    let cloud = FakeCloud::start();
+    cloud.hang(Route::Token, true);
+    let d = dir();
+    let m = sample_mapping(&d);
+    let mut obs = ce_observer(
+        &cloud,
+        &m,
+        &d,
+        &["--ticker-ms", "200", "--launcher-refresh", "1"],
+    );
+    b.produce(&m.ship, 0, 2);
+    let lag = format!(
+        "kafka_consumergroup_group_sum_lag{{group=\"{}\"}}",
+        m.groups[2]
+    );
+    obs.wait_metric(60, &lag, "lag seen", |v| v == 2.0);
+    cloud.wait_until("IAM asked", Duration::from_secs(30), |c| {
+        c.token_requests() > 0
+    });
+    // Cycles go on while the token request hangs, and lag follows new records.
+    obs.wait_cycles(10);
+    b.produce(&m.ship, 1, 3);
+    obs.wait_metric(60, &lag, "lag follows records during the outage", |v| {
+        v == 5.0
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = obs.get("/healthz");
+        if status == 503 && body.contains("launcher") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/healthz {status} {body}");
+        obs.wait_cycles(1);
+    }
+    assert!(cloud.creates(&m.jobs[2]).is_empty());
+    cloud.hang(Route::Token, false);
+    // The order out since the first record asks for one instance; the second partition's
+    // follows at once (level-triggered), so count instances.
+    cloud.wait_until("two instances", Duration::from_secs(60), |c| {
+        instances(&c.creates(&m.jobs[2])) == 2
+    });
+    obs.wait_log(60, "the recovery line", |t| {
+        t.contains("launcher recovered").then_some(())
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while obs.get("/healthz").0 != 200 {
+        assert!(Instant::now() < deadline, "{:?}", obs.get("/healthz"));
+        obs.wait_cycles(1);
+    }
+    obs.wait_cycles(3);
+    assert_eq!(obs.log_text().matches("launcher recovered").count(), 1);
+    assert!(cloud.active(&m.jobs[2]) <= 2);
+    obs.stop();
+}
+
+/// An API key with `+ / = \` that IAM rejects and echoes back, form-encoded and JSON-escaped,
+/// at LOG_LEVEL=trace: in no form in the log.
+#[test]
+fn an_echoed_api_key_never_reaches_the_log_in_any_encoding() {
+    let b = harness::broker();
+    let cloud = FakeCloud::start();
+    cloud.set_echo_requests(true);
+    let d = dir();
+    let m = sample_mapping(&d);
+    b.produce(&m.ship, 0, 1);
+    let key = "AK+SECRET/fo\\o=bar";
+    let mut obs = ce_observer_env(
+        &cloud,
+        &m,
+        &d,
+        &["--ticker-ms", "200", "--launcher-refresh", "1"],
+        &[("IAM_API_KEY", key), ("LOG_LEVEL", "trace")],
+    );
+    obs.wait_log(60, "the IAM error", |t| {
+        t.contains("BXNIM0415E").then_some(())
+    });
+    // The fake really did echo it (as IAM answered).
+    let echoed = cloud
+        .requests()
+        .iter()
+        .any(|r| r.route == Some(Route::Token) && r.status == 400);
+    assert!(echoed);
+    obs.wait_cycles(5);
+    let log = obs.log_text();
+    let url: String = key
+        .bytes()
+        .map(|c| match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (c as char).to_string(),
+            _ => format!("%{c:02X}"),
+        })
+        .collect();
+    let json = serde_json::to_string(key).unwrap();
+    for form in [
+        key.to_string(),
+        url.clone(),
+        url.to_lowercase(),
+        json.trim_matches('"').to_string(),
+        "SECRET".to_string(),
+    ] {
+        assert!(!log.contains(&form), "{form} in the log:\n{log}");
+    }
+    obs.stop();
+}
+
+/// ListJobRuns answering 300 pages of 1.6 MB: counted page by page, the observer's peak RSS
+/// stays under 32 MB; a server that never stops paging ends with a clear error.
+#[test]
+fn hundreds_of_large_pages_keep_memory_flat_and_a_page_cap_ends_them() {
+    let b = harness::broker();
+    let cloud = FakeCloud::start();
+    cloud.set_synthetic_pages(Some((300, 1_600_000)));
+    let d = dir();
+    let m = sample_mapping(&d);
+    b.produce(&m.ship, 0, 1);
+    let mut obs = ce_observer(
+        &cloud,
+        &m,
+        &d,
+        &["--ticker-ms", "200", "--launcher-refresh", "1"],
+    );
+    // The count of all 300 pages comes before the create.
+    cloud.wait_for_creates(&m.jobs[2], 1, Duration::from_secs(180));
+    let lists = cloud.count(Route::List);
+    assert!(lists >= 300, "{lists} pages");
+    let rss = obs.peak_rss_kb();
+    assert!(rss > 0 && rss < 32 * 1024, "peak RSS {rss} KiB");
+    cloud.set_synthetic_pages(Some((usize::MAX, 0)));
+    obs.wait_log(180, "the page cap", |t| {
+        t.contains("more than 1000 pages of job runs").then_some(())
+    });
     obs.stop();
 }

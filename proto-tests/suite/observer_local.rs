@@ -679,3 +679,134 @@ fn the_long_poll_wakes_at_the_first_record_and_storms_coalesce() {
     standin.release_all();
     obs.stop();
 }
+
+/// `observe` against `bootstrap` with `extra` flags and the local launcher; (exit code within
+/// 60 s, all output).
+fn observe_until_exit(dir: &Path, bootstrap: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let m = sample_mapping(dir);
+    let log = dir.join(harness::unique("start.log"));
+    let file = std::fs::File::create(&log).unwrap();
+    let mut cmd = crate::bin::command(&[
+        "observe",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--launcher",
+        "local",
+        "--consumer-exe",
+        "/bin/true",
+        "--bootstrap",
+        bootstrap,
+        "--kafkadata",
+        m.file.to_str().unwrap(),
+    ]);
+    cmd.args(extra)
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .env("LOG_LEVEL", "info");
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (code, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+/// Errors no retry can fix end `observe` with exit 1 and the reason (so a daemon job run shows
+/// as failed, with the reason in its log): a wrong password names user and mechanism, never
+/// the password; an untrusted certificate says so.
+#[test]
+fn permanent_start_up_errors_exit_1_with_the_reason() {
+    let b = harness::broker();
+    let d = std::env::temp_dir().join(harness::unique("start-errors"));
+    std::fs::create_dir_all(&d).unwrap();
+    let t = Instant::now();
+    let (code, out) = observe_until_exit(
+        &d,
+        &b.sasl_plaintext(),
+        &[
+            "--sasl-mechanism",
+            "SCRAM-SHA-256",
+            "--username",
+            "alice",
+            "--password",
+            "Not-Alices-Password-77",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "{:?}: {out}",
+        t.elapsed()
+    );
+    assert!(
+        out.contains("alice") && out.contains("SCRAM-SHA-256"),
+        "{out}"
+    );
+    assert!(out.contains("authentication failed"), "{out}");
+    assert!(!out.contains("Not-Alices-Password-77"), "{out}");
+
+    let wrong_ca = b.wrong_ca_file().to_str().unwrap().to_string();
+    let (code, out) = observe_until_exit(
+        &d,
+        &b.sasl_ssl(),
+        &[
+            "--tls",
+            "--ca-file",
+            &wrong_ca,
+            "--sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--username",
+            "bob",
+            "--password",
+            "bob-secret",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("TLS handshake"), "{out}");
+    assert!(!out.contains("bob-secret"), "{out}");
+}
+
+/// A broker that is not reachable yet is asked again, with a line per back-off step, and the
+/// observer keeps running.
+#[test]
+fn an_unreachable_cluster_at_start_is_retried_with_a_line_per_step() {
+    let standin = StandIn::new();
+    let m = sample_mapping(&standin.dir);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let bootstrap = format!("127.0.0.1:{port}");
+    let exe = standin.exe();
+    let mut obs = ObserverProc::start(
+        &standin.dir,
+        &[
+            "--launcher",
+            "local",
+            "--consumer-exe",
+            &exe,
+            "--bootstrap",
+            &bootstrap,
+            "--kafkadata",
+            m.file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    obs.wait_log(90, "two retry lines", |t| {
+        (t.matches("Kafka cluster not reachable yet; retrying")
+            .count()
+            >= 2)
+            .then_some(())
+    });
+    assert!(obs.running(), "{}", obs.log_text());
+    assert_eq!(obs.get("/healthz").0, 503);
+    obs.stop();
+}
