@@ -546,7 +546,6 @@ fn crash_looping_consumers_back_off_and_an_idle_system_costs_nothing() {
         "requests while idle:\n{}",
         cloud.describe_requests()
     );
-    assert_eq!(cloud.count(Route::Token) > 0, true);
     assert_eq!(obs.stop(), Some(0));
 }
 
