@@ -142,11 +142,6 @@ impl ObserverProc {
         }
     }
 
-    /// The observer's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// SIGKILL: no shutdown of any kind, as when a node dies; then reaps it.
     pub fn kill_9(&mut self) {
         let _ = self.child.kill();
