@@ -794,6 +794,11 @@ fn ce_observer(
         // busy ones (what the functional tests want, not what production does).
         "--idle-ticker-ms",
         "10000",
+        // A trial's run "finishes" the moment its group caught up (real consumers stay for
+        // their idle timeout, 60 s, longer than any refresh period), and the observer learns
+        // that only at its next count: trials 5.5 s apart need counts at most 5 s apart.
+        "--launcher-refresh",
+        "5",
     ];
     match long_poll {
         Some(true) => args.extend(["--long-poll", "true"]),
@@ -854,7 +859,7 @@ fn wakeup_latency() {
             let received = Instant::now();
             lat.push(secs(received - acked) * 1e3);
             // back to idle: commit to the end, lag 0 seen by the observer, the run finishes; then
-            // wait out the 5 s launch grace of the Code Engine launcher.
+            // wait out the launcher refresh (5 s here) and the 5 s launch grace.
             bt.cmd(&format!("commit-end {} {}", m.groups[2], m.ship));
             let deadline = Instant::now() + Duration::from_secs(30);
             while obs.metric(&lag_series) != Some(0.0) {
@@ -1160,6 +1165,158 @@ fn broker_load() {
             r.name,
             ibm / ours,
             keda / ours
+        );
+    }
+}
+
+// ---- 5. Code Engine economy -------------------------------------------------------------------
+
+/// What one observer cost over one scenario.
+struct Economy {
+    /// Requests to Code Engine (ListJobRuns pages, CreateJobRun, GetJobRun) and to IAM.
+    ce: usize,
+    iam: usize,
+    /// Job runs created, per job.
+    runs: Vec<usize>,
+    secs: f64,
+}
+
+/// The baseline program for `ce_economy` (`KO_BASELINE_EXE`, e.g. a release build of main
+/// 5e995b6), if given.
+fn baseline_exe() -> Option<std::ffi::OsString> {
+    std::env::var_os("KO_BASELINE_EXE").filter(|p| !p.is_empty())
+}
+
+/// One observer (`exe`) with the product's defaults against its own fake IBM Cloud and its own
+/// copy of the sample mapping, through `scenario` for `window`.
+fn economy_run(exe: &std::ffi::OsStr, name: &str, scenario: &str, window: Duration) -> Economy {
+    let b = harness::broker();
+    let cloud = FakeCloud::start();
+    let d = bench_dir(&format!("economy-{scenario}-{name}"));
+    let m = sample_mapping(&d);
+    let mut bt = BenchTool::start(b);
+    if scenario == "crash-looping" {
+        // Consumer runs that end after 2.5 s, failed, without committing anything.
+        cloud.set_run_lifetime(Some((Duration::from_millis(2500), true)));
+    }
+    let bootstrap = b.plaintext();
+    let (iam, api) = (cloud.iam_url(), cloud.url());
+    let mut obs = ObserverProc::start_exe(
+        exe,
+        &d,
+        &[
+            "--bootstrap",
+            &bootstrap,
+            "--kafkadata",
+            m.file.to_str().unwrap(),
+            "--ticker-ms",
+            "500",
+            "--idle-ticker-ms",
+            "10000",
+        ],
+        &[
+            ("IAM_API_KEY", FakeCloud::API_KEY),
+            ("IAM_URL", &iam),
+            ("CE_API_BASE_URL", &api),
+            ("CE_PROJECT_ID", FakeCloud::PROJECT_ID),
+        ],
+    );
+    obs.wait_cycles(2);
+    // Every partition of both topics has work (crash loop), or shipping has a backlog that its
+    // "consumers" (the bench, committing) work through over the whole window.
+    match scenario {
+        "crash-looping" => {
+            bt.cmd(&format!("fill {} 10", m.pay));
+            bt.cmd(&format!("fill {} 10", m.ship));
+        }
+        "lagging-with-progress" => {
+            bt.cmd(&format!("fill {} 1000", m.ship));
+        }
+        _ => {}
+    }
+    let t0 = Instant::now();
+    let steps = (window.as_secs() / 5).max(1);
+    let mut step = 0;
+    while t0.elapsed() < window {
+        std::thread::sleep(Duration::from_millis(200));
+        if scenario == "lagging-with-progress"
+            && t0.elapsed() >= Duration::from_secs(5 * (step + 1))
+        {
+            // Progress every 5 s: commits move, lag stays (the last step is short of the end).
+            step += 1;
+            bt.cmd(&format!(
+                "commit-frac {} {} {} {}",
+                m.groups[2],
+                m.ship,
+                step.min(steps),
+                steps + 1
+            ));
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let runs = m.jobs.iter().map(|j| cloud.creates(j).len()).collect();
+    let ce = cloud.ce_requests();
+    let iam = cloud.token_requests();
+    obs.stop();
+    Economy {
+        ce,
+        iam,
+        runs,
+        secs,
+    }
+}
+
+#[test]
+#[ignore = "benchmark: proto-tests/bench/run.sh ce_economy"]
+fn ce_economy() {
+    let window = Duration::from_secs(
+        std::env::var("KO_BENCH_ECONOMY_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(180),
+    );
+    let ours = crate::bin::exe();
+    let mut programs = vec![("this build", ours)];
+    if let Some(base) = baseline_exe() {
+        programs.push(("baseline", base));
+    }
+    let load0 = loadavg();
+    let mut rows = Vec::new();
+    for scenario in ["idle", "lagging-with-progress", "crash-looping"] {
+        // Both programs at once, each with its own fake and topics: the same minutes.
+        let results: Vec<Economy> = std::thread::scope(|s| {
+            let handles: Vec<_> = programs
+                .iter()
+                .map(|(name, exe)| s.spawn(move || economy_run(exe, name, scenario, window)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for ((name, _), e) in programs.iter().zip(results) {
+            rows.push((scenario, *name, e));
+        }
+    }
+    let load1 = loadavg();
+    println!("\n### ce_economy: Code Engine requests and job runs, sample mapping (3 jobs), product defaults");
+    println!(
+        "{} s per scenario, both programs side by side in the same minutes, each against its own fake IBM Cloud; \
+         idle = no records; lagging-with-progress = 3000 records on shipping, its group committing a further 1/{} \
+         every 5 s, runs stay up; crash-looping = every partition has records, every run fails after 2.5 s without \
+         committing; load avg {load0} → {load1}\n",
+        window.as_secs(),
+        window.as_secs() / 5 + 1
+    );
+    println!(
+        "| scenario | program | CE requests/min | job runs/min | runs per job | IAM requests |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (scenario, name, e) in &rows {
+        let per_min = |n: usize| n as f64 * 60.0 / e.secs;
+        println!(
+            "| {scenario} | {name} | {:.1} | {:.1} | {:?} | {} |",
+            per_min(e.ce),
+            per_min(e.runs.iter().sum()),
+            e.runs,
+            e.iam
         );
     }
 }

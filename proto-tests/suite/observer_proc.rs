@@ -17,9 +17,23 @@ impl ObserverProc {
     /// Starts `observe` with `args` and `env` (broker and Code Engine variables are cleared
     /// first), logging to `dir/observer.log`, and waits for its /metrics address.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ObserverProc {
+        Self::start_exe(&crate::bin::exe(), dir, args, env)
+    }
+
+    /// Like `start`, with the program `exe` (a benchmark's baseline build).
+    pub fn start_exe(
+        exe: &std::ffi::OsStr,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ObserverProc {
         let log = dir.join("observer.log");
         let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = crate::bin::command(&["observe", "--metrics-addr", "127.0.0.1:0"]);
+        let mut cmd = Command::new(exe);
+        cmd.args(["observe", "--metrics-addr", "127.0.0.1:0"]);
+        for v in crate::bin::VARIABLES {
+            cmd.env_remove(v);
+        }
         cmd.args(args);
         // Tests count cycles: unless a test says otherwise, idle cycles run at the same pace.
         if !args.contains(&"--idle-ticker-ms") {

@@ -148,8 +148,13 @@ struct View {
     /// an upper bound, so the cache may start too few for a moment, never too many.
     /// The last count's ended total, to see what ended since.
     ended: Option<(u64, u64)>,
-    /// Instances ended (and failed) since the last look for a crash.
+    /// Instances ended (and failed) that may be a crash, since the last look, and the job's
+    /// commits when the count that saw them was asked for.
     unseen: (u64, u64),
+    unseen_commits: Option<u64>,
+    /// The order out: the job's commits when it was sent, and whether they had not moved
+    /// since the last start (only then can instances that ended be a crash).
+    sent: Option<(Option<u64>, bool)>,
     started: Vec<Started>,
     /// An order is out.
     busy: bool,
@@ -210,10 +215,14 @@ impl Reconciler {
         };
         let v = &mut job.view;
         v.busy = false;
+        let sent = v.sent.take();
         if let Some(c) = done.count {
-            if let Some((ended, failed)) = v.ended {
-                v.unseen.0 += c.ended.saturating_sub(ended);
-                v.unseen.1 += c.failed.saturating_sub(failed);
+            if let (Some((ended, failed)), Some((commits, true))) = (v.ended, sent) {
+                if c.ended > ended {
+                    v.unseen.0 += c.ended - ended;
+                    v.unseen.1 += c.failed.saturating_sub(failed);
+                    v.unseen_commits = commits;
+                }
             }
             v.ended = Some((c.ended, c.failed));
             v.counted = Some((done.at, c.active));
@@ -301,7 +310,7 @@ fn plan_job(
         Some(_) => std::mem::take(&mut job.view.unseen),
         None => (0, 0),
     };
-    if ended > 0 && lagging > 0 && commits == job.commits_at_start {
+    if ended > 0 && lagging > 0 && commits == job.view.unseen_commits {
         let delay = match job.gate {
             None => settings.first_backoff,
             Some(g) => g.delay.saturating_mul(2),
@@ -345,11 +354,22 @@ fn plan_job(
         Some(Order::CountThenStart { desired })
     } else if active < desired {
         Some(Order::Start(top_up(desired, active)))
+    } else if due && commits.is_some() && commits != job.commits_at_start {
+        // The commits moved since the last start: instances that ended since were no crash,
+        // so the count may top up at once (one order, no cycle in between: a job that went
+        // idle and lags again is woken in milliseconds once the refresh is due).
+        Some(Order::CountThenStart { desired })
     } else if due {
         Some(Order::Count)
     } else {
         None
     };
+    if order.is_some() {
+        job.view.sent = Some((
+            commits,
+            commits.is_some() && commits == job.commits_at_start,
+        ));
+    }
     match order {
         Some(Order::Start(_) | Order::CountThenStart { .. }) => {
             job.commits_at_start = commits;
@@ -491,7 +511,7 @@ mod tests {
         let both = || lag(&[(Some(3), Some(1)), (Some(3), Some(2))]);
         let idle = || lag(&[(Some(4), Some(0)), (Some(5), Some(0))]);
         let again = || lag(&[(Some(4), Some(1)), (Some(5), Some(0))]);
-        run(
+        let plans = run(
             settings(),
             vec![
                 Cycle(0, one(), Some(Order::CountThenStart { desired: 1 })),
@@ -506,12 +526,15 @@ mod tests {
                 Cycle(600, idle(), None),
                 // Lag again, long after: the count is stale but believed 2 active; the
                 // refresh is due, so count first.
-                Cycle(700, again(), Some(Order::Count)),
-                Reported(701, count(0, 2, 0), 0, false),
-                // Both ended (the commits moved since they were started: no crash).
-                Cycle(702, again(), Some(Order::Start(1))),
+                // The commits moved since they were started, so ended instances are no crash:
+                // count and top up in one order.
+                Cycle(700, again(), Some(Order::CountThenStart { desired: 1 })),
+                Reported(701, count(0, 2, 0), 1, false),
+                Cycle(702, again(), None),
             ],
         );
+        // The two that ended are no crash: no back-off.
+        assert!(plans.iter().all(|p| p.events.is_empty()), "{plans:?}");
     }
 
     #[test]
@@ -540,7 +563,7 @@ mod tests {
                 Cycle(506, stuck(), Some(Order::Start(1))),
                 Reported(507, None, 1, false),
                 // The new consumer commits: the back-off is over (and the count is due).
-                Cycle(508, moved(), Some(Order::Count)),
+                Cycle(508, moved(), Some(Order::CountThenStart { desired: 1 })),
             ],
         );
         let events: Vec<&Event> = plans.iter().flat_map(|p| &p.events).collect();
@@ -605,9 +628,9 @@ mod tests {
                 Cycle(0, before(), Some(Order::CountThenStart { desired: 1 })),
                 Reported(1, count(0, 0, 0), 1, false),
                 Cycle(50, after(), None),
-                Cycle(100, after(), Some(Order::Count)),
-                Reported(101, count(0, 1, 0), 0, false),
-                Cycle(102, after(), Some(Order::Start(1))),
+                Cycle(100, after(), Some(Order::CountThenStart { desired: 1 })),
+                Reported(101, count(0, 1, 0), 1, false),
+                Cycle(102, after(), None),
             ],
         );
         assert!(plans.iter().all(|p| p.backoff.is_zero()));
