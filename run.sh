@@ -369,8 +369,8 @@ local_run() {
   local broker_bin=$target_dir/debug/examples/test-broker
   if [ -z "$BIN" ]; then
     have cargo || usage_error "cargo is not installed (https://rustup.rs)"
-    say "building kafka-observer and the test broker (debug build). The first build compiles about"
-    say "180 crates: roughly 5 minutes on 2 cores (longer on a busy machine); later runs take seconds"
+    say "building kafka-observer and the test broker (debug build). The first build compiles 134"
+    say "crates: roughly 5 minutes on 2 cores (longer on a busy machine); later runs take seconds"
     cargo build --locked --bin kafka-observer --example test-broker
     BIN=$target_dir/debug/kafka-observer
   fi

@@ -7,6 +7,7 @@
 #   proto-tests/image/check.sh            # needs root (chroot), podman, cargo, java/mvn/openssl
 #
 # Environment: CARGO_TARGET_DIR (default ./target), PROFILE (cargo profile, default release),
+# KO_IMAGE_LIBC=gnu|musl (default: musl when available, else the static glibc fallback),
 # KEEP=1 keeps the work directory (rootfs, logs) for a look afterwards.
 # Exit: 0 all checks passed; 1 a check failed; 2 a prerequisite is missing.
 set -euo pipefail
@@ -67,6 +68,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- 1. the static binary -----------------------------------------------------------------------
+# musl when the rustup target and musl-tools are there (KO_IMAGE_LIBC=gnu forces the fallback,
+# KO_IMAGE_LIBC=musl requires musl), else glibc with crt-static. A static glibc binary has no
+# dlsym, so getrandom's default backend would open /dev/urandom (absent in the image): the
+# fallback selects the getrandom(2) syscall backend (src/lib.rs refuses a build without it).
 target=x86_64-unknown-linux-musl
 musl_cc=""
 for cc in x86_64-linux-musl-gcc musl-gcc; do
@@ -75,14 +80,21 @@ for cc in x86_64-linux-musl-gcc musl-gcc; do
     break
   fi
 done
-if [ -n "$musl_cc" ] && { rustup target list --installed 2>/dev/null | grep -qx "$target" ||
+libc=${KO_IMAGE_LIBC:-}
+case $libc in "" | gnu | musl) ;; *) missing "KO_IMAGE_LIBC must be gnu or musl, not '$libc'" ;; esac
+if [ "$libc" != gnu ] && [ -n "$musl_cc" ] && { rustup target list --installed 2>/dev/null | grep -qx "$target" ||
   rustup target add "$target" >/dev/null 2>&1; }; then
   say "building $target ($profile profile, C compiler $musl_cc)"
   cargo build --locked --profile "$profile" --target "$target" --bin kafka-observer
 else
+  [ "$libc" != musl ] || missing "KO_IMAGE_LIBC=musl, but the musl target or musl-tools are unavailable"
   target=x86_64-unknown-linux-gnu
-  say "musl target or musl-tools unavailable: building $target with crt-static ($profile profile)"
-  RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+  if [ "$libc" = gnu ]; then
+    say "KO_IMAGE_LIBC=gnu: building $target with crt-static ($profile profile)"
+  else
+    say "musl target or musl-tools unavailable: building $target with crt-static ($profile profile)"
+  fi
+  RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"" \
     cargo build --locked --profile "$profile" --target "$target" --bin kafka-observer
 fi
 profile_dir=$profile
@@ -120,6 +132,9 @@ files=$(cd "$rootfs" && find . -type f -o -type l | sort | tr '\n' ' ')
 [ "$files" = "./etc/ssl/certs/ca-certificates.crt ./kafka-observer " ] ||
   fail "unexpected files in the image: $files"
 say "image root fs holds: $files"
+# Nothing of /dev (no urandom, no null): whatever the binary needs must work without it.
+dev_entries=$(find "$rootfs/dev" -mindepth 1 2>/dev/null | tr '\n' ' ')
+[ -z "$dev_entries" ] || fail "the image root fs has entries in /dev: $dev_entries"
 
 # Runs the binary in the image's root fs as the image's user.
 in_image() { chroot --userspec=65532:65532 "$rootfs" /kafka-observer "$@"; }
@@ -178,7 +193,7 @@ install -m 0644 "$kafka_ca_file" "$rootfs/test-ca.crt"
 out=$(in_image "${tls_args[@]}" --ca-file /test-ca.crt 2>&1) || fail "SASL_SSL with --ca-file failed: $out"
 grep -q "^$group: total lag 3," <<<"$out" || fail "SASL_SSL lag differs: $out"
 rm "$rootfs/test-ca.crt"
-say "TLS: SCRAM-SHA-256 over TLS with --ca-file works in the image"
+say "TLS: SCRAM-SHA-256 over TLS with --ca-file works in the image (random nonce without /dev)"
 
 echo "image-check: binary $(human "$binary_size") ($binary_size bytes, $target, profile $profile)"
 echo "image-check: image  $(human "$image_size") ($image_size bytes, $tag)"

@@ -24,5 +24,6 @@ mod observer_ce;
 mod observer_local;
 mod observer_proc;
 mod produce;
+mod readme;
 mod records;
 mod runsh;

@@ -28,14 +28,23 @@ macro_rules! say {
     }};
 }
 
+/// `1 topic`, `2 topics`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 pub async fn run(a: CheckArgs) -> Result<(), CliError> {
     let data = load_kafkadata(&a.kafkadata)?;
     let jobs = data.jobs();
     say!(
-        "kafkadata: {} topics, {} jobs, {} groups: valid",
-        data.topics.len(),
-        jobs.len(),
-        data.groups().len()
+        "kafkadata: {}, {}, {}: valid",
+        count(data.topics.len(), "topic"),
+        count(jobs.len(), "job"),
+        count(data.groups().len(), "group")
     );
     for j in &jobs {
         say!(
