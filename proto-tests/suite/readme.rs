@@ -328,12 +328,7 @@ fn table_flags(text: &str) -> Vec<String> {
                 .split('`')
                 .skip(1)
                 .step_by(2)
-                .map(|f| {
-                    f.split(|c: char| c == ' ' || c == '[' || c == '=')
-                        .next()
-                        .unwrap()
-                        .to_string()
-                })
+                .map(|f| f.split([' ', '[', '=']).next().unwrap().to_string())
                 .filter(|f| f.starts_with("--"))
                 .collect::<Vec<_>>()
         })
