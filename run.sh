@@ -444,8 +444,8 @@ local_run() {
   echo "   more records (one per line, Ctrl-D to end), in another terminal:"
   echo "     $(more_records_command "$first_topic")"
   echo "   lag:      $BIN lag --bootstrap $BOOTSTRAP --kafkadata $kafkadata_path"
-  echo "   Consumer lines start with consumer{job=... group=...}; the lag table below is"
-  echo "   printed whenever it changes. Ctrl-C stops everything and prints a summary."
+  echo "   Consumer lines start with consumer{job=... group=... run=... index=...}; the lag table"
+  echo "   below is printed whenever it changes. Ctrl-C stops everything and prints a summary."
   echo "================================================================================"
   echo
   IDLE_TIMEOUT=${IDLE_TIMEOUT:-10} SESSION_TIMEOUT=${SESSION_TIMEOUT:-10} \
