@@ -106,7 +106,7 @@ const NAMED_IN_PROSE: &[&str] = &[
     "launcher recovered: its calls succeed again",
     "is not a region name",
     "cannot use the Kafka cluster: ",
-    "launch failed; retrying next cycle",
+    "launcher call failed; asked again after a back-off",
     "does not exist in the cluster",
     "the Code Engine plugin is not installed: ibmcloud plugin",
     "not logged in to IBM Cloud: ibmcloud login",
