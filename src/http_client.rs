@@ -223,7 +223,7 @@ const REPEAT_EVERY: Duration = Duration::from_secs(30);
 
 /// Every IBM Cloud call of the process, counted by kind (`iam`, `list`, `create`, `get`) and
 /// failures by kind and status class, with the log lines a person needs: the first failure
-/// of a run of failures at once, then at most one line per [`REPEAT_EVERY`] with a count.
+/// of a run of failures at once, then at most one line per `REPEAT_EVERY` (30 s) with a count.
 /// Shared by the IAM token manager and the Code Engine client; the observer exports the counts
 /// as metrics, reads [`CallLog::failing_since`] for `/healthz` and logs the recovery.
 #[derive(Debug, Default)]

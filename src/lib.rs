@@ -1,11 +1,51 @@
 //! Kafka Observer: runs Kafka consumers only when there is work for them.
 //!
-//! The modules follow the data flow: `config` → `protocol` (bytes ↔ messages, error codes, API
-//! names; no I/O) → `wire` (one broker connection) → `cluster` (routing) → `offsets`
-//! (snapshots) → `lag` (pure decisions) → `launch` (Code Engine, local processes) → `observer`
-//! (the loop); `consumer` beside it. Below them all: `retry` (back-off, jitter, the one retry
-//! loop) and `tls` (trust), shared by the Kafka side and the HTTP side (`http_client`, `iam`).
+//! One library behind one binary (`main.rs` only hands the command line to [`cli`]). The
+//! modules are layers: data flows top to bottom, and nothing below imports from above, so each
+//! layer can be read and tested knowing only the ones under it (the layout of
+//! `shared/DESIGN.md`; the *Uses* column is what each module imports from the crate).
+//!
+//! | Layer | Module | Responsibility | Uses |
+//! |---|---|---|---|
+//! | wiring | [`cli`] | subcommands (`observe`, `consume`, `lag`, `check`, `produce`): flags and environment in (read and checked by [`cli::settings`]), exit codes out (0 ok, 1 runtime failure, 2 usage or configuration) | everything below |
+//! | config | [`config`] | the kafkadata mapping and broker lists, validated before any socket opens; [`config::secret`] values redact themselves; errors name the field, variable or flag | — |
+//! | loop | [`observer`] | the reconcile loop: snapshot → plan → act → export; the long poll that wakes it; `/metrics` and `/healthz` | `cluster`, `config`, `http_client`, `lag`, `launch`, `offsets`, `protocol` |
+//! | launch | [`launch`] | Code Engine job runs and local processes behind one interface, called from the launcher's own tasks with deadlines | `config`, `http_client`, `iam`, `lag`, `redact`, `retry` |
+//! | decide | [`lag`] | **pure**: [`lag::Policy`] (which end of the log counts, where a consumer starts), lag per partition and group, the reconcile plan, stuck partitions | `offsets` (data types), `protocol` (error codes) |
+//! | snapshot | [`offsets`] | batched snapshots: log starts and ends per leader, commits and members per coordinator, the long-poll Fetch; errors per partition or group | `cluster`, `protocol`, `retry`, `wire` |
+//! | routing | [`cluster`] | bootstrap, metadata cache, leader and coordinator routing, one connection per broker and lane | `config`, `protocol`, `retry`, `wire` |
+//! | connection | [`wire`] | one broker connection: TCP/TLS, SASL, framing, correlation ids, version negotiation | `config`, `protocol`, `retry` |
+//! | bytes | [`protocol`] | bounds-checked decoders of every response read, Kafka error classes, API names; no I/O | — |
+//!
+//! Beside the observer's stack, using the same Kafka layers:
+//!
+//! | Module | Responsibility | Uses |
+//! |---|---|---|
+//! | [`consumer`] | the consumer role: group membership, fetching, handlers, failure policy, commit after handling, idle exit | `cluster`, `http_client`, `lag`, `offsets`, `protocol`, `retry`, `wire` |
+//! | [`producer`] | idempotent, acks=all producer for `produce` and the consumer's dead-letter topic | `cluster`, `offsets`, `protocol`, `retry`, `wire` |
+//! | [`http_client`] | the HTTP side: one bounded JSON exchange for IBM Cloud (and the consumer's HTTP sink), failure classes, the call log | `retry`, `tls` |
+//! | [`iam`] | IBM Cloud IAM tokens from an API key, cached and refreshed ahead of expiry (Code Engine, SASL OAUTHBEARER) | `config`, `http_client`, `redact`, `retry` |
+//!
+//! Below them all, shared by the Kafka side and the HTTP side:
+//!
+//! | Module | Responsibility | Uses |
+//! |---|---|---|
+//! | [`retry`] | the back-off schedule, its jitter and the one retry loop over failures that say whether they may heal | — |
+//! | [`tls`] | rustls client configuration (ring only): CA file, platform store, bundled roots | — |
+//! | [`redact`] | removes secrets, in any encoding, from text a server sent back | `config` (the secret type) |
 #![forbid(unsafe_code)]
+// Docs are part of the code: a link that no longer resolves is a build error in `.ci/run`
+// (`cargo doc` with `-D warnings`) and in every `cargo doc` here.
+#![deny(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::private_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::invalid_codeblock_attributes,
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::bare_urls,
+    rustdoc::redundant_explicit_links,
+    rustdoc::unescaped_backticks
+)]
 
 pub mod cli;
 pub mod cluster;

@@ -56,6 +56,7 @@ pub struct KafkaArgs {
     /// OAUTHBEARER: the IAM token endpoint [env: IAM_URL]
     /// [default: https://iam.cloud.ibm.com/identity/token]
     #[arg(long, value_name = "URL")]
+    #[allow(rustdoc::bare_urls)] // the doc is --help text: a plain URL there, not a link
     pub sasl_iam_url: Option<String>,
 
     /// Use TLS: true or false (default: true when the brokers come from

@@ -94,6 +94,7 @@ pub struct ObserveArgs {
     /// IAM token endpoint, or IAM's base URL (then /identity/token is appended, as IBM's SDKs
     /// do) [env: IAM_URL] [default: https://iam.cloud.ibm.com/identity/token]
     #[arg(long, value_name = "URL")]
+    #[allow(rustdoc::bare_urls)] // the doc is --help text: a plain URL there, not a link
     pub iam_url: Option<String>,
 
     /// Code Engine project id [env: CE_PROJECT_ID]

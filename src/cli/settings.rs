@@ -2,7 +2,7 @@
 //!
 //! clap's own env fallback cannot tell a bad `OBSERVER_TICKER` from a bad `--ticker-ms`; the
 //! person fixing a Code Engine configmap needs to know which one to edit. Every variable the
-//! program reads goes through [`env`], and every yes/no value through [`parse_bool`], so that a
+//! program reads goes through [`env()`], and every yes/no value through [`parse_bool`], so that a
 //! value is either understood or refused with its name — never silently taken as unset or false
 //! (a non-UTF-8 `IDLE_TIMEOUT` used to run with the default, `STATIC_MEMBERSHIP=TRUE` meant
 //! false).
@@ -23,7 +23,7 @@ pub fn env(name: &str) -> Result<Option<String>, CliError> {
     env_value(name, std::env::var_os(name))
 }
 
-/// [`env`] on a value already read (pure, for tests).
+/// [`env()`] on a value already read (pure, for tests).
 pub fn env_value(name: &str, raw: Option<OsString>) -> Result<Option<String>, CliError> {
     match raw.map(OsString::into_string) {
         None => Ok(None),

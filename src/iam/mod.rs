@@ -36,7 +36,7 @@ pub const DEFAULT_IAM_URL: &str = "https://iam.cloud.ibm.com/identity/token";
 const TOKEN_PATH: &str = "/identity/token";
 
 /// The token endpoint for `url`: a base URL (`https://iam.cloud.ibm.com`, path empty or `/`)
-/// gets [`TOKEN_PATH`] appended, as IBM's SDKs do; anything else is the endpoint itself.
+/// gets `/identity/token` appended, as IBM's SDKs do; anything else is the endpoint itself.
 pub fn token_endpoint(url: &str) -> String {
     let url = url.trim();
     match url.parse::<http::Uri>() {

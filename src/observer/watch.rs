@@ -9,7 +9,7 @@
 //!
 //! The long poll also replaces ListOffsets for what it watches: a held Fetch only returns
 //! early when its partitions move, so between answers their last known ends are the current
-//! ones, and a cycle reads them from [`Watcher::armed`] instead of asking the broker. With a
+//! ones, and a cycle reads them from [`Watcher::split_known`] instead of asking the broker. With a
 //! KIP-227 fetch session per leader, re-arming after a wake-up sends only the partitions that
 //! moved and the broker answers only for partitions that changed.
 //!

@@ -176,7 +176,7 @@ impl FetchSession {
 
 /// (name, topic id, [(partition, fetch offset)]) of one topic in a Fetch request.
 type TopicSpec = (String, [u8; 16], Vec<(i32, i64)>);
-/// (name, topic id, [partition]) of one topic to forget.
+/// (name, topic id, \[partition\]) of one topic to forget.
 type ForgetSpec = (String, [u8; 16], Vec<i32>);
 
 /// Fetches `positions` from `leader`; per-partition answers (errors included) keyed by partition.

@@ -3,8 +3,8 @@
 //!
 //! A snapshot is three batched passes that run together — committed offsets (OffsetFetch per
 //! coordinator), members (DescribeGroups per coordinator), partitions of named topics (Metadata)
-//! — then the log ends of every partition shown (ListOffsets per leader). [`report`] turns it
-//! into rows with the observer's lag function; [`render`] prints them.
+//! — then the log ends of every partition shown (ListOffsets per leader). `report` turns it
+//! into rows with the observer's lag function; `render` prints them.
 
 mod render;
 mod report;
