@@ -9,6 +9,7 @@
 //! starts: the consumer's start position, the observer's lag and long poll and the `lag`
 //! command all ask it, so they cannot disagree on the same offsets.
 
+pub mod cover;
 pub mod group;
 pub mod reconcile;
 pub mod stuck;

@@ -1,5 +1,11 @@
-//! Every decision of the observer's cycle, as one pure state machine: (lag of each job, what the
-//! launcher last said, each job's own state, now) → what to ask the launcher.
+//! Every decision of the observer's cycle, as one pure state machine: (lag of each group and
+//! job, what the launcher last said, each job's own state, now) → what to ask the launcher.
+//!
+//! **A group is planned as a whole** ([`Reconciler::plan_group`], first in a cycle): jobs that
+//! share a consumer group compete for its partitions, so the instances each should have come
+//! from one cover of the group's lagging partitions by the jobs' topic sets (`cover`), with the
+//! running instances of every job of the group counted first. Each job's plan then tops up to
+//! its share ([`JobInput::desired`]).
 //!
 //! **The launcher's view is a cache.** Counting a job's instances costs a Code Engine call, so
 //! it is refreshed only where the count can change a decision: for a job that lags, at most
@@ -18,13 +24,15 @@
 //! the refresh period, so an IBM Cloud outage costs at most one order per job per period, and a
 //! recovered cloud is used again within one.
 //!
-//! The stuck detector (`stuck`) rides along: it reports partitions whose commit stands still
-//! while consumers run.
+//! The stuck detector (`stuck`) rides along in the group's plan: it looks at each (group,
+//! partition) once per cycle, however many jobs read it, and reports a partition whose commit
+//! stands still while consumers of any job that reads it run, naming every such job.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
+use super::cover::{self, Member, Shared};
 use super::group::GroupLag;
 use super::stuck::{StuckEvent, StuckPolicy, StuckTracker};
 use crate::offsets::TopicPartition;
@@ -88,11 +96,39 @@ pub struct Settings {
     pub stuck: StuckPolicy,
 }
 
-/// One job's lag this cycle, with its group.
+/// One job's lag this cycle, with its group and its share of the group's plan.
 #[derive(Debug, Clone, Copy)]
 pub struct JobInput<'a> {
     pub group: &'a str,
     pub lag: &'a GroupLag,
+    /// Instances the job should have: its share in [`GroupPlan::desired`].
+    pub desired: u32,
+}
+
+/// A change in a group worth a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupEvent {
+    /// A partition's commit stood still for many cycles although consumers of a job that
+    /// reads it ran; `jobs`: every job of the group that reads it (indices).
+    Stuck {
+        tp: TopicPartition,
+        committed: Option<i64>,
+        lag: i64,
+        jobs: Vec<usize>,
+    },
+    /// A stuck partition moves again.
+    Moving {
+        tp: TopicPartition,
+        jobs: Vec<usize>,
+    },
+}
+
+/// What the group's plan says this cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPlan {
+    /// Instances each job of the group should have, by position in [`Shared::jobs`].
+    pub desired: Vec<u32>,
+    pub events: Vec<GroupEvent>,
 }
 
 /// A change worth a log line.
@@ -106,20 +142,12 @@ pub enum Event {
     },
     /// Commits moved: the back-off is over.
     Progress,
-    /// A partition's commit stood still for many cycles although consumers ran.
-    Stuck {
-        tp: TopicPartition,
-        committed: Option<i64>,
-        lag: i64,
-    },
-    /// A stuck partition moves again.
-    Moving { tp: TopicPartition },
 }
 
 /// What to do for one job this cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobPlan {
-    /// Instances the job should have: one per lagging partition, capped.
+    /// Instances the job should have: its share of its group's plan.
     pub desired: u32,
     /// Instances believed active (the cached view).
     pub active: u32,
@@ -249,13 +277,81 @@ impl Reconciler {
         }
     }
 
+    /// The plan of a consumer group for this cycle, before its jobs' plans: the instances each
+    /// of its jobs should have (the cover of its lagging partitions, running instances of every
+    /// job of the group counted first) and the stuck detector's one look at each of its
+    /// partitions. `lag` is the group's over every topic of its jobs.
+    pub fn plan_group(
+        &mut self,
+        shared: &Shared,
+        group: &str,
+        lag: &GroupLag,
+        now: Instant,
+    ) -> GroupPlan {
+        let settings = self.settings;
+        let state = |j: &usize| self.jobs.get(*j);
+        let members: Vec<Member> = shared
+            .jobs
+            .iter()
+            .map(|j| match state(j) {
+                Some(s) => Member {
+                    active: s.view.active(),
+                    cap: settings.cap,
+                    may_start: s.gate.is_none_or(|g| now >= g.until),
+                },
+                None => Member {
+                    active: 0,
+                    cap: Some(0),
+                    may_start: false,
+                },
+            })
+            .collect();
+        let desired = cover::cover(shared, &cover::needs(lag), &members);
+
+        // A partition counts as worked on when a job that reads it has instances (or started
+        // some lately); it is looked at once, however many jobs read it.
+        let working: Vec<bool> = shared
+            .jobs
+            .iter()
+            .map(|j| {
+                state(j).is_some_and(|s| {
+                    s.view.active() > 0
+                        || s.last_start.is_some_and(|t| {
+                            now.saturating_duration_since(t) < settings.working_window
+                        })
+                })
+            })
+            .collect();
+        let mut events = Vec::new();
+        for p in &lag.partitions {
+            let readers = shared.readers(&p.tp.topic);
+            let busy = readers.iter().any(|&j| working.get(j) == Some(&true));
+            let jobs = || readers.iter().map(|&j| shared.jobs[j]).collect();
+            match self.stuck.observe(group, &p.tp, p.committed, p.lag, busy) {
+                Some(StuckEvent::Stuck {
+                    tp, committed, lag, ..
+                }) => events.push(GroupEvent::Stuck {
+                    tp,
+                    committed,
+                    lag,
+                    jobs: jobs(),
+                }),
+                Some(StuckEvent::Moving { tp, .. }) => {
+                    events.push(GroupEvent::Moving { tp, jobs: jobs() })
+                }
+                None => {}
+            }
+        }
+        GroupPlan { desired, events }
+    }
+
     /// The plan of job number `job` for this cycle, remembering what it needs. (One job at a
     /// time: the caller computes each job's lag just before, so a thousand jobs' partition
     /// lists never exist at once.)
     pub fn plan(&mut self, job: usize, input: &JobInput<'_>, now: Instant) -> JobPlan {
         let settings = self.settings;
         match self.jobs.get_mut(job) {
-            Some(state) => plan_job(&settings, input, state, &mut self.stuck, now),
+            Some(state) => plan_job(&settings, input, state, now),
             None => JobPlan {
                 desired: 0,
                 active: 0,
@@ -287,12 +383,11 @@ fn plan_job(
     settings: &Settings,
     input: &JobInput<'_>,
     job: &mut JobState,
-    stuck: &mut StuckTracker,
     now: Instant,
 ) -> JobPlan {
     let mut events = Vec::new();
     let lagging = input.lag.lagging();
-    let desired = settings.cap.map_or(lagging, |c| lagging.min(c));
+    let desired = input.desired;
     let active = job.view.active();
 
     // Progress resets the back-off.
@@ -327,21 +422,6 @@ fn plan_job(
         });
     }
 
-    // The stuck detector, for its report.
-    let working = active > 0
-        || job
-            .last_start
-            .is_some_and(|t| now.saturating_duration_since(t) < settings.working_window);
-    for p in &input.lag.partitions {
-        match stuck.observe(input.group, &p.tp, p.committed, p.lag, working) {
-            Some(StuckEvent::Stuck {
-                tp, committed, lag, ..
-            }) => events.push(Event::Stuck { tp, committed, lag }),
-            Some(StuckEvent::Moving { tp, .. }) => events.push(Event::Moving { tp }),
-            None => {}
-        }
-    }
-
     let open = job.gate.is_none_or(|g| now >= g.until);
     let may_ask = !job.view.busy && job.view.retry_at.is_none_or(|t| now >= t);
     let due = job
@@ -350,6 +430,12 @@ fn plan_job(
         .is_none_or(|(at, _)| now.saturating_duration_since(at) >= settings.refresh);
     let order = if lagging == 0 || !open || !may_ask {
         None
+    } else if desired == 0 && active == 0 && job.view.counted.is_some() {
+        // Its group's lag is served by other jobs' instances: a count could change nothing.
+        None
+    } else if job.view.counted.is_none() && desired == 0 {
+        // Never counted (a predecessor may have left runs): its instances count for the group.
+        Some(Order::Count)
     } else if job.view.counted.is_none() {
         Some(Order::CountThenStart { desired })
     } else if active < desired {
@@ -429,17 +515,28 @@ mod tests {
 
     /// Runs a scenario for one job; returns every cycle's plan.
     fn run(settings: Settings, steps: Vec<Step>) -> Vec<JobPlan> {
+        run_all(settings, steps).0
+    }
+
+    /// Like [`run`], with the group's events too.
+    fn run_all(settings: Settings, steps: Vec<Step>) -> (Vec<JobPlan>, Vec<GroupEvent>) {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_millis(s * 1000 / 10);
         let mut r = Reconciler::new(settings, 1);
+        let topics = ["t".to_string()];
+        let shared = Shared::new([(0, &topics[..])]);
         let mut plans = Vec::new();
+        let mut group_events = Vec::new();
         let mut sent = t0;
         for (i, step) in steps.into_iter().enumerate() {
             match step {
                 Step::Cycle(t, lag, want) => {
+                    let g = r.plan_group(&shared, "g", &lag, at(t));
+                    group_events.extend(g.events);
                     let input = JobInput {
                         group: "g",
                         lag: &lag,
+                        desired: g.desired[0],
                     };
                     let p = r.plan(0, &input, at(t));
                     assert_eq!(p.order, want, "step {i} at {}s: {p:?}", t as f64 / 10.0);
@@ -460,7 +557,7 @@ mod tests {
                 ),
             }
         }
-        plans
+        (plans, group_events)
     }
 
     use Step::{Cycle, Reported};
@@ -757,7 +854,7 @@ mod tests {
         };
         let stuck = || lag(&[(Some(3), Some(5))]);
         let moved = || lag(&[(Some(8), Some(0))]);
-        let plans = run(
+        let (_, events) = run_all(
             s,
             vec![
                 Cycle(0, stuck(), Some(Order::CountThenStart { desired: 1 })),
@@ -769,19 +866,206 @@ mod tests {
                 Cycle(6, moved(), None),
             ],
         );
-        let events: Vec<&Event> = plans.iter().flat_map(|p| &p.events).collect();
         assert_eq!(
             events,
             vec![
-                &Event::Stuck {
+                GroupEvent::Stuck {
                     tp: TopicPartition::new("t", 0),
                     committed: Some(3),
-                    lag: 5
+                    lag: 5,
+                    jobs: vec![0],
                 },
-                &Event::Moving {
-                    tp: TopicPartition::new("t", 0)
+                GroupEvent::Moving {
+                    tp: TopicPartition::new("t", 0),
+                    jobs: vec![0],
                 },
             ]
+        );
+    }
+
+    /// The mapping of issue 12: group `chain` read by job 0 on t1, job 1 on t1–t2, job 2 on
+    /// t1–t3; one partition each. Returns the jobs' topics.
+    fn chain() -> Vec<Vec<String>> {
+        (1..=3)
+            .map(|n| (1..=n).map(|t| format!("t{t}")).collect())
+            .collect()
+    }
+
+    /// The group's lag over t1..t3 (one partition each) with these (committed, lag).
+    fn chain_lag(parts: [(Option<i64>, Option<i64>); 3]) -> GroupLag {
+        GroupLag {
+            partitions: parts
+                .iter()
+                .enumerate()
+                .map(|(i, (committed, lag))| PartitionLag {
+                    tp: TopicPartition::new(format!("t{}", i + 1), 0),
+                    committed: *committed,
+                    lag: *lag,
+                })
+                .collect(),
+        }
+    }
+
+    /// A job's view of the group's lag: its topics only.
+    fn of_job(lag: &GroupLag, topics: &[String]) -> GroupLag {
+        GroupLag {
+            partitions: lag
+                .partitions
+                .iter()
+                .filter(|p| topics.iter().any(|t| **t == *p.tp.topic))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// One cycle of the whole group: the group's plan, then each job's.
+    fn group_cycle(
+        r: &mut Reconciler,
+        shared: &Shared,
+        topics: &[Vec<String>],
+        lag: &GroupLag,
+        now: Instant,
+    ) -> (GroupPlan, Vec<JobPlan>) {
+        let g = r.plan_group(shared, "chain", lag, now);
+        let plans = (0..topics.len())
+            .map(|j| {
+                let own = of_job(lag, &topics[j]);
+                let input = JobInput {
+                    group: "chain",
+                    lag: &own,
+                    desired: g.desired[j],
+                };
+                r.plan(j, &input, now)
+            })
+            .collect();
+        (g, plans)
+    }
+
+    #[test]
+    fn jobs_sharing_a_group_wake_one_instance_per_lagging_partition_in_all() {
+        let topics = chain();
+        let shared = Shared::new(topics.iter().enumerate().map(|(i, t)| (i, t.as_slice())));
+        let mut r = Reconciler::new(settings(), 3);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let orders = |p: &[JobPlan]| p.iter().map(|p| p.order).collect::<Vec<_>>();
+        // One record on each topic: 3 instances, one per job (per-job plans started 1 + 2 + 3).
+        let one_each = chain_lag([(Some(0), Some(1)); 3]);
+        let (g, plans) = group_cycle(&mut r, &shared, &topics, &one_each, at(0));
+        assert_eq!(g.desired, [1, 1, 1]);
+        let start = |d| Some(Order::CountThenStart { desired: d });
+        assert_eq!(orders(&plans), [start(1), start(1), start(1)]);
+        for j in 0..3 {
+            let done = Done {
+                job: j,
+                at: at(0),
+                count: Some(Count::default()),
+                started: 1,
+                failed: false,
+            };
+            r.apply(&done, at(10));
+        }
+        // Later cycles: nothing more while they run.
+        let (g, plans) = group_cycle(&mut r, &shared, &topics, &one_each, at(20));
+        assert_eq!((g.desired, orders(&plans)), (vec![1, 1, 1], vec![None; 3]));
+
+        // Topics 2 and 3 caught up, topic 1 lags on: the three running members are enough,
+        // and the plan counts one of them (the narrowest job's) for it.
+        let t1_only = chain_lag([(Some(0), Some(5)), (Some(1), Some(0)), (Some(1), Some(0))]);
+        let (g, plans) = group_cycle(&mut r, &shared, &topics, &t1_only, at(30));
+        assert_eq!(g.desired, [1, 0, 0]);
+        assert_eq!(orders(&plans), [None; 3]);
+    }
+
+    #[test]
+    fn a_job_whose_share_is_nothing_asks_the_launcher_nothing() {
+        let topics = chain();
+        let shared = Shared::new(topics.iter().enumerate().map(|(i, t)| (i, t.as_slice())));
+        let mut r = Reconciler::new(settings(), 3);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // Topic 1 lags: job 0 gets the instance; jobs 1 and 2 read topic 1 too, so they lag,
+        // and are counted once (a predecessor may have left runs), then never again.
+        let t1 = chain_lag([(Some(0), Some(1)), (Some(0), Some(0)), (Some(0), Some(0))]);
+        let (g, plans) = group_cycle(&mut r, &shared, &topics, &t1, at(0));
+        assert_eq!(g.desired, [1, 0, 0]);
+        assert_eq!(
+            plans.iter().map(|p| p.order).collect::<Vec<_>>(),
+            [
+                Some(Order::CountThenStart { desired: 1 }),
+                Some(Order::Count),
+                Some(Order::Count)
+            ]
+        );
+        for (j, started) in [(0, 1), (1, 0), (2, 0)] {
+            let done = Done {
+                job: j,
+                at: at(0),
+                count: Some(Count::default()),
+                started,
+                failed: false,
+            };
+            r.apply(&done, at(0));
+        }
+        for s in [1, 11, 30, 100] {
+            let (_, plans) = group_cycle(&mut r, &shared, &topics, &t1, at(s));
+            assert_eq!(plans[1].order, None, "at {s} s");
+            assert_eq!(plans[2].order, None, "at {s} s");
+        }
+    }
+
+    #[test]
+    fn a_partition_read_by_three_jobs_is_stuck_after_the_configured_cycles_naming_them_all() {
+        let topics = chain();
+        let shared = Shared::new(topics.iter().enumerate().map(|(i, t)| (i, t.as_slice())));
+        let s = Settings {
+            stuck: StuckPolicy { cycles: 4 },
+            ..settings()
+        };
+        let mut r = Reconciler::new(s, 3);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let lag = chain_lag([(Some(3), Some(5)), (Some(1), Some(0)), (Some(1), Some(0))]);
+        let mut stuck_at = None;
+        for cycle in 0..10u64 {
+            let (g, plans) = group_cycle(&mut r, &shared, &topics, &lag, at(cycle * 100));
+            for (j, p) in plans.iter().enumerate() {
+                if p.order.is_some() {
+                    let done = Done {
+                        job: j,
+                        at: at(cycle * 100),
+                        count: Some(Count::default()),
+                        started: g.desired[j],
+                        failed: false,
+                    };
+                    r.apply(&done, at(cycle * 100));
+                }
+            }
+            if !g.events.is_empty() {
+                assert_eq!(
+                    g.events,
+                    [GroupEvent::Stuck {
+                        tp: TopicPartition::new("t1", 0),
+                        committed: Some(3),
+                        lag: 5,
+                        jobs: vec![0, 1, 2],
+                    }]
+                );
+                assert!(stuck_at.is_none(), "reported twice");
+                stuck_at = Some(cycle);
+            }
+        }
+        // First sight is a move; then 4 working cycles (one count per cycle, not per job).
+        assert_eq!(stuck_at, Some(4));
+        assert!(r.is_stuck("chain", &TopicPartition::new("t1", 0)));
+        let moved = chain_lag([(Some(8), Some(0)), (Some(1), Some(0)), (Some(1), Some(0))]);
+        let (g, _) = group_cycle(&mut r, &shared, &topics, &moved, at(2000));
+        assert_eq!(
+            g.events,
+            [GroupEvent::Moving {
+                tp: TopicPartition::new("t1", 0),
+                jobs: vec![0, 1, 2],
+            }]
         );
     }
 }

@@ -60,8 +60,10 @@ impl StuckTracker {
         }
     }
 
-    /// Records one cycle's view of a partition. `working` is true when the job had instances
-    /// active (or started some) this cycle; `lag` None means unknown (no change recorded).
+    /// Records one cycle's view of a partition of `group`: once per cycle, however many jobs
+    /// read it (`reconcile` looks at each group once). `working` is true when a job of the
+    /// group that reads the partition had instances active (or started some) lately; `lag`
+    /// None means unknown (no change recorded).
     pub fn observe(
         &mut self,
         group: &str,

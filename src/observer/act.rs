@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::metrics::{self, Metrics};
 use crate::config::kafkadata::Job;
-use crate::lag::reconcile::{Event, JobPlan, Order, Reconciler};
+use crate::lag::reconcile::{Event, GroupEvent, JobPlan, Order, Reconciler};
 use crate::launch::agent::Report;
 
 /// How often a failure that goes on is logged again.
@@ -204,16 +204,36 @@ pub fn log_events(job: &Job, plan: &JobPlan) {
             Event::Progress => {
                 tracing::info!(job = %job.name, "commits move again; back-off reset")
             }
-            Event::Stuck { tp, committed, lag } => tracing::warn!(
-                job = %job.name, group = %job.consumer_group, partition = %tp, ?committed, lag,
-                "lag is stuck: the committed offset has not moved although consumers were running"
-            ),
-            Event::Moving { tp } => {
-                tracing::info!(job = %job.name, group = %job.consumer_group, partition = %tp, "stuck partition is moving again")
-            }
         }
     }
     if plan.held && plan.desired > plan.active {
         tracing::debug!(job = %job.name, backoff_s = plan.backoff.as_secs(), "wake-up held back by the crash-loop back-off");
+    }
+}
+
+/// A group's events as log lines, naming the group and every job they affect.
+pub fn log_group_events(group: &str, jobs: &[Job], events: &[GroupEvent]) {
+    let names = |list: &[usize]| {
+        list.iter()
+            .filter_map(|&j| jobs.get(j).map(|j| j.name.as_str()))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for e in events {
+        match e {
+            GroupEvent::Stuck {
+                tp,
+                committed,
+                lag,
+                jobs: affected,
+            } => tracing::warn!(
+                group, partition = %tp, ?committed, lag, jobs = %names(affected),
+                "lag is stuck: the committed offset has not moved although consumers were running"
+            ),
+            GroupEvent::Moving { tp, jobs: affected } => tracing::info!(
+                group, partition = %tp, jobs = %names(affected),
+                "stuck partition is moving again"
+            ),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The reconcile loop. Every cycle reads as four words: **snapshot** (ends and commits, one
-//! round trip) → **plan** (pure: `lag::reconcile`) → **act** (orders to the launcher's own
+//! round trip) → **plan** (pure: `lag::reconcile`; each consumer group as a whole, then its
+//! jobs) → **act** (orders to the launcher's own
 //! tasks, never awaited) → **export** (metrics, health).
 //!
 //! Level-triggered: each cycle compares the instances a job should have with those it has, so
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::Cluster;
 use crate::config::kafkadata::{Job, Kafkadata};
+use crate::lag::cover::Shared;
 use crate::lag::group::{group_lag, GroupLag};
 use crate::lag::reconcile::{JobInput, Reconciler, Settings};
 use crate::lag::stuck::StuckPolicy;
@@ -65,6 +67,8 @@ pub struct Observer {
     cfg: ObserverConfig,
     jobs: Vec<Job>,
     groups: Vec<(String, Vec<String>)>,
+    /// Per group (as `groups`): its jobs and which of them read which topic.
+    shared: Vec<Shared>,
     cluster: Arc<Cluster>,
     agent: Agent,
     reconciler: Reconciler,
@@ -110,14 +114,17 @@ impl Observer {
             working_window: (cfg.ticker * 3).max(Duration::from_secs(5)),
             stuck: cfg.stuck,
         };
+        let groups = cfg.kafkadata.groups();
+        let shared = shared_groups(&groups, &jobs);
         Observer {
             group_names,
+            shared,
             gaps: gaps::Gaps::default(),
             reconciler: Reconciler::new(settings, jobs.len()),
             agent: Agent::new(launcher, jobs.clone(), cfg.launcher_deadline),
             launcher: act::LauncherState::new(jobs.len()),
             jobs,
-            groups: cfg.kafkadata.groups(),
+            groups,
             topology: Topology::new(&cfg.kafkadata, cfg.metadata_refresh),
             cfg,
             cluster,
@@ -238,9 +245,21 @@ impl Observer {
             .collect();
         self.all_idle = self.watch_idle(&snap, &group_lags);
 
+        // Plan each group as a whole: how many instances each of its jobs should have.
+        let now = Instant::now();
+        let mut desired = vec![0u32; self.jobs.len()];
+        for (((group, _), lag), shared) in self.groups.iter().zip(&group_lags).zip(&self.shared) {
+            let plan = self.reconciler.plan_group(shared, group, lag, now);
+            act::log_group_events(group, &self.jobs, &plan.events);
+            for (&j, d) in shared.jobs.iter().zip(plan.desired) {
+                if let Some(slot) = desired.get_mut(j) {
+                    *slot = d;
+                }
+            }
+        }
+
         // Plan and act, one job at a time (a job's lag is computed again where it is used: a
         // thousand jobs' partition lists at once would be the cycle's biggest allocation).
-        let now = Instant::now();
         for (i, job) in self.jobs.iter().enumerate() {
             let lag = group_lag(
                 &job.topics,
@@ -253,6 +272,7 @@ impl Observer {
             let input = JobInput {
                 group: &job.consumer_group,
                 lag: &lag,
+                desired: desired.get(i).copied().unwrap_or(0),
             };
             let plan = self.reconciler.plan(i, &input, now);
             act::log_events(job, &plan);
@@ -299,4 +319,20 @@ impl Observer {
             && !snap.ends.is_empty()
             && snap.ends.values().all(Result::is_ok)
     }
+}
+
+/// Each group's jobs (as `groups`), by one pass over the jobs.
+fn shared_groups(groups: &[(String, Vec<String>)], jobs: &[Job]) -> Vec<Shared> {
+    let index: std::collections::HashMap<&str, usize> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, (g, _))| (g.as_str(), i))
+        .collect();
+    let mut members: Vec<Vec<(usize, &[String])>> = vec![Vec::new(); groups.len()];
+    for (i, job) in jobs.iter().enumerate() {
+        if let Some(&g) = index.get(job.consumer_group.as_str()) {
+            members[g].push((i, job.topics.as_slice()));
+        }
+    }
+    members.into_iter().map(Shared::new).collect()
 }
