@@ -612,7 +612,7 @@ fn every_bad_input_exits_2_and_names_what_to_fix() {
     let mut failures = Vec::new();
     for c in &cases {
         let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
-        let mut cmd = crate::bin::command(&args);
+        let mut cmd = crate::support::command(&args);
         for (k, v) in &c.env {
             cmd.env(k, v);
         }

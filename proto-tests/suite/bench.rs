@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::fake_ce::{FakeCloud, Route};
 use crate::harness::{self, Broker};
 use crate::observer_local::sample_mapping;
-use crate::observer_proc::{metric_value, ObserverProc};
+use crate::support::observer::{metric_value, ObserverProc};
 
 const EXE: &str = env!("CARGO_BIN_EXE_kafka-observer");
 const GROUP_COMMAND: &str = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
@@ -653,7 +653,7 @@ fn produce_vs_java() {
     let mb = records as f64 * 1024.0 / 1e6;
     let d = bench_dir("prodbench");
     let input = produce_input(&d, records);
-    let exe = crate::bin::exe();
+    let exe = crate::support::command::exe();
     let mut bt = BenchTool::start(b);
     let load0 = loadavg();
     // (name, wall seconds, peak RSS MB, the tool's own MB/s)
@@ -1128,7 +1128,10 @@ fn broker_load() {
         secs(window)
     );
     println!("synthetic topics created in {create_s:.1} s (one AdminClient, batches of 100); load avg {load0} → {load1}");
-    println!("observer binary: {}\n", crate::bin::exe().to_string_lossy());
+    println!(
+        "observer binary: {}\n",
+        crate::support::command::exe().to_string_lossy()
+    );
     println!("| mapping | cycles | requests / cycle (Δtotal/Δcycles; gauge) | requests / idle minute | by API (Δ over window) | CPU / cycle | mean cycle | VmHWM | VmRSS |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in &results {
@@ -1275,7 +1278,7 @@ fn ce_economy() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(180),
     );
-    let ours = crate::bin::exe();
+    let ours = crate::support::command::exe();
     let mut programs = vec![("this build", ours)];
     if let Some(base) = baseline_exe() {
         programs.push(("baseline", base));

@@ -5,26 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::harness::{self, Broker, GroupRow, Options, USERS};
-use crate::lag_cli::ko;
+use crate::support::{eventually, run, text};
 
 /// The 3.x line IBM Event Streams is closest to.
 const V3: &str = "3.9.1";
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 type Rows = BTreeMap<(String, i64), Value>;
 
@@ -48,7 +39,7 @@ fn rows_of(doc: &Value, group: &str) -> Option<Rows> {
 fn lag_rows(args: &[&str], group: &str) -> Result<Rows, String> {
     let mut all = vec!["lag", "--json"];
     all.extend_from_slice(args);
-    let out = ko(&all);
+    let out = run(&all);
     if out.status.code() != Some(0) {
         return Err(text(&out));
     }
@@ -99,20 +90,6 @@ fn disagreements(ours: &Rows, java: &[GroupRow]) -> Vec<String> {
         }
     }
     diffs
-}
-
-/// Polls `f` until it returns Ok, or panics after `secs` with the last error.
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(e) if Instant::now() >= deadline => {
-                panic!("timed out after {secs} s waiting for {what}; last:\n{e}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
 }
 
 #[test]
@@ -188,7 +165,7 @@ fn kafka_3_9_scram_sha_512_on_both_sasl_listeners() {
         assert_eq!(p0["lag"], 3, "{name}: {p0}");
     }
     // A wrong password is refused by the 3.9 SCRAM exchange, not mistaken for something else.
-    let out = ko(&[
+    let out = run(&[
         "lag",
         "--bootstrap",
         &sasl,
@@ -215,15 +192,8 @@ struct Watch {
 
 impl Watch {
     fn start(args: &[&str]) -> Watch {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kafka-observer"));
-        cmd.args(["lag", "--json", "--watch", "0.5"]).args(args);
-        for v in [
-            "MESSAGEHUB_KAFKA_BROKERS_SASL",
-            "MESSAGEHUB_USER",
-            "MESSAGEHUB_PASSWORD",
-        ] {
-            cmd.env_remove(v);
-        }
+        let mut cmd = crate::support::command(&["lag", "--json", "--watch", "0.5"]);
+        cmd.args(args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -559,7 +529,7 @@ fn cluster_lag_follows_moving_partition_leaders() {
     .unwrap();
     let exe = standin.exe();
     let boot_all = c.running_bootstrap();
-    let mut obs = crate::observer_proc::ObserverProc::start(
+    let mut obs = crate::support::observer::ObserverProc::start(
         &standin.dir,
         &[
             "--launcher",

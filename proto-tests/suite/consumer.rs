@@ -19,7 +19,7 @@ pub fn consume_cmd(
 ) -> (Command, PathBuf) {
     let log = dir.join(format!("{name}.log"));
     let file = std::fs::File::create(&log).unwrap();
-    let mut cmd = crate::bin::command(&["consume"]);
+    let mut cmd = crate::support::command(&["consume"]);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(file.try_clone().unwrap())
@@ -127,7 +127,7 @@ fn committed(group: &str) -> BTreeMap<i32, Option<i64>> {
 /// Partition → high watermark, read with `lag --json` for a group that never committed.
 pub fn high_watermarks(topic: &str) -> BTreeMap<i32, i64> {
     let b = harness::broker();
-    let out = crate::lag_cli::ko(&[
+    let out = crate::support::run(&[
         "lag",
         "--json",
         "--bootstrap",

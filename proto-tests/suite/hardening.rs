@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness;
-use crate::observer_proc::ObserverProc;
+use crate::support::observer::ObserverProc;
 
 /// A consumer stand-in that records `PID RUN INDEX` and sleeps (at most two minutes, so that
 /// a failing test cannot leave it behind for long).

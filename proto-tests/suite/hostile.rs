@@ -314,19 +314,15 @@ fn the_binary_survives_a_hostile_broker_with_exit_1() {
         b.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
         (frame(&b), false)
     })));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-observer"))
-        .args([
-            "lag",
-            "--bootstrap",
-            &addr.to_string(),
-            "--group",
-            "g",
-            "--topic",
-            "t",
-        ])
-        .env_remove("MESSAGEHUB_KAFKA_BROKERS_SASL")
-        .output()
-        .unwrap();
+    let out = crate::support::run(&[
+        "lag",
+        "--bootstrap",
+        &addr.to_string(),
+        "--group",
+        "g",
+        "--topic",
+        "t",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(
@@ -364,7 +360,7 @@ fn an_advertised_port_beyond_65535_is_refused_not_truncated() {
         resp.encode(&mut b, 12).unwrap();
         (frame(&b), false)
     })));
-    let out = crate::bin::command(&[
+    let out = crate::support::command(&[
         "lag",
         "--bootstrap",
         &addr.to_string(),

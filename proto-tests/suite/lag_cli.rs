@@ -1,34 +1,13 @@
 //! `kafka-observer lag` against the real broker, with kafka-consumer-groups as the oracle.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::harness::{self, USERS};
-
-/// Runs the binary with a clean environment (no Event Streams variables leak in).
-pub fn ko(args: &[&str]) -> Output {
-    ko_env(args, &[])
-}
-
-pub fn ko_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = crate::bin::command(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run kafka-observer")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use crate::support::{eventually, run as ko, run_env as ko_env, text};
 
 /// `lag --json` parsed into group → (topic, partition) → row.
 fn lag_json(args: &[&str]) -> BTreeMap<String, BTreeMap<(String, i64), Value>> {
@@ -50,18 +29,6 @@ fn lag_json(args: &[&str]) -> BTreeMap<String, BTreeMap<(String, i64), Value>> {
         groups.insert(g["group"].as_str().unwrap().to_string(), rows);
     }
     groups
-}
-
-/// Polls `f` until it returns Some, or panics after `secs` with `what`.
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// A topic with `counts[p]` records in partition p.
@@ -1101,7 +1068,7 @@ fn watch_through_a_pipe_is_plain_text_or_one_json_document_per_line() {
     let summary = format!("{g}: total lag 1, 1 of 1 partition lagging");
 
     // Text: no escape codes; each refresh is a timestamp line and the report.
-    let mut child = crate::bin::command(&args)
+    let mut child = crate::support::command(&args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -1121,7 +1088,7 @@ fn watch_through_a_pipe_is_plain_text_or_one_json_document_per_line() {
 
     // JSON: one document per line, each with its time.
     let json: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
-    let mut child = crate::bin::command(&json)
+    let mut child = crate::support::command(&json)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -1133,7 +1100,11 @@ fn watch_through_a_pipe_is_plain_text_or_one_json_document_per_line() {
     }
 
     // On a terminal (script(1) gives it one): refreshed in place.
-    let command = format!("{} {}", crate::bin::exe().to_string_lossy(), args.join(" "));
+    let command = format!(
+        "{} {}",
+        crate::support::command::exe().to_string_lossy(),
+        args.join(" ")
+    );
     let mut child = Command::new("script")
         .args(["-q", "-e", "-c", &command, "/dev/null"])
         .env_remove("MESSAGEHUB_KAFKA_BROKERS_SASL")

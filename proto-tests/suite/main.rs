@@ -5,10 +5,11 @@
 mod fake_ce;
 #[path = "../harness/mod.rs"]
 mod harness;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod bad_input;
 mod bench;
-mod bin;
 mod code_engine;
 mod compat;
 mod consumer;
@@ -22,7 +23,6 @@ mod oauth;
 mod observer_authz;
 mod observer_ce;
 mod observer_local;
-mod observer_proc;
 mod produce;
 mod readme;
 mod records;

@@ -3,7 +3,7 @@
 //! `connections.max.reauth.ms` = `harness::OAUTH_REAUTH_MS`).
 
 use std::io::Read;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,28 +17,8 @@ use serde_json::{json, Value};
 
 use crate::fake_ce::{unsecured_jwt, FakeCloud};
 use crate::harness::{self, USERS};
-
-/// The binary with a clean environment plus `env`.
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = crate::bin::command(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    command(args, env).output().expect("run kafka-observer")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use crate::support::command::command_env;
+use crate::support::{run_env, text};
 
 /// A topic with `counts[p]` records in partition p, and a group committed at `committed` on
 /// partition 0.
@@ -95,7 +75,7 @@ fn lag_with_oauthbearer_iam_tokens() {
         "--allow-plain-without-tls",
     ];
     // The API key from MESSAGEHUB_PASSWORD; MESSAGEHUB_USER is ignored.
-    let out = run(
+    let out = run_env(
         &args,
         &[
             ("MESSAGEHUB_PASSWORD", FakeCloud::API_KEY),
@@ -110,7 +90,7 @@ fn lag_with_oauthbearer_iam_tokens() {
 
     // The mechanism from KAFKA_SASL_MECHANISM, the key from IAM_API_KEY, the URL by flag.
     let before = cloud.token_requests();
-    let out = run(
+    let out = run_env(
         &[
             "lag",
             "--bootstrap",
@@ -133,7 +113,7 @@ fn lag_with_oauthbearer_iam_tokens() {
     assert!(cloud.token_requests() > before);
 
     // Without TLS and without the opt-in, the token is not sent in clear.
-    let out = run(
+    let out = run_env(
         &args[..args.len() - 1],
         &[
             ("MESSAGEHUB_PASSWORD", FakeCloud::API_KEY),
@@ -150,7 +130,7 @@ fn oauthbearer_with_a_wrong_api_key_is_a_clear_iam_error() {
     let cloud = FakeCloud::start();
     cloud.set_jwt_tokens(true);
     let key = "wrong-Key-0123456789-abcdef";
-    let out = run(
+    let out = run_env(
         &[
             "lag",
             "--bootstrap",
@@ -210,7 +190,7 @@ fn lag_watch_survives_token_and_session_expiry() {
     cloud.set_jwt_tokens(true);
     cloud.set_token_lifetime(6);
     let (topic, group) = topic_and_group(&[3, 0], 1);
-    let mut child = command(
+    let mut child = command_env(
         &[
             "lag",
             "--bootstrap",

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::harness::{self, Broker, Options};
 use crate::observer_local::{sample_mapping, StandIn};
-use crate::observer_proc::ObserverProc;
+use crate::support::observer::ObserverProc;
 
 const CYCLES: &str = "kafka_observer_cycles_total";
 const FAILURES: &str = "kafka_observer_cycle_failures_total";

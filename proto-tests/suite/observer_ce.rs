@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::fake_ce::{FakeCloud, Route};
 use crate::harness;
 use crate::observer_local::{sample_mapping, Mapping};
-use crate::observer_proc::ObserverProc;
+use crate::support::observer::ObserverProc;
 
 fn ce_observer(
     cloud: &FakeCloud,
@@ -346,20 +346,8 @@ fn bad_configuration_exits_2_naming_the_setting_and_never_printing_the_key() {
             all_env.retain(|(kk, _)| kk != k);
             all_env.push((k, v));
         }
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-observer"));
-        cmd.arg("observe").args(*args);
-        for v in [
-            "IAM_API_KEY",
-            "CE_PROJECT_ID",
-            "CE_API_BASE_URL",
-            "CE_REGION",
-            "kafkadata",
-            "MESSAGEHUB_KAFKA_BROKERS_SASL",
-            "OBSERVER_TICKER",
-            "KAFKA_TLS",
-        ] {
-            cmd.env_remove(v);
-        }
+        let mut cmd = crate::support::command(&["observe"]);
+        cmd.args(*args);
         for (k, v) in &all_env {
             cmd.env(k, v);
         }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness;
-use crate::observer_proc::ObserverProc;
+use crate::support::observer::ObserverProc;
 
 /// A stand-in consumer: logs `CE_JOB CE_JOBRUN JOB_INDEX JOB_ARRAY_SIZE KAFKA_TOPIC CONSUMER_GROUP`
 /// and lives until `release-<run>` (or `release-all`) exists in its directory.
@@ -686,7 +686,7 @@ fn observe_until_exit(dir: &Path, bootstrap: &str, extra: &[&str]) -> (Option<i3
     let m = sample_mapping(dir);
     let log = dir.join(harness::unique("start.log"));
     let file = std::fs::File::create(&log).unwrap();
-    let mut cmd = crate::bin::command(&[
+    let mut cmd = crate::support::command(&[
         "observe",
         "--metrics-addr",
         "127.0.0.1:0",

@@ -17,7 +17,7 @@ use crate::harness;
 
 /// `kafka-observer produce ARGS` with `input` on stdin.
 pub fn ko_produce(args: &[&str], input: &[u8]) -> Output {
-    let mut cmd = crate::bin::command(&["produce"]);
+    let mut cmd = crate::support::command(&["produce"]);
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -185,7 +185,7 @@ fn over_sasl_ssl_from_a_file_with_a_record_separator_to_one_partition() {
         .collect();
     std::fs::write(&file, records.join("\x1e")).unwrap();
     let (user, password) = harness::USERS[0];
-    let out = crate::bin::command(&[
+    let out = crate::support::command(&[
         "produce",
         "--bootstrap",
         &b.sasl_ssl(),

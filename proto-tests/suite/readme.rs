@@ -11,7 +11,7 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::harness;
-use crate::lag_cli::ko;
+use crate::support::run;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -166,7 +166,7 @@ fn troubleshooting_messages_are_the_programs() {
                 args.extend(["--group", &g]);
             }
             args.extend(extra);
-            let out = ko(&args);
+            let out = run(&args);
             assert_ne!(out.status.code(), Some(0), "{args:?}: {}", all(&out));
             all(&out)
         })
@@ -180,7 +180,7 @@ fn troubleshooting_messages_are_the_programs() {
         format!("{gone}:\n  jobs:\n    - name: j\n      consumer_group: g\n"),
     )
     .unwrap();
-    let check = all(&ko(&[
+    let check = all(&run(&[
         "check",
         "--kafkadata",
         kd.to_str().unwrap(),
@@ -254,7 +254,7 @@ fn check_example_is_printed_as_shown() {
         .map(|a| a.replace("127.0.0.1:9092", &b.plaintext()))
         .collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = crate::bin::command(&args)
+    let out = crate::support::command(&args)
         .current_dir(repo())
         .output()
         .unwrap();
@@ -290,7 +290,7 @@ fn lag_examples_are_printed_as_shown() {
     let i = args.iter().position(|a| a == "127.0.0.1:9092").unwrap();
     args[i] = b.plaintext();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = ko(&args);
+    let out = run(&args);
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     let words = |s: &str| -> Vec<Vec<String>> {
         s.lines()
@@ -308,7 +308,7 @@ fn lag_examples_are_printed_as_shown() {
     let shown: Value = serde_json::from_str(&named(&fenced(&lag, "json"))).unwrap();
     let mut json_args = args.clone();
     json_args.push("--json");
-    let out = ko(&json_args);
+    let out = run(&json_args);
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("{\n  \"time\""), "pretty-printed: {text}");
@@ -336,7 +336,7 @@ fn table_flags(text: &str) -> Vec<String> {
 }
 
 fn help(sub: &str) -> String {
-    all(&ko(&[sub, "--help"]))
+    all(&run(&[sub, "--help"]))
 }
 
 #[test]

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::consumer::{exec_consumer, temp_dir, wait_child};
 use crate::harness;
-use crate::observer_proc::ObserverProc;
+use crate::support::observer::ObserverProc;
 
 /// One record of a raw batch: key, value, headers.
 pub type RawRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Vec<HeaderRef<'a>>);

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::support::text;
+
 const API_KEY: &str = "test-api-key-0123456789";
 /// What run.sh (deploy, clean) and the stub run. PATH holds only links to these (and the stub), so
 /// a real `ibmcloud` on this machine is never reached.
@@ -101,15 +103,6 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn deploy_env<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -216,7 +209,7 @@ fn expected_clean(prefix: &str, jobs: Jobs) -> Vec<String> {
 }
 
 fn assert_calls(s: &Sandbox, out: &Output, expected: &[String]) {
-    assert_eq!(out.status.code(), Some(0), "{}", show(out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(out));
     let calls = s.calls();
     assert_eq!(
         calls,
@@ -224,7 +217,7 @@ fn assert_calls(s: &Sandbox, out: &Output, expected: &[String]) {
         "recorded calls differ\nrecorded:\n{}\nexpected:\n{}\n{}",
         calls.join("\n"),
         expected.join("\n"),
-        show(out)
+        text(out)
     );
     let text = format!(
         "{}{}",
@@ -332,12 +325,12 @@ fn clean_deletes_what_deploy_created() {
 
 /// Exit 2, the message on stderr, and no Code Engine resource touched.
 fn assert_usage_error(s: &Sandbox, out: &Output, message: &str) {
-    assert_eq!(out.status.code(), Some(2), "{}", show(out));
+    assert_eq!(out.status.code(), Some(2), "{}", text(out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(message),
         "expected '{message}' in stderr\n{}",
-        show(out)
+        text(out)
     );
     let calls = s.calls();
     assert!(
@@ -375,7 +368,7 @@ fn missing_prerequisites_are_one_line_errors() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("    No project is currently targeted."),
         "{}",
-        show(&out)
+        text(&out)
     );
     let out = s.run(&["clean"], &[("IBMCLOUD_STUB_NO_PROJECT", "1")], true);
     assert_usage_error(&s, &out, "no Code Engine project is selected");
@@ -443,11 +436,11 @@ fn a_failing_command_stops_the_deploy_with_a_hint() {
         ("IBMCLOUD_STUB_FAIL", "ce job create --name foobar-consumer"),
     ]);
     let out = s.run(&[], &env, true);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("'ibmcloud ce job create' failed"),
         "{}",
-        show(&out)
+        text(&out)
     );
     let calls = s.calls();
     assert!(
@@ -464,7 +457,7 @@ fn help_lists_every_command_and_variable() {
     let s = Sandbox::new();
     for arg in ["help", "--help", "-h"] {
         let out = s.run(&[arg], &[], false);
-        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let text = String::from_utf8_lossy(&out.stdout);
         for word in [
             "./run.sh clean",
@@ -519,13 +512,13 @@ fn a_failing_cli_call_shows_its_message_and_a_hint() {
             assert!(
                 stderr.contains("run.sh: error: 'ibmcloud ce project current' failed:"),
                 "{}",
-                show(&out)
+                text(&out)
             );
             for line in said.lines() {
                 assert!(
                     stderr.contains(&format!("    {line}\n")),
                     "{line}: {}",
-                    show(&out)
+                    text(&out)
                 );
             }
         }
@@ -541,17 +534,17 @@ fn a_failing_cli_call_shows_its_message_and_a_hint() {
         ),
     ]);
     let out = s.run(&[], &env, true);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("    Resource 'kafka-observer-kafkadata' already exists."),
         "{}",
-        show(&out)
+        text(&out)
     );
     assert!(
         stderr.contains("hint: resources of an earlier deploy? './run.sh clean' removes them"),
         "{}",
-        show(&out)
+        text(&out)
     );
     assert!(
         s.calls().last().unwrap().starts_with("ce configmap create"),
@@ -574,47 +567,47 @@ fn clean_tries_every_deletion_and_lists_what_is_left() {
         ),
     ];
     let out = s.run(&["clean"], &env, true);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     // Every deletion was tried, in order, the failed ones included.
-    assert_eq!(s.calls(), expected_clean("", SAMPLE_JOBS), "{}", show(&out));
+    assert_eq!(s.calls(), expected_clean("", SAMPLE_JOBS), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("run.sh: clean: 2 left behind"),
         "{}",
-        show(&out)
+        text(&out)
     );
     assert!(
         stderr.contains("    job foobar-consumer\n"),
         "{}",
-        show(&out)
+        text(&out)
     );
     assert!(
         stderr.contains("    secret kafka-observer-secret\n"),
         "{}",
-        show(&out)
+        text(&out)
     );
     assert!(
         !stderr.contains("    job payments-consumer\n"),
         "{}",
-        show(&out)
+        text(&out)
     );
     assert!(
         stderr.contains("    The request timed out."),
         "{}",
-        show(&out)
+        text(&out)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("deleted job payments-consumer"),
         "{}",
-        show(&out)
+        text(&out)
     );
-    assert!(!stdout.contains("nothing left"), "{}", show(&out));
+    assert!(!stdout.contains("nothing left"), "{}", text(&out));
 
     // Nothing failing: nothing left, exit 0.
     let s = Sandbox::new();
     let out = s.run(&["clean"], &[], true);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("clean: done, nothing left"));
 }
 

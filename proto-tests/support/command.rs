@@ -1,8 +1,9 @@
 //! Starting the `kafka-observer` binary in tests: with none of the variables it reads, unless a
 //! test sets them, so a developer's own environment (an Event Streams binding, IAM_API_KEY, …)
-//! can never leak into a test.
+//! can never leak into a test. Every launch of the program goes through [`command_exe`].
 
-use std::process::Command;
+use std::ffi::{OsStr, OsString};
+use std::process::{Command, Output};
 
 /// Every environment variable the binary reads.
 pub const VARIABLES: &[&str] = &[
@@ -53,7 +54,7 @@ pub const VARIABLES: &[&str] = &[
 
 /// The program under test: this build, or `KO_OBSERVER_EXE` (the benchmarks point it at the
 /// shipped static musl binary, whose memory is the one that matters).
-pub fn exe() -> std::ffi::OsString {
+pub fn exe() -> OsString {
     std::env::var_os("KO_OBSERVER_EXE")
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_kafka-observer").into())
@@ -61,10 +62,44 @@ pub fn exe() -> std::ffi::OsString {
 
 /// `kafka-observer ARGS` with a clean environment.
 pub fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(exe());
+    command_exe(&exe(), args)
+}
+
+/// `EXE ARGS` with a clean environment: the program under test or a baseline build of it.
+pub fn command_exe(exe: &OsStr, args: &[&str]) -> Command {
+    let mut cmd = Command::new(exe);
     cmd.args(args);
     for v in VARIABLES {
         cmd.env_remove(v);
     }
     cmd
+}
+
+/// [`command`] with `env` set on top of the clean environment.
+pub fn command_env(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = command(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs `kafka-observer ARGS` (clean environment) to completion.
+pub fn run(args: &[&str]) -> Output {
+    run_env(args, &[])
+}
+
+/// Runs `kafka-observer ARGS` with `env` on top of the clean environment to completion.
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    command_env(args, env).output().expect("run kafka-observer")
+}
+
+/// An output as a failing assertion shows it: exit code, stdout, stderr.
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

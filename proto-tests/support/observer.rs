@@ -17,7 +17,7 @@ impl ObserverProc {
     /// Starts `observe` with `args` and `env` (broker and Code Engine variables are cleared
     /// first), logging to `dir/observer.log`, and waits for its /metrics address.
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ObserverProc {
-        Self::start_exe(&crate::bin::exe(), dir, args, env)
+        Self::start_exe(&super::command::exe(), dir, args, env)
     }
 
     /// Like `start`, with the program `exe` (a benchmark's baseline build).
@@ -29,11 +29,8 @@ impl ObserverProc {
     ) -> ObserverProc {
         let log = dir.join("observer.log");
         let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(exe);
-        cmd.args(["observe", "--metrics-addr", "127.0.0.1:0"]);
-        for v in crate::bin::VARIABLES {
-            cmd.env_remove(v);
-        }
+        let mut cmd =
+            super::command::command_exe(exe, &["observe", "--metrics-addr", "127.0.0.1:0"]);
         cmd.args(args);
         // Tests count cycles: unless a test says otherwise, idle cycles run at the same pace.
         if !args.contains(&"--idle-ticker-ms") {
