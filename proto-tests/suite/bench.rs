@@ -719,7 +719,7 @@ fn produce_vs_java() {
                     .map(|v| v.2)
                     .sum()
             } else {
-                let ends = crate::consumer::high_watermarks(&topic);
+                let ends = crate::support::consumer::high_watermarks(&topic);
                 ends.values().sum::<i64>() as u64
             };
             assert_eq!(written, records, "{}: {stdout}", names[who]);

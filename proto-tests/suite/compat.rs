@@ -460,12 +460,12 @@ fn cluster_lag_follows_moving_partition_leaders() {
     let ctopic = harness::unique("rf3c");
     c.create_topic(&ctopic, 2);
     c.produce_spread(&ctopic, &[(0, 200), (1, 200)]);
-    let dir = crate::consumer::temp_dir("consume-rf3");
+    let dir = crate::support::temp_dir("consume-rf3");
     let out = dir.join("handled.jsonl");
     let cgroup = harness::unique("rf3g");
     let exec = format!("cat >> {}; sleep 0.02", out.display());
     let boot_all = c.running_bootstrap();
-    let (mut cmd, log) = crate::consumer::consume_cmd(
+    let (mut cmd, log) = crate::support::consumer::consume_cmd(
         &dir,
         "consumer",
         &[
@@ -487,14 +487,14 @@ fn cluster_lag_follows_moving_partition_leaders() {
         &[],
     );
     let mut child = cmd.spawn().unwrap();
-    crate::consumer::wait_handled(&out, 60, &log, 60);
+    crate::support::consumer::wait_handled(&out, 60, &log, 60);
     let l = c.leader_of(&ctopic, 0);
     let to = c.node_ids().into_iter().find(|n| *n != l).unwrap();
     c.move_leader(&ctopic, 0, to);
-    let status = crate::consumer::wait_child(&mut child, 180);
+    let status = crate::support::consumer::wait_child(&mut child, 180);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(status, Some(0), "{text}");
-    let seen = crate::consumer::handled(&out);
+    let seen = crate::support::consumer::handled(&out);
     for p in 0..2 {
         for o in 0..200 {
             assert!(

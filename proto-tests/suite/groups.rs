@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::consumer::{consume_cmd, temp_dir, wait_child};
 use crate::harness;
+use crate::support::consumer::{consume_cmd, wait_child};
+use crate::support::temp_dir;
 
 /// One of our consumers, its log and the file its `--exec` handler appends records to.
 pub struct Ours {
@@ -624,7 +625,7 @@ fn mixed_group(java_first: bool, java_assignor: &str, protocol: &str) {
         ours.push(m);
     }
     producer.join().unwrap();
-    let ends = crate::consumer::high_watermarks(&topic);
+    let ends = crate::support::consumer::high_watermarks(&topic);
     let want: usize = ends.values().map(|e| *e as usize).sum();
     assert_eq!(want, 600);
     let handled_by = |m: &Ours| -> BTreeMap<(i64, i64), usize> {

@@ -178,7 +178,7 @@ fn over_sasl_ssl_from_a_file_with_a_record_separator_to_one_partition() {
     let b = harness::broker();
     let topic = harness::unique("produce-sasl");
     b.create_topic(&topic, 3);
-    let dir = crate::consumer::temp_dir("produce-sasl");
+    let dir = crate::support::temp_dir("produce-sasl");
     let file = dir.join("records");
     let records: Vec<String> = (0..500)
         .map(|i| format!("line one {i}\nline two {i}"))
@@ -257,7 +257,7 @@ fn usage_errors_exit_2_naming_the_flag() {
         assert!(stderr.contains(needle), "{extra:?}: {stderr}");
     }
     // Nothing was written by any of them.
-    let ends = crate::consumer::high_watermarks(&topic);
+    let ends = crate::support::consumer::high_watermarks(&topic);
     assert_eq!(ends.values().sum::<i64>(), 0, "{ends:?}");
 }
 
@@ -318,5 +318,5 @@ fn a_resent_batch_of_the_idempotent_producer_is_written_once() {
         }
         assert_eq!(offsets[0], 0);
     });
-    assert_eq!(crate::consumer::high_watermarks(&topic)[&0], 10);
+    assert_eq!(crate::support::consumer::high_watermarks(&topic)[&0], 10);
 }

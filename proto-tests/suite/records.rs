@@ -14,9 +14,10 @@ use kafka_observer::wire::{ConnectOptions, Connection};
 use kafka_protocol::messages::ProduceRequest;
 use serde_json::Value;
 
-use crate::consumer::{exec_consumer, temp_dir, wait_child};
 use crate::harness;
+use crate::support::consumer::{exec_consumer, wait_child};
 use crate::support::observer::ObserverProc;
+use crate::support::temp_dir;
 
 /// One record of a raw batch: key, value, headers.
 pub type RawRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Vec<HeaderRef<'a>>);
@@ -305,7 +306,7 @@ fn a_corrupt_batch_blocks_without_exiting_and_nothing_past_it_is_committed() {
     }
     assert!(child.try_wait().unwrap().is_none(), "the consumer exited");
     // The good records before it are handled and committed; nothing at or past it.
-    let handled = crate::consumer::handled(&out);
+    let handled = crate::support::consumer::handled(&out);
     assert_eq!(handled.keys().map(|(_, o)| *o).collect::<Vec<_>>(), [0, 1]);
     let rows = b.describe_group(&group);
     assert_eq!(rows[0].current_offset, Some(2), "{rows:?}");

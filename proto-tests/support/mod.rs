@@ -6,12 +6,26 @@
 //! | Module | What |
 //! |---|---|
 //! | [`command`] | the program under test, always with a clean environment; [`text`], how a test shows an output |
+//! | [`consumer`] | `consume` commands ([`consumer::consume_cmd`], [`consumer::exec_consumer`]), what the handler wrote, waiting for a child |
 //! | [`wait`] | [`eventually`]: the one deadline loop (no test sleeps a fixed time) |
 //! | [`observer`] | `observe` as a child process ([`observer::ObserverProc`]): its log, metrics and health |
 
+use std::path::PathBuf;
+
+use crate::harness;
+
 pub mod command;
+pub mod consumer;
 pub mod observer;
 pub mod wait;
 
 pub use command::{command, run, run_env, text};
 pub use wait::eventually;
+
+/// A fresh directory `prefix-PID-N` under the system temp dir (left there: the logs of a failed
+/// test are worth keeping).
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(harness::unique(prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
