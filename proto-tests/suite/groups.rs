@@ -1,7 +1,8 @@
 //! Consumer groups under scale-out, against the real broker: a busy member gives up partitions
 //! after the handler call in flight, members woken together each end up with a partition and
-//! keep it (cooperative-sticky), and groups mixed with Java consumers (cooperative-sticky or
-//! range, either joining first) lose nothing.
+//! keep it (cooperative-sticky), groups mixed with Java consumers (cooperative-sticky or range,
+//! either joining first) lose nothing, and the observer plans jobs that share a group together
+//! (one instance per lagging partition of the group; `check` explains such a mapping).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde_json::Value;
 
 use crate::harness;
 use crate::support::consumer::{consume_cmd, wait_child};
+use crate::support::observer::ObserverProc;
 use crate::support::temp_dir;
 
 /// One of our consumers, its log and the file its `--exec` handler appends records to.
@@ -731,4 +733,146 @@ fn mixed_with_java_range_ours_first() {
 #[test]
 fn mixed_with_java_range_java_first() {
     mixed_group(true, "RangeAssignor", "range");
+}
+
+/// The kafkadata of issue 12's mapping: group `group` read by job 1 on topic 1, job 2 on topics
+/// 1–2, job 3 on topics 1–3.
+pub fn chain_mapping(topics: &[String], jobs: &[String], group: &str) -> String {
+    let mut yaml = String::new();
+    for (t, topic) in topics.iter().enumerate() {
+        yaml.push_str(&format!("{topic}:\n  jobs:\n"));
+        for job in &jobs[t..] {
+            yaml.push_str(&format!("    - {{name: {job}, consumer_group: {group}}}\n"));
+        }
+    }
+    yaml
+}
+
+/// Records handled by the instances of an observer whose handler writes `out-*.jsonl` in `dir`.
+pub fn handled_in(dir: &Path) -> BTreeMap<(String, i64, i64), usize> {
+    let mut all = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("out-") && name.ends_with(".jsonl") {
+            for (k, n) in records(&e.path()) {
+                *all.entry(k).or_default() += n;
+            }
+        }
+    }
+    all
+}
+
+/// `kafka_observer_instances_started_total` of `job`.
+pub fn started(obs: &ObserverProc, job: &str) -> u64 {
+    obs.metric(&format!(
+        "kafka_observer_instances_started_total{{job=\"{job}\"}}"
+    ))
+    .unwrap_or(0.0) as u64
+}
+
+#[test]
+fn a_shared_group_wakes_one_instance_per_lagging_partition_and_handles_each_record_once() {
+    let b = harness::broker();
+    let dir = temp_dir("groups-plan");
+    let topics: Vec<String> = (1..=3)
+        .map(|i| harness::unique(&format!("chain{i}")))
+        .collect();
+    let jobs: Vec<String> = (1..=3)
+        .map(|i| harness::unique(&format!("chain-{i}")))
+        .collect();
+    let group = harness::unique("chain-consumers");
+    for t in &topics {
+        b.create_topic(t, 1);
+        b.produce(t, 0, 1);
+    }
+    let kd = dir.join("kafkadata");
+    std::fs::write(&kd, chain_mapping(&topics, &jobs, &group)).unwrap();
+    let exec = format!("cat >> {}/out-$CE_JOBRUN-$JOB_INDEX.jsonl", dir.display());
+    let bootstrap = b.plaintext();
+    let mut obs = ObserverProc::start(
+        &dir,
+        &[
+            "--launcher",
+            "local",
+            "--bootstrap",
+            &bootstrap,
+            "--kafkadata",
+            kd.to_str().unwrap(),
+            "--ticker-ms",
+            "100",
+        ],
+        &[("CONSUMER_EXEC", &exec), ("IDLE_TIMEOUT", "3")],
+    );
+    wait_until(
+        120,
+        "the three records handled",
+        || handled_in(&dir).len() >= 3,
+        || obs.log_text(),
+    );
+    // Everything committed: nothing more will start.
+    let lag = format!("kafka_consumergroup_group_sum_lag{{group=\"{group}\"}}");
+    obs.wait_metric(120, &lag, "the group's lag to reach 0", |v| v == 0.0);
+    obs.wait_cycles(20);
+    let per_job: Vec<u64> = jobs.iter().map(|j| started(&obs, j)).collect();
+    let total: u64 = per_job.iter().sum();
+    eprintln!("instances started per job (topics 1, 1-2, 1-3): {per_job:?}");
+    // A plan per job started 1 + 2 + 3 = 6 for these 3 partitions.
+    assert!(
+        (1..=3).contains(&total),
+        "{per_job:?} instances for 3 lagging partitions:\n{}",
+        obs.log_text()
+    );
+    let all = handled_in(&dir);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all.values().all(|n| *n == 1), "handled twice: {all:?}");
+    let committed: BTreeMap<String, Option<i64>> = b
+        .describe_group(&group)
+        .into_iter()
+        .map(|r| (r.topic, r.current_offset))
+        .collect();
+    for t in &topics {
+        assert_eq!(committed.get(t), Some(&Some(1)), "{committed:?}");
+    }
+    assert_eq!(obs.stop(), Some(0), "{}", obs.log_text());
+}
+
+#[test]
+fn check_explains_a_shared_group_as_the_readme_shows() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let start = readme.find("\n## `kafka-observer check`\n").unwrap();
+    let section = &readme[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let block = |after: usize, lang: &str| -> (usize, String) {
+        let open = format!("```{lang}\n");
+        let s = section[after..].find(&open).unwrap() + after + open.len();
+        let e = section[s..].find("```").unwrap() + s;
+        (e, section[s..e].to_string())
+    };
+    let (end, yaml) = block(0, "yaml");
+    let (_, console) = block(end, "console");
+    let (command, shown) = console.split_once('\n').unwrap();
+    let args: Vec<&str> = command
+        .strip_prefix("$ kafka-observer ")
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let dir = temp_dir("groups-check");
+    std::fs::write(dir.join("kafkadata-chain"), &yaml).unwrap();
+    let out = crate::support::command(&args)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), shown);
+    // The warning says the same, and the README quotes it.
+    let warning = "consumer group 'chain-consumers' is shared by jobs 'chain-1', 'chain-2' and \
+                   'chain-3': they split its partitions, and the observer wakes one instance per \
+                   lagging partition of the group, not per job ('kafka-observer check' explains \
+                   the mapping)";
+    assert!(stderr.contains(warning), "{stderr}");
+    let unwrapped = section.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(unwrapped.contains(warning), "the README does not quote it");
 }

@@ -119,6 +119,12 @@ pub struct ObserveArgs {
     /// Local launcher: the consumer program [default: this binary, `consume`]
     #[arg(long, value_name = "PATH")]
     pub consumer_exe: Option<PathBuf>,
+
+    /// Benchmark knob, not for use: `false` plans each job alone, as before jobs sharing a
+    /// consumer group were planned together (the "before" of the `group_scaleout` benchmark)
+    /// [env: OBSERVER_GROUP_PLAN] [default: true]
+    #[arg(long, value_name = "BOOL", hide = true)]
+    pub group_plan: Option<String>,
 }
 
 /// Reads the mapping from `--kafkadata FILE` or the `kafkadata` variable.
@@ -244,6 +250,7 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         (1, 3_600),
     )?;
     let long_poll = boolean(&a.long_poll, "--long-poll", "OBSERVER_LONG_POLL", true)?;
+    let group_plan = boolean(&a.group_plan, "--group-plan", "OBSERVER_GROUP_PLAN", true)?;
     let idle_ticker = whole(
         &a.idle_ticker_ms,
         "--idle-ticker-ms",
@@ -278,6 +285,7 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         stuck: StuckPolicy {
             cycles: stuck_cycles as u32,
         },
+        group_plan,
         metadata_refresh: Duration::from_secs(metadata_refresh),
         // Code Engine may list a fresh run a moment late; local children are counted exactly.
         launch_grace: Duration::from_secs(if launcher == "local" { 0 } else { 5 }),

@@ -69,6 +69,22 @@ pub struct Member {
     pub may_start: bool,
 }
 
+/// The plan before groups were planned as a whole (each job alone: its own lagging partitions,
+/// capped), kept only as the "before" of the `group_scaleout` benchmark (the observer's hidden
+/// `--group-plan false`).
+pub fn per_job(shared: &Shared, needs: &[(&str, u32)], caps: &[Option<u32>]) -> Vec<u32> {
+    let mut desired = vec![0u32; shared.jobs.len()];
+    for (t, k) in needs {
+        for &j in shared.readers(t) {
+            desired[j] = desired[j].saturating_add(*k);
+        }
+    }
+    for (d, cap) in desired.iter_mut().zip(caps) {
+        *d = cap.map_or(*d, |c| (*d).min(c));
+    }
+    desired
+}
+
 /// Lagging partitions per topic: what needs a member.
 pub fn needs(lag: &GroupLag) -> Vec<(&str, u32)> {
     let mut out: Vec<(&str, u32)> = Vec::new();
@@ -303,6 +319,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_old_plan_per_job_wakes_every_job_for_every_topic_it_reads() {
+        let (s, _) = shared(CHAIN);
+        let one_each = [("t1", 1), ("t2", 1), ("t3", 1)];
+        assert_eq!(per_job(&s, &one_each, &[None; 3]), [1, 2, 3]);
+        assert_eq!(per_job(&s, &one_each, &[None, Some(1), Some(2)]), [1, 1, 2]);
     }
 
     #[test]

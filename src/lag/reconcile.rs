@@ -94,6 +94,9 @@ pub struct Settings {
     /// instances are gone already.
     pub working_window: Duration,
     pub stuck: StuckPolicy,
+    /// Plan each consumer group as a whole (the product); false plans each job alone, the
+    /// behaviour before, kept only as a benchmark knob (`group_scaleout`).
+    pub group_plan: bool,
 }
 
 /// One job's lag this cycle, with its group and its share of the group's plan.
@@ -306,7 +309,13 @@ impl Reconciler {
                 },
             })
             .collect();
-        let desired = cover::cover(shared, &cover::needs(lag), &members);
+        let needs = cover::needs(lag);
+        let desired = if settings.group_plan {
+            cover::cover(shared, &needs, &members)
+        } else {
+            let caps: Vec<Option<u32>> = members.iter().map(|m| m.cap).collect();
+            cover::per_job(shared, &needs, &caps)
+        };
 
         // A partition counts as worked on when a job that reads it has instances (or started
         // some lately); it is looked at once, however many jobs read it.
@@ -488,6 +497,7 @@ mod tests {
             max_backoff: Duration::from_secs(60),
             working_window: Duration::from_secs(5),
             stuck: StuckPolicy { cycles: 1000 },
+            group_plan: true,
         }
     }
 

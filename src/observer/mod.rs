@@ -43,6 +43,8 @@ pub struct ObserverConfig {
     pub ticker: Duration,
     pub max_instances: Option<u32>,
     pub stuck: StuckPolicy,
+    /// Plan jobs that share a consumer group together (false: each alone; a benchmark knob).
+    pub group_plan: bool,
     pub metadata_refresh: Duration,
     /// How long a freshly created run may be missing from a count (Code Engine lists new runs
     /// a moment late; local children are counted exactly).
@@ -113,6 +115,7 @@ impl Observer {
             max_backoff: cfg.max_backoff,
             working_window: (cfg.ticker * 3).max(Duration::from_secs(5)),
             stuck: cfg.stuck,
+            group_plan: cfg.group_plan,
         };
         let groups = cfg.kafkadata.groups();
         let shared = shared_groups(&groups, &jobs);

@@ -313,7 +313,12 @@ t:
     assert_eq!(data.topics[0].jobs.len(), 2);
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(warnings[0].contains("t.jobs[1]: job 'a' is listed twice"));
-    assert!(warnings[1].contains("consumer group 'g' is used by jobs 'a' and 'b'"));
+    assert!(
+        warnings[1].contains(
+            "consumer group 'g' is shared by jobs 'a' and 'b': they split its partitions"
+        ),
+        "{warnings:?}"
+    );
 }
 
 #[test]
