@@ -26,6 +26,9 @@
 #   IDLE_TIMEOUT         seconds a consumer waits for records before it exits (default 60;
 #                        10 for local)
 #   OBSERVER_CPU, OBSERVER_MEMORY, CONSUMER_CPU, CONSUMER_MEMORY   (default 0.25 and 0.5G)
+#   MAX_ATTEMPTS, MAX_RECORD_AGE, DEAD_LETTER_TOPIC, ON_EXHAUSTED   the consumers' failure
+#                        policy (README: Failure policy); passed to every consumer job (and,
+#                        for local, to every consumer) when set; unset: block and retry
 #   KAFKA_OBSERVER_BIN   a kafka-observer binary to validate kafkadata with (default: the one
 #                        on PATH, if any); without one the file is only read, not validated.
 #                        local: the binary to run instead of building one
@@ -269,6 +272,12 @@ deploy() {
     say "consumer jobs use the built image $built"
   fi
 
+  # The failure policy, when the deployer set one, goes to every consumer job as it is.
+  local policy_env=() var
+  for var in MAX_ATTEMPTS MAX_RECORD_AGE DEAD_LETTER_TOPIC ON_EXHAUSTED; do
+    [ -z "${!var:-}" ] || policy_env+=(--env "$var=${!var}")
+  done
+
   local job group topics
   while IFS=$'\t' read -r job group topics; do
     say "consumer job $job (group $group, topics $topics)"
@@ -276,7 +285,7 @@ deploy() {
       --cpu "${CONSUMER_CPU:-0.25}" --memory "${CONSUMER_MEMORY:-0.5G}" \
       --env "CONSUMER_GROUP=$group" --env "KAFKA_TOPIC=$topics" \
       --env "IDLE_TIMEOUT=${IDLE_TIMEOUT:-60}" --env CE_REMOVE_COMPLETED_JOBS=IMMEDIATELY \
-      --argument consume
+      ${policy_env[@]+"${policy_env[@]}"} --argument consume
   done <<<"$JOBS"
 
   say "binding Event Streams instance $ES_SERVICE_INSTANCE to every job"

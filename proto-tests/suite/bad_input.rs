@@ -99,6 +99,11 @@ fn table(f: &Files) -> Vec<Case> {
         args.extend_from_slice(extra);
         case(&args, env, want)
     };
+    let p = |extra: &[&str], want: &[&str]| {
+        let mut args = vec!["produce", "--topic", "t", "--bootstrap", BS];
+        args.extend_from_slice(extra);
+        case(&args, &[], want)
+    };
     let lag = ["lag", "--group", "g", "--bootstrap", BS];
     let l = |extra: &[&str], env: &[(&str, &[u8])], want: &[&str]| {
         let mut args: Vec<&str> = lag.to_vec();
@@ -598,6 +603,79 @@ fn table(f: &Files) -> Vec<Case> {
             &[],
             &[("KAFKA_ISOLATION", b"dirty")],
             &["KAFKA_ISOLATION", "dirty"],
+        ),
+        // The failure policy.
+        c(
+            &["--max-attempts", "0", "--on-exhausted", "skip"],
+            &[],
+            &["--max-attempts", "'0'"],
+        ),
+        c(
+            &["--on-exhausted", "skip"],
+            &[("MAX_ATTEMPTS", b"many")],
+            &["MAX_ATTEMPTS", "many"],
+        ),
+        c(
+            &["--max-attempts", "3"],
+            &[],
+            &[
+                "--max-attempts",
+                "--dead-letter-topic",
+                "--on-exhausted skip",
+            ],
+        ),
+        c(
+            &[],
+            &[("MAX_RECORD_AGE", b"60")],
+            &["MAX_RECORD_AGE", "--dead-letter-topic"],
+        ),
+        c(
+            &["--max-record-age", "1h", "--on-exhausted", "skip"],
+            &[],
+            &["--max-record-age", "1h"],
+        ),
+        c(
+            &["--dead-letter-topic", "t"],
+            &[],
+            &["--dead-letter-topic", "'t'", "reads"],
+        ),
+        c(
+            &[],
+            &[("DEAD_LETTER_TOPIC", b"t")],
+            &["DEAD_LETTER_TOPIC", "reads"],
+        ),
+        c(
+            &["--dead-letter-topic", "dead letters"],
+            &[],
+            &["--dead-letter-topic", "dead letters"],
+        ),
+        c(
+            &["--on-exhausted", "drop"],
+            &[],
+            &["--on-exhausted", "drop"],
+        ),
+        c(
+            &["--dead-letter-topic", "t.DLT"],
+            &[("ON_EXHAUSTED", b"skip")],
+            &["ON_EXHAUSTED", "--dead-letter-topic", "exclude"],
+        ),
+        // produce: flags refused before any connection.
+        p(&["--compression", "brotli"], &["--compression", "brotli"]),
+        p(&["-H", "novalue"], &["-H", "novalue"]),
+        p(&["--delimiter", ""], &["--delimiter"]),
+        p(&["--key-delimiter", "\\xZZ"], &["--key-delimiter"]),
+        p(&["--batch-bytes", "0"], &["--batch-bytes"]),
+        p(&["--linger-ms", "soon"], &["--linger-ms", "soon"]),
+        p(&["--partition=-1"], &["--partition", "-1"]),
+        case(
+            &["produce", "--bootstrap", BS],
+            &[],
+            &["--topic", "KAFKA_TOPIC"],
+        ),
+        case(
+            &["produce", "--bootstrap", BS, "--topic", "a,b"],
+            &[],
+            &["--topic", "one topic"],
         ),
     ]
 }

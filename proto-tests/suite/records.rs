@@ -3,6 +3,7 @@
 //! written with one Produce request), repeated header names in order, between ordinary records
 //! written by Kafka's Java producer — through `consume` and through `observe --launcher local`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -315,4 +316,337 @@ fn a_corrupt_batch_blocks_without_exiting_and_nothing_past_it_is_committed() {
         .status();
     assert_eq!(wait_child(&mut child, 60), Some(0));
     assert_eq!(b.describe_group(&group)[0].current_offset, Some(2));
+}
+
+/// `--exec` that fails every batch holding a record whose value starts with `poison`, and
+/// otherwise appends the batch to `out`: only handled batches reach the file.
+fn poison_exec(out: &Path) -> String {
+    format!(
+        "input=$(cat); if printf '%s\\n' \"$input\" | grep -q '\"value\":\"poison'; then exit 3; fi; printf '%s\\n' \"$input\" >> {}",
+        out.display()
+    )
+}
+
+/// A header value of the JSON the exec handler gets, as bytes.
+fn json_bytes(v: &Value) -> Vec<u8> {
+    match v {
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Object(o) => base64::engine::general_purpose::STANDARD
+            .decode(o["base64"].as_str().unwrap())
+            .unwrap(),
+        other => panic!("not bytes: {other}"),
+    }
+}
+
+/// Ten records in one batch; 3 and 7 are poison, with a key, a non-UTF-8 value tail and
+/// headers (a repeated, non-UTF-8 name) whose bytes must reach the dead-letter topic intact.
+fn poisoned_topic(prefix: &str) -> String {
+    let topic = harness::unique(prefix);
+    harness::broker().create_topic(&topic, 1);
+    let values: Vec<Vec<u8>> = (0..10)
+        .map(|i| {
+            if i == 3 || i == 7 {
+                format!("poison-{i}\u{1}").into_bytes()
+            } else {
+                format!("good-{i}").into_bytes()
+            }
+        })
+        .collect();
+    let headers: Vec<HeaderRef<'_>> = vec![
+        (b"\xff\xfe", Some(b"a")),
+        (b"trace", None),
+        (b"\xff\xfe", Some(b"b")),
+    ];
+    let records: Vec<RawRecord<'_>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let poison = i == 3 || i == 7;
+            (
+                poison.then_some(&b"bad-key"[..]),
+                Some(&v[..]),
+                if poison { headers.clone() } else { vec![] },
+            )
+        })
+        .collect();
+    assert_eq!(produce_raw(&topic, 0, &records, Compression::Snappy), 0);
+    topic
+}
+
+fn consume_with(
+    dir: &Path,
+    topic: &str,
+    group: &str,
+    exec: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Command, std::path::PathBuf) {
+    let bootstrap = harness::broker().plaintext();
+    let mut args = vec![
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--idle-timeout",
+        "3",
+        "--commit-interval-ms",
+        "100",
+        "--exec",
+        exec,
+    ];
+    args.extend_from_slice(extra);
+    crate::support::consumer::consume_cmd(dir, group, &args, env)
+}
+
+#[test]
+fn failing_records_go_to_the_dead_letter_topic_once_with_springs_headers_and_the_rest_once() {
+    let b = harness::broker();
+    let topic = poisoned_topic("dlt-src");
+    let dlt = format!("{topic}.DLT");
+    b.create_topic(&dlt, 1);
+    let dir = temp_dir("dlt");
+    let group = harness::unique("dltg");
+    let out = dir.join("handled.jsonl");
+    let (mut cmd, log) = consume_with(
+        &dir,
+        &topic,
+        &group,
+        &poison_exec(&out),
+        &["--max-attempts", "3", "--dead-letter-topic", &dlt],
+        &[],
+    );
+    let status = wait_child(&mut cmd.spawn().unwrap(), 120);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status, Some(0), "{text}");
+    // Every other record handled exactly once; the poison ones never.
+    let handled = crate::support::consumer::handled(&out);
+    let want: BTreeMap<(i64, i64), usize> = [0, 1, 2, 4, 5, 6, 8, 9].map(|o| ((0, o), 1)).into();
+    assert_eq!(handled, want, "{text}");
+    assert_eq!(text.matches("record dead-lettered").count(), 2, "{text}");
+    assert!(text.contains(&format!("dead_lettered={topic}=2")), "{text}");
+    let rows = b.describe_group(&group);
+    assert_eq!(
+        (rows[0].current_offset, rows[0].lag),
+        (Some(10), Some(0)),
+        "{rows:?}"
+    );
+
+    // The dead-letter topic, read losslessly by our own consumer: the two records exactly.
+    let dgroup = harness::unique("dltread");
+    let (mut cmd, dlog, dout) = exec_consumer(&dir, &dlt, &dgroup, &[]);
+    assert_eq!(wait_child(&mut cmd.spawn().unwrap(), 120), Some(0));
+    let lines: Vec<Value> = std::fs::read_to_string(&dout)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "{}",
+        std::fs::read_to_string(&dlog).unwrap_or_default()
+    );
+    for (line, offset) in lines.iter().zip([3i64, 7]) {
+        assert_eq!(line["key"], "bad-key");
+        assert_eq!(line["value"], format!("poison-{offset}\u{1}"));
+        let h: Vec<(Vec<u8>, Option<Vec<u8>>)> = line["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    json_bytes(&h["key"]),
+                    (!h["value"].is_null()).then(|| json_bytes(&h["value"])),
+                )
+            })
+            .collect();
+        let get = |name: &str| {
+            let v: Vec<_> = h.iter().filter(|(k, _)| k == name.as_bytes()).collect();
+            assert_eq!(v.len(), 1, "{name}: {h:?}");
+            v[0].1.clone().unwrap()
+        };
+        // The original headers first, in order, with their bytes.
+        assert_eq!(
+            h[..3],
+            [
+                (b"\xff\xfe".to_vec(), Some(b"a".to_vec())),
+                (b"trace".to_vec(), None),
+                (b"\xff\xfe".to_vec(), Some(b"b".to_vec())),
+            ]
+        );
+        assert_eq!(get("kafka_dlt-original-topic"), topic.as_bytes());
+        assert_eq!(get("kafka_dlt-original-partition"), 0i32.to_be_bytes());
+        assert_eq!(get("kafka_dlt-original-offset"), offset.to_be_bytes());
+        let ts = i64::from_be_bytes(get("kafka_dlt-original-timestamp").try_into().unwrap());
+        assert_eq!(
+            Value::from(ts),
+            line["timestamp"],
+            "the original timestamp is kept"
+        );
+        assert_eq!(get("kafka_dlt-original-timestamp-type"), b"CreateTime");
+        assert_eq!(get("kafka_dlt-original-consumer-group"), group.as_bytes());
+        assert_eq!(
+            get("kafka_dlt-exception-fqcn"),
+            b"kafka-observer.ExecStatus"
+        );
+        let msg = String::from_utf8(get("kafka_dlt-exception-message")).unwrap();
+        assert!(
+            msg.contains("exit status 3") && msg.contains(&format!("@{offset}")),
+            "{msg}"
+        );
+        assert_eq!(get("kafka-observer-attempts"), 3u32.to_be_bytes());
+    }
+
+    // Kafka's own console consumer reads the dead-letter topic and prints those headers.
+    let printed = crate::produce::console_consume(&dlt, 2);
+    assert_eq!(printed.len(), 2, "{printed:?}");
+    for (p, offset) in printed.iter().zip([3, 7]) {
+        assert_eq!(p.key, "bad-key");
+        assert_eq!(p.value, format!("poison-{offset}\u{1}"));
+        for h in [
+            format!("kafka_dlt-original-topic:{topic}"),
+            "kafka_dlt-original-partition:".into(),
+            "kafka_dlt-original-offset:".into(),
+            "kafka_dlt-original-timestamp:".into(),
+            "kafka_dlt-original-timestamp-type:CreateTime".into(),
+            "kafka_dlt-exception-fqcn:kafka-observer.ExecStatus".into(),
+            "kafka_dlt-exception-message:--exec: the command failed with exit status 3".into(),
+        ] {
+            assert!(p.headers.contains(&h), "{h} not in {}", p.headers);
+        }
+    }
+}
+
+#[test]
+fn on_exhausted_skip_from_the_environment_commits_past_the_failing_record_and_says_so() {
+    let b = harness::broker();
+    let topic = poisoned_topic("skip-src");
+    let dir = temp_dir("skip");
+    let group = harness::unique("skipg");
+    let out = dir.join("handled.jsonl");
+    let (mut cmd, log) = consume_with(
+        &dir,
+        &topic,
+        &group,
+        &poison_exec(&out),
+        &[],
+        &[("MAX_ATTEMPTS", "2"), ("ON_EXHAUSTED", "skip")],
+    );
+    let status = wait_child(&mut cmd.spawn().unwrap(), 120);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status, Some(0), "{text}");
+    let handled = crate::support::consumer::handled(&out);
+    let want: BTreeMap<(i64, i64), usize> = [0, 1, 2, 4, 5, 6, 8, 9].map(|o| ((0, o), 1)).into();
+    assert_eq!(handled, want, "{text}");
+    assert_eq!(
+        text.matches("record skipped (--on-exhausted skip)").count(),
+        2,
+        "{text}"
+    );
+    assert!(text.contains(&format!("skipped={topic}=2")), "{text}");
+    let rows = b.describe_group(&group);
+    assert_eq!(
+        (rows[0].current_offset, rows[0].lag),
+        (Some(10), Some(0)),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn an_undecodable_batch_that_exhausts_its_attempts_is_dead_lettered_with_its_raw_bytes() {
+    let b = harness::broker();
+    let topic = mixed_topic("corrupt-dlt", Compression::None);
+    corrupt_batch_on_disk(&topic, 0, 2);
+    let dlt = format!("{topic}.DLT");
+    b.create_topic(&dlt, 1);
+    let dir = temp_dir("corrupt-dlt");
+    let group = harness::unique("corrupt-dlt-g");
+    let (mut cmd, log, out) = exec_consumer(
+        &dir,
+        &topic,
+        &group,
+        &[
+            "--max-attempts",
+            "2",
+            "--dead-letter-topic",
+            &dlt,
+            "--commit-interval-ms",
+            "100",
+        ],
+    );
+    let status = wait_child(&mut cmd.spawn().unwrap(), 120);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status, Some(0), "{text}");
+    // The records around the broken batch are handled once; the batch's range is passed.
+    let handled = crate::support::consumer::handled(&out);
+    assert_eq!(
+        handled.keys().map(|(_, o)| *o).collect::<Vec<_>>(),
+        [0, 1, 4, 5],
+        "{text}"
+    );
+    lag_is_zero(&group, &topic);
+    // One copy for the range, its value the batch as fetched, its range in the headers.
+    let dgroup = harness::unique("corrupt-dlt-read");
+    let (mut cmd, _, dout) = exec_consumer(&dir, &dlt, &dgroup, &[]);
+    assert_eq!(wait_child(&mut cmd.spawn().unwrap(), 120), Some(0));
+    let lines: Vec<Value> = std::fs::read_to_string(&dout)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let raw = json_bytes(&lines[0]["value"]);
+    assert_eq!(
+        i64::from_be_bytes(raw[..8].try_into().unwrap()),
+        2,
+        "a record batch at offset 2"
+    );
+    let header = |name: &str| {
+        lines[0]["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["key"] == name)
+            .map(|h| json_bytes(&h["value"]))
+            .unwrap_or_else(|| panic!("{name}: {}", lines[0]))
+    };
+    assert_eq!(header("kafka_dlt-original-offset"), 2i64.to_be_bytes());
+    assert_eq!(
+        header("kafka-observer-original-last-offset"),
+        3i64.to_be_bytes()
+    );
+    assert_eq!(
+        header("kafka_dlt-exception-fqcn"),
+        b"kafka-observer.UndecodableBatch"
+    );
+}
+
+#[test]
+fn a_dead_letter_topic_that_does_not_exist_is_refused_at_start() {
+    let b = harness::broker();
+    let topic = harness::unique("dlt-missing");
+    b.create_topic(&topic, 1);
+    let missing = format!("{topic}.DLT");
+    let dir = temp_dir("dlt-missing");
+    let group = harness::unique("dlt-missing-g");
+    let (mut cmd, log) = consume_with(
+        &dir,
+        &topic,
+        &group,
+        "cat > /dev/null",
+        &["--dead-letter-topic", &missing],
+        &[],
+    );
+    let status = wait_child(&mut cmd.spawn().unwrap(), 60);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status, Some(2), "{text}");
+    assert!(
+        text.contains("--dead-letter-topic")
+            && text.contains(&format!(
+                "the dead-letter topic '{missing}' does not exist: create it first"
+            )),
+        "{text}"
+    );
 }

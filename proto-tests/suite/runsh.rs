@@ -257,18 +257,27 @@ fn deploy_sample_with_image_and_prefix() {
         ("IMAGE", "icr.io/team/kafka-observer:1.0"),
         ("REGISTRY_SECRET", "team-pull"),
         ("NAME_PREFIX", "demo-"),
+        // The failure policy reaches every consumer job as set.
+        ("MAX_ATTEMPTS", "3"),
+        ("DEAD_LETTER_TOPIC", "failed.DLT"),
     ]);
     let out = s.run(&["deploy"], &env, true);
-    assert_calls(
-        &s,
-        &out,
-        &expected_deploy(
-            "demo-",
-            "kafkadata",
-            Some(("icr.io/team/kafka-observer:1.0", Some("team-pull"))),
-            SAMPLE_JOBS,
-        ),
-    );
+    let expected: Vec<String> = expected_deploy(
+        "demo-",
+        "kafkadata",
+        Some(("icr.io/team/kafka-observer:1.0", Some("team-pull"))),
+        SAMPLE_JOBS,
+    )
+    .into_iter()
+    .map(|c| {
+        c.replace(
+            "IMMEDIATELY --argument consume",
+            "IMMEDIATELY --env MAX_ATTEMPTS=3 --env DEAD_LETTER_TOPIC=failed.DLT --argument consume",
+        )
+    })
+    .collect();
+    assert!(expected.iter().any(|c| c.contains("MAX_ATTEMPTS=3")));
+    assert_calls(&s, &out, &expected);
 }
 
 #[test]

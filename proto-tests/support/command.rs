@@ -49,6 +49,10 @@ pub const VARIABLES: &[&str] = &[
     "COMMIT_INTERVAL",
     "ASSIGNORS",
     "STATIC_MEMBERSHIP",
+    "MAX_ATTEMPTS",
+    "MAX_RECORD_AGE",
+    "DEAD_LETTER_TOPIC",
+    "ON_EXHAUSTED",
     "RUST_LOG",
     "LOG_LEVEL",
 ];

@@ -15,6 +15,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
+use super::dead_letter::{self, DeadLetter};
 use super::failure::{Attempts, Decision, Exhausted, Failed, FailurePolicy, FailureStats};
 use super::fetcher::{Broken, Chunk};
 use super::handler::{log::now_ms, Failure, Handler};
@@ -55,7 +56,16 @@ pub struct Dispatcher {
     batch_size: usize,
     attempts: Attempts,
     stats: FailureStats,
+    /// Where exhausted records go with `--dead-letter-topic`.
+    dead_letter: Option<DeadLetter>,
 }
+
+/// Between failed dead-letter writes of the same record: 1 s, doubling, at most 30 s, forever.
+pub const DEAD_LETTER_BACKOFF: crate::retry::Backoff = crate::retry::Backoff {
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(30),
+    retries: u32::MAX,
+};
 
 type Step<L> = Result<Option<Next<L>>, String>;
 
@@ -67,7 +77,14 @@ impl Dispatcher {
             batch_size: batch_size.max(1),
             attempts: Attempts::default(),
             stats: FailureStats::default(),
+            dead_letter: None,
         }
+    }
+
+    /// Where the dead-letter copies go (required by a `DeadLetter` policy).
+    pub fn with_dead_letter(mut self, d: DeadLetter) -> Self {
+        self.dead_letter = Some(d);
+        self
     }
 
     pub fn stats(&self) -> &FailureStats {
@@ -325,12 +342,45 @@ impl Dispatcher {
             }
             Exhausted::Skip => {
                 FailureStats::add(&mut self.stats.skipped, &tp.topic, 1);
-                tracing::warn!(partition = %tp, first, last, attempts, reason = %why.message, skipped = FailureStats::total(&self.stats.skipped), "record skipped (--on-exhausted skip): committing past it");
+                tracing::warn!(partition = %tp, topic = %tp.topic, first, last, attempts, reason = %why.message, skipped = FailureStats::total(&self.stats.skipped), "record skipped (--on-exhausted skip): committing past it");
             }
             Exhausted::DeadLetter(topic) => {
-                return Err(format!(
-                    "dead-letter topic '{topic}': not available in this build"
-                ));
+                let Some(dl) = self.dead_letter.as_mut() else {
+                    return Err(format!(
+                        "dead-letter topic '{topic}': no writer was set up (a bug)"
+                    ));
+                };
+                let copy = match unit {
+                    Unit::Record(m) => dead_letter::record_copy(m, dl.group(), why, attempts),
+                    Unit::Broken(b) => {
+                        dead_letter::broken_copy(tp, b, dl.group(), why, attempts, now_ms())
+                    }
+                };
+                let mut tries = 0u32;
+                let landed = loop {
+                    tries = tries.saturating_add(1);
+                    match dl.write(tp, &copy).await {
+                        Ok(l) => break l,
+                        Err(e) => {
+                            let delay = DEAD_LETTER_BACKOFF
+                                .delay(tries, crate::retry::jitter_unit())
+                                .unwrap_or(DEAD_LETTER_BACKOFF.max);
+                            tracing::warn!(partition = %tp, topic = %tp.topic, first, last, dead_letter_topic = %topic, attempt = tries, error = %e, ?delay, "dead-letter write failed; nothing after this record is committed; retrying");
+                            if let Some(leave) = ctl.commit().await? {
+                                return Ok(Some(Next::Leave(leave)));
+                            }
+                            if let Some(leave) = ctl.pause(delay).await {
+                                return Ok(Some(Next::Leave(leave)));
+                            }
+                        }
+                    }
+                };
+                FailureStats::add(&mut self.stats.dead_lettered, &tp.topic, 1);
+                let at = landed
+                    .offset
+                    .map(|o| format!("{topic}-{}@{o}", landed.partition))
+                    .unwrap_or_else(|| format!("{topic}-{}", landed.partition));
+                tracing::warn!(partition = %tp, topic = %tp.topic, first, last, attempts, reason = %why.message, dead_letter = %at, dead_lettered = FailureStats::total(&self.stats.dead_lettered), "record dead-lettered: written to the dead-letter topic, committing past it");
             }
         }
         let next = last.saturating_add(1);

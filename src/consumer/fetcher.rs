@@ -305,6 +305,7 @@ fn decode(
             partition: tp.partition,
             offset: r.offset,
             timestamp_ms: r.timestamp,
+            log_append_time: r.log_append_time,
             key: r.key,
             value: r.value,
             headers: r.headers,

@@ -17,6 +17,8 @@ pub struct Message {
     /// Milliseconds since the Unix epoch (create or log-append time); negative when the record
     /// carries none (Kafka uses -1).
     pub timestamp_ms: i64,
+    /// The timestamp is the broker's append time (LogAppendTime), not the producer's.
+    pub log_append_time: bool,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     /// (name, value) in record order; names may repeat and need not be UTF-8, as Kafka allows.

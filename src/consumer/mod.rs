@@ -1,6 +1,7 @@
 //! The consumer role: group membership, fetching, handling records, committing, idle exit.
 
 pub mod assignor;
+pub mod dead_letter;
 pub mod dispatch;
 pub mod failure;
 pub mod fetcher;

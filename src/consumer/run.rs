@@ -23,8 +23,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::assignor::is_cooperative;
+use super::dead_letter::DeadLetter;
 use super::dispatch::{Control, Dispatcher, Next};
-use super::failure::{FailurePolicy, FailureStats};
+use super::failure::{Exhausted, FailurePolicy, FailureStats};
 use super::fetcher::{self, FetchConfig, FetchEvent};
 use super::group::{Claim, GroupConfig, GroupError, Member};
 use super::handler::{Handler, HandlerSpec};
@@ -83,6 +84,23 @@ pub async fn run(
     });
     let handler = Handler::new(&cfg.handler).map_err(|e| e.to_string())?;
     let mut dispatcher = Dispatcher::new(handler, cfg.failure.clone(), cfg.batch_size);
+    if let Exhausted::DeadLetter(topic) = &cfg.failure.exhausted {
+        dispatcher =
+            dispatcher.with_dead_letter(DeadLetter::new(cluster.clone(), topic, &cfg.group.group));
+    }
+    if cfg.failure.can_exhaust() {
+        let p = &cfg.failure;
+        tracing::info!(
+            max_attempts = %p.max_attempts.map_or("unlimited".to_string(), |n| n.to_string()),
+            max_record_age_secs = %p.max_record_age.map_or("-".to_string(), |d| d.as_secs().to_string()),
+            on_exhausted = %match &p.exhausted {
+                Exhausted::DeadLetter(t) => format!("dead-letter topic {t}"),
+                Exhausted::Skip => "skip".to_string(),
+                Exhausted::Block => "block".to_string(),
+            },
+            "failure policy"
+        );
+    }
     // Wrong credentials or an untrusted certificate will not heal: say so now, exit 1.
     if let Err(e) = cluster.refresh_metadata(Some(&cfg.group.topics)).await {
         if e.is_fatal() {

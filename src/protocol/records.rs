@@ -123,6 +123,8 @@ pub struct Record {
     pub offset: i64,
     /// Creation time, or the broker's append time when the batch says LogAppendTime.
     pub timestamp: i64,
+    /// `timestamp` is the broker's append time (its batch says LogAppendTime).
+    pub log_append_time: bool,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     /// Headers in wire order: (name, value). Names may repeat and need not be UTF-8.
@@ -542,6 +544,7 @@ fn record(r: &mut Reader<'_>, data: &Bytes, batch: &Batch) -> DecodeResult<Recor
         } else {
             batch.base_timestamp.wrapping_add(timestamp_delta)
         },
+        log_append_time: batch.log_append_time,
         key,
         value,
         headers,

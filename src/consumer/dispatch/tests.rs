@@ -235,3 +235,96 @@ fn an_overlap_is_skipped_and_a_chunk_from_the_future_dropped() {
     assert_eq!(calls.lock().unwrap().len(), 2);
     assert_eq!(s.progress.position(&tp()), Some(7));
 }
+
+#[test]
+fn exhausted_records_are_dead_lettered_and_passed_only_once_the_write_succeeded() {
+    use crate::consumer::dead_letter::{self, DeadLetter};
+    let bad: &[i64] = &[2, 5];
+    let (h, calls) = handler(bad, false, None);
+    let written: Arc<Mutex<Vec<(i32, crate::producer::OutRecord)>>> = Arc::default();
+    let seen = written.clone();
+    let mut refusals = 2;
+    let dl = DeadLetter::scripted(
+        "t.DLT",
+        "g",
+        Box::new(move |from, copy| {
+            if refusals > 0 {
+                refusals -= 1;
+                return Err("NOT_ENOUGH_REPLICAS".into());
+            }
+            seen.lock().unwrap().push((from.partition, copy.clone()));
+            Ok(())
+        }),
+    );
+    let policy = FailurePolicy::new(Some(2), None, Exhausted::DeadLetter("t.DLT".into())).unwrap();
+    let mut d = Dispatcher::new(h, policy, 100).with_dead_letter(dl);
+    let mut s = session(0);
+    assert_eq!(run(&mut d, chunk(0..8), &mut s), Next::Continue);
+    assert_eq!(s.progress.position(&tp()), Some(8));
+    let good: Vec<i64> = (0..8).filter(|o| !bad.contains(o)).collect();
+    assert_eq!(handled_once(&calls, bad), good);
+    // Each bad record once in the dead-letter topic, in order, with its offset.
+    let w = written.lock().unwrap();
+    let offsets: Vec<i64> = w
+        .iter()
+        .map(|(_, c)| {
+            let h = c
+                .headers
+                .iter()
+                .find(|(n, _)| &n[..] == dead_letter::ORIGINAL_OFFSET.as_bytes())
+                .unwrap();
+            i64::from_be_bytes(h.1.as_deref().unwrap().try_into().unwrap())
+        })
+        .collect();
+    assert_eq!(offsets, [2, 5]);
+    assert_eq!(d.stats().dead_lettered.get("t"), Some(&2));
+    assert_eq!(d.stats().skipped.get("t"), None);
+    // One retry of each bad record (2 attempts), plus two failed writes: all with back-off.
+    assert_eq!(s.pauses.len(), 4, "{:?}", s.pauses);
+}
+
+#[test]
+fn a_dead_letter_write_that_keeps_failing_never_passes_the_record() {
+    use crate::consumer::dead_letter::DeadLetter;
+
+    /// A session that ends the generation at the third pause.
+    #[derive(Default)]
+    struct Leaving(Session);
+    impl Control for Leaving {
+        type Leave = ();
+        fn progress(&mut self) -> &mut Progress {
+            &mut self.0.progress
+        }
+        async fn between_batches(&mut self) -> Result<Option<()>, String> {
+            Ok(None)
+        }
+        async fn commit(&mut self) -> Result<Option<()>, String> {
+            Ok(None)
+        }
+        async fn pause(&mut self, delay: Duration) -> Option<()> {
+            self.0.pauses.push(delay);
+            (self.0.pauses.len() >= 3).then_some(())
+        }
+    }
+    let (h, _) = handler(&[1], false, None);
+    let dl = DeadLetter::scripted(
+        "t.DLT",
+        "g",
+        Box::new(|_, _| Err("TOPIC_AUTHORIZATION_FAILED".into())),
+    );
+    let policy = FailurePolicy::new(Some(1), None, Exhausted::DeadLetter("t.DLT".into())).unwrap();
+    let mut d = Dispatcher::new(h, policy, 100).with_dead_letter(dl);
+    let mut s = Leaving::default();
+    s.0.progress.start(tp(), 0, true);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(
+        rt.block_on(d.handle(chunk(0..4), &mut s)).unwrap(),
+        Next::Leave(())
+    );
+    assert_eq!(s.0.progress.position(&tp()), Some(1));
+    assert_eq!(d.stats().dead_lettered.get("t"), None);
+    assert!(s.0.pauses[1] > s.0.pauses[0] / 2, "{:?}", s.0.pauses);
+}

@@ -242,6 +242,7 @@ mod tests {
             key: key.map(Bytes::from_static),
             value: value.map(Bytes::from_static),
             headers: vec![],
+            log_append_time: false,
         }
     }
 

@@ -25,6 +25,7 @@ fn msg(offset: i64) -> Message {
         key: Some(Bytes::from_static(b"order-7")),
         value: Some(Bytes::from(format!("{{\"n\":{offset}}}"))),
         headers: vec![],
+        log_append_time: false,
     }
 }
 
