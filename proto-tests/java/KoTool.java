@@ -4,6 +4,9 @@
 // Usage: java KoTool BOOTSTRAP COMMAND ARGS...
 //   produce     TOPIC PARTITION COUNT                 COUNT records to exactly that partition, acks=all
 //   produce-txn TOPIC PARTITION COUNT commit|abort    the same inside one transaction, then commit/abort
+//   produce-at  TOPIC PARTITION COUNT TIMESTAMP_MS    like produce, every record with that CreateTime
+//   delete-records TOPIC PARTITION OFFSET             delete the records before OFFSET (the log start
+//                                                     moves there); prints "log-start OFFSET"
 //   commit      GROUP TOPIC PARTITION OFFSET          set a group's committed offset (assign, no membership)
 //   produce-spread TOPIC P:N[,P:N...]                 N records to each partition P from one producer, one flush
 //   produce-keys TOPIC KEY...                         one record per KEY (value "java-KEY"), partition chosen by
@@ -46,7 +49,16 @@ public final class KoTool {
             switch (cmd) {
                 case "produce":
                     need(args, 5);
-                    produce(bootstrap, args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]), null);
+                    produce(bootstrap, args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]), null, null);
+                    break;
+                case "produce-at":
+                    need(args, 6);
+                    produce(bootstrap, args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]), null,
+                            Long.parseLong(args[5]));
+                    break;
+                case "delete-records":
+                    need(args, 5);
+                    deleteRecords(bootstrap, args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]));
                     break;
                 case "produce-txn":
                     need(args, 6);
@@ -54,7 +66,7 @@ public final class KoTool {
                         usage("produce-txn ends with commit or abort, not " + args[5]);
                     }
                     produce(bootstrap, args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]),
-                            args[5].equals("commit"));
+                            args[5].equals("commit"), null);
                     break;
                 case "produce-spread":
                     need(args, 4);
@@ -101,8 +113,8 @@ public final class KoTool {
     }
 
     /** txnCommit == null: plain idempotent producer; otherwise one transaction, committed or aborted. */
-    private static void produce(String bootstrap, String topic, int partition, int count, Boolean txnCommit)
-            throws Exception {
+    private static void produce(String bootstrap, String topic, int partition, int count, Boolean txnCommit,
+            Long timestamp) throws Exception {
         Properties p = new Properties();
         p.put("bootstrap.servers", bootstrap);
         p.put("acks", "all");
@@ -120,7 +132,7 @@ public final class KoTool {
             }
             List<Future<RecordMetadata>> sent = new ArrayList<>();
             for (int i = 0; i < count; i++) {
-                sent.add(producer.send(new ProducerRecord<>(topic, partition, "key-" + i, "value-" + i)));
+                sent.add(producer.send(new ProducerRecord<>(topic, partition, timestamp, "key-" + i, "value-" + i)));
             }
             producer.flush();
             long first = -1;
@@ -143,6 +155,17 @@ public final class KoTool {
                 }
             }
             System.out.println("offsets " + first + " " + last);
+        }
+    }
+
+    private static void deleteRecords(String bootstrap, String topic, int partition, long offset) throws Exception {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        TopicPartition tp = new TopicPartition(topic, partition);
+        try (org.apache.kafka.clients.admin.Admin admin = org.apache.kafka.clients.admin.Admin.create(p)) {
+            long low = admin.deleteRecords(Map.of(tp, org.apache.kafka.clients.admin.RecordsToDelete.beforeOffset(offset)))
+                    .lowWatermarks().get(tp).get().lowWatermark();
+            System.out.println("log-start " + low);
         }
     }
 

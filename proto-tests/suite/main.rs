@@ -27,3 +27,4 @@ mod produce;
 mod readme;
 mod records;
 mod runsh;
+mod time_lag;

@@ -68,6 +68,7 @@ pub fn offsets(
     groups: &[(String, Vec<String>)],
     group_names: &[Arc<str>],
     group_lags: &[GroupLag],
+    time_lags: &[Vec<Option<i64>>],
     reconciler: &Reconciler,
 ) {
     let parts: Vec<metrics::PartitionRow> = snap
@@ -84,8 +85,11 @@ pub fn offsets(
         .collect();
     let mut rows = Vec::with_capacity(group_lags.iter().map(|l| l.partitions.len()).sum());
     m.clear_groups();
-    for (((group, _), name), lag) in groups.iter().zip(group_names).zip(group_lags) {
-        for p in &lag.partitions {
+    let no_ages = Vec::new();
+    for (i, (((group, _), name), lag)) in groups.iter().zip(group_names).zip(group_lags).enumerate()
+    {
+        let ages = time_lags.get(i).unwrap_or(&no_ages);
+        for (j, p) in lag.partitions.iter().enumerate() {
             rows.push(metrics::GroupRow {
                 group: name.clone(),
                 topic: p.tp.topic.clone(),
@@ -93,6 +97,7 @@ pub fn offsets(
                 lag: p.lag,
                 committed: p.committed,
                 stuck: reconciler.is_stuck(group, &p.tp),
+                time_lag_ms: ages.get(j).copied().flatten(),
             });
         }
         let g = metrics::GroupLabel {
@@ -100,6 +105,11 @@ pub fn offsets(
         };
         m.group_lag.get_or_create(&g).set(lag.total_lag());
         m.unknown.get_or_create(&g).set(lag.unknown() as i64);
+        if let Some(max) = ages.iter().flatten().max() {
+            m.group_max_lag_seconds
+                .get_or_create(&g)
+                .set(*max as f64 / 1000.0);
+        }
     }
     m.partitions.set(parts, rows);
 }

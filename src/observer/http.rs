@@ -339,6 +339,7 @@ mod tests {
                 lag: (p % 2 == 0).then_some(p as i64),
                 committed: Some(3),
                 stuck: p == 7,
+                time_lag_ms: (p == 9).then_some(61_500),
             })
             .collect();
         m.partitions.set(parts, groups);
@@ -349,6 +350,7 @@ mod tests {
             "kafka_partition_latest_offset{topic=\"payments\",partition=\"4999\"} 5009\n"
         ));
         assert!(whole.contains("kafka_observer_partition_stuck{group=\"billing\",topic=\"payments\",partition=\"7\"} 1\n"));
+        assert!(whole.contains("kafka_consumergroup_group_lag_seconds{group=\"billing\",topic=\"payments\",partition=\"9\"} 61.5\n"));
         assert!(!whole.contains(
             "kafka_consumergroup_group_lag{group=\"billing\",topic=\"payments\",partition=\"1\"}"
         ));

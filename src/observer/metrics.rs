@@ -8,6 +8,7 @@
 //! whole each cycle, so a partition or group that leaves the mapping leaves the output instead
 //! of freezing at its last value. The text output is the usual one (`partition="3"`).
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
@@ -66,6 +67,8 @@ pub struct GroupRow {
     pub lag: Option<i64>,
     pub committed: Option<i64>,
     pub stuck: bool,
+    /// Age of the first record the group would read next, ms (see `offsets::timestamps`).
+    pub time_lag_ms: Option<i64>,
 }
 
 type Rows = Arc<(Vec<PartitionRow>, Vec<GroupRow>)>;
@@ -110,6 +113,10 @@ const OFFSET: Help = (
     "kafka_consumergroup_group_offset",
     "Committed offset of the group in a partition",
 );
+const LAG_SECONDS: Help = (
+    "kafka_consumergroup_group_lag_seconds",
+    "Age of the first record the group would read next in a partition, exactly (its timestamp against now); 0 when nothing waits",
+);
 const STUCK: Help = (
     "kafka_observer_partition_stuck",
     "1 when the group's commit has not moved for many cycles although consumers were active",
@@ -152,6 +159,18 @@ impl Collector for PartitionSeries {
                 }
             }
         }
+        let (name, help) = LAG_SECONDS;
+        let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for r in groups {
+            if let Some(ms) = r.time_lag_ms {
+                let l = GroupPartitionLabels {
+                    group: &r.group,
+                    topic: &r.topic,
+                    partition: r.partition,
+                };
+                m.encode_family(&l)?.encode_gauge(&(ms as f64 / 1000.0))?;
+            }
+        }
         Ok(())
     }
 }
@@ -190,6 +209,7 @@ pub struct Metrics {
     registry: Registry,
     pub partitions: Arc<PartitionSeries>,
     pub group_lag: Family<GroupLabel, Gauge>,
+    pub group_max_lag_seconds: Family<GroupLabel, Gauge<f64, AtomicU64>>,
     pub unknown: Family<GroupLabel, Gauge>,
     pub desired: Family<JobLabel, Gauge>,
     pub active: Family<JobLabel, Gauge>,
@@ -218,6 +238,7 @@ impl Metrics {
             registry: Registry::default(),
             partitions: Arc::default(),
             group_lag: Family::default(),
+            group_max_lag_seconds: Family::default(),
             unknown: Family::default(),
             desired: Family::default(),
             active: Family::default(),
@@ -239,6 +260,11 @@ impl Metrics {
             "kafka_consumergroup_group_sum_lag",
             "Sum of the group's known partition lags",
             m.group_lag.clone(),
+        );
+        r.register(
+            "kafka_consumergroup_group_max_lag_seconds",
+            "Largest time lag over the group's partitions (kafka_consumergroup_group_lag_seconds)",
+            m.group_max_lag_seconds.clone(),
         );
         r.register(
             "kafka_observer_group_unknown_partitions",
@@ -312,6 +338,7 @@ impl Metrics {
     /// Forgets every per-group value before a cycle sets them anew.
     pub fn clear_groups(&self) {
         self.group_lag.clear();
+        self.group_max_lag_seconds.clear();
         self.unknown.clear();
     }
 

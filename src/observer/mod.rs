@@ -11,6 +11,7 @@
 //! metrics and the long poll running, and shows in `/healthz`.
 
 mod act;
+mod ages;
 mod export;
 mod gaps;
 pub mod http;
@@ -83,6 +84,7 @@ pub struct Observer {
     /// Group names shared by the per-partition series.
     group_names: Vec<Arc<str>>,
     gaps: gaps::Gaps,
+    ages: ages::Ages,
     /// The broker side's failures: since when, how many cycles, the last error logged.
     broker: act::Outage,
     /// The launcher side's failures and hangs.
@@ -123,6 +125,7 @@ impl Observer {
             group_names,
             shared,
             gaps: gaps::Gaps::default(),
+            ages: ages::Ages::default(),
             reconciler: Reconciler::new(settings, jobs.len()),
             agent: Agent::new(launcher, jobs.clone(), cfg.launcher_deadline),
             launcher: act::LauncherState::new(jobs.len()),
@@ -247,6 +250,17 @@ impl Observer {
             })
             .collect();
         self.all_idle = self.watch_idle(&snap, &group_lags);
+        let time_lags = self
+            .ages
+            .time_lags(
+                &self.cluster,
+                &self.cfg.policy,
+                &self.groups,
+                &snap,
+                &group_lags,
+                &nothing_to_read,
+            )
+            .await;
 
         // Plan each group as a whole: how many instances each of its jobs should have.
         let now = Instant::now();
@@ -293,6 +307,7 @@ impl Observer {
             &self.groups,
             &self.group_names,
             &group_lags,
+            &time_lags,
             &self.reconciler,
         );
         Ok(())

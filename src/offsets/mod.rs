@@ -11,6 +11,7 @@ mod error;
 pub mod fetch;
 mod groups;
 mod members;
+pub mod timestamps;
 pub mod visible;
 
 use std::fmt;

@@ -18,13 +18,14 @@ use clap::Args;
 use serde::Serialize;
 
 use super::kafka::KafkaArgs;
-use super::settings::read_committed;
+use super::settings::{offset_reset, read_committed};
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
 use crate::config::kafkadata::Kafkadata;
 use crate::consumer::handler::log::now_ms;
 use crate::consumer::handler::rfc3339::format_millis;
-use crate::lag::{NoCommit, Policy};
+use crate::lag::Policy;
+use crate::offsets::timestamps::{self, Peeks};
 use crate::offsets::{describe_groups, fetch_committed, fetch_ends, GroupQuery, TopicPartition};
 use crate::protocol::error::error_name;
 
@@ -58,6 +59,11 @@ pub struct LagArgs {
     /// (read_uncommitted); `-` or `_`, any case [env: KAFKA_ISOLATION]
     #[arg(long, value_name = "LEVEL")]
     pub isolation: Option<String>,
+
+    /// Where TIME-LAG of a partition without a usable commit counts from: earliest or latest,
+    /// as the observer's option [env: OFFSET_RESET]
+    #[arg(long, value_name = "WHERE")]
+    pub offset_reset: Option<String>,
 
     /// The members of each group and their partitions (kafka-consumer-groups --members)
     #[arg(long, conflicts_with = "state")]
@@ -100,8 +106,12 @@ pub async fn run(args: LagArgs) -> Result<(), CliError> {
             ));
         }
     }
-    // `no_commit` plays no part in what is shown: a partition without a commit shows `-`.
-    let policy = Policy::new(read_committed(&args.isolation)?, NoCommit::Earliest);
+    // `no_commit` plays no part in the offsets shown (a partition without a commit shows `-`),
+    // only in its TIME-LAG: the age of the record a consumer would start at.
+    let policy = Policy::new(
+        read_committed(&args.isolation)?,
+        offset_reset(&args.offset_reset)?,
+    );
     let view = if args.members {
         View::Members
     } else if args.state {
@@ -114,8 +124,10 @@ pub async fn run(args: LagArgs) -> Result<(), CliError> {
     // An unreachable cluster, wrong credentials or an untrusted certificate fail here, typed,
     // instead of as one error per partition; the connection is the one the snapshot reuses.
     cluster.any().await?;
+    // Timestamps of waiting records, kept across refreshes: a record's never changes.
+    let mut peeks = Peeks::default();
     let Some(every) = args.watch else {
-        let reports = look(&cluster, &args, &static_targets, &policy).await?;
+        let reports = look(&cluster, &args, &static_targets, &policy, &mut peeks).await?;
         let text = if args.json {
             json(&reports, true)?
         } else {
@@ -127,7 +139,7 @@ pub async fn run(args: LagArgs) -> Result<(), CliError> {
     let terminal = std::io::stdout().is_terminal();
     loop {
         let time = format_millis(now_ms()).unwrap_or_default();
-        let text = match look(&cluster, &args, &static_targets, &policy).await {
+        let text = match look(&cluster, &args, &static_targets, &policy, &mut peeks).await {
             Ok(reports) if args.json => json(&reports, false)?,
             Ok(reports) => render::render(&reports, view),
             // One failed refresh is shown and the next one tried: a watch outlives a blip.
@@ -257,6 +269,7 @@ async fn look(
     args: &LagArgs,
     static_targets: &[Target],
     policy: &Policy,
+    peeks: &mut Peeks,
 ) -> Result<Vec<GroupReport>, CliError> {
     let listed;
     let targets = if args.all_groups {
@@ -275,8 +288,15 @@ async fn look(
     } else {
         static_targets
     };
-    let snap = snapshot(cluster, targets).await?;
-    Ok(report::reports(targets, &snap, policy))
+    let mut snap = snapshot(cluster, targets).await?;
+    // The time lags: one small Fetch per leader for the waiting records not seen before.
+    let wants = report::time_wants(targets, &snap, policy);
+    timestamps::look(cluster, peeks, &wants, policy.read_committed()).await;
+    snap.peeks = std::mem::take(peeks);
+    snap.now_ms = now_ms();
+    let reports = report::reports(targets, &snap, policy);
+    *peeks = snap.peeks;
+    Ok(reports)
 }
 
 /// One consistent look at every target: commits, members and topics together, then the ends.

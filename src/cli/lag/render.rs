@@ -30,6 +30,18 @@ fn num(v: Option<i64>) -> String {
     v.map_or_else(|| DASH.to_string(), |v| v.to_string())
 }
 
+/// A time lag for a person: the two largest units, `0s`, `45s`, `3m12s`, `2h5m`, `3d4h`.
+pub fn duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
 /// Columns left-aligned, two spaces apart, no trailing blanks; nothing when there are no rows.
 fn table(head: &[&str], rows: Vec<Vec<String>>) -> String {
     if rows.is_empty() {
@@ -57,7 +69,7 @@ fn table(head: &[&str], rows: Vec<Vec<String>>) -> String {
 }
 
 fn offsets(reports: &[GroupReport]) -> String {
-    const HEAD: [&str; 11] = [
+    const HEAD: [&str; 12] = [
         "GROUP",
         "TOPIC",
         "PARTITION",
@@ -69,6 +81,7 @@ fn offsets(reports: &[GroupReport]) -> String {
         "CLIENT-ID",
         "LOG-START",
         "LAST-STABLE",
+        "TIME-LAG",
     ];
     let mut rows = Vec::new();
     for r in reports {
@@ -97,6 +110,7 @@ fn offsets(reports: &[GroupReport]) -> String {
                 text(&p.client_id),
                 unknown(p.log_start),
                 unknown(p.last_stable),
+                p.time_lag_ms.map_or_else(|| "?".to_string(), duration),
             ]);
         }
     }
@@ -277,6 +291,7 @@ mod tests {
             high_watermark: Some(10),
             last_stable: Some(10),
             lag: committed.map(|c| 10 - c),
+            time_lag_ms: committed.map(|c| (10 - c) * 24_000),
             consumer_id: member.map(String::from),
             host: member.map(|_| "/127.0.0.1".into()),
             client_id: member.map(|_| "kafka-observer".into()),
@@ -349,7 +364,8 @@ mod tests {
                 "HOST",
                 "CLIENT-ID",
                 "LOG-START",
-                "LAST-STABLE"
+                "LAST-STABLE",
+                "TIME-LAG"
             ]
         );
         let r0: Vec<&str> = lines[1].split_whitespace().collect();
@@ -366,15 +382,30 @@ mod tests {
                 "/127.0.0.1",
                 "kafka-observer",
                 "0",
-                "10"
+                "10",
+                "3m12s"
             ]
         );
         let r1: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(r1[3..6], ["-", "10", "-"]);
+        assert_eq!(r1[11], "?");
         assert_eq!(
             lines[4],
             "g: total lag 8, 1 of 2 partitions lagging, 1 without a commit"
         );
+    }
+
+    #[test]
+    fn durations_for_a_person() {
+        #[rustfmt::skip]
+        let cases: &[(i64, &str)] = &[
+            (0, "0s"), (999, "0s"), (1_000, "1s"), (59_999, "59s"), (60_000, "1m0s"),
+            (192_000, "3m12s"), (3_599_000, "59m59s"), (3_600_000, "1h0m"), (7_500_000, "2h5m"),
+            (86_399_000, "23h59m"), (86_400_000, "1d0h"), (273_600_000, "3d4h"), (-5, "0s"),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(duration(*ms), *want, "{ms}");
+        }
     }
 
     #[test]

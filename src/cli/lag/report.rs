@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde::Serialize;
 
 use crate::config::brokers::BrokerAddr;
-use crate::lag::group::group_lag;
+use crate::lag::group::{commit_of, group_lag};
 use crate::lag::{Policy, Summary};
+use crate::offsets::timestamps::{time_lag_ms, wanted, Peeks, Want};
 use crate::offsets::{Ends, GroupDescription, GroupOffsets, OffsetsError, TopicPartition};
 
 /// What to show: a group and, optionally, the topics whose every partition is listed.
@@ -36,6 +37,10 @@ pub struct Snapshot {
     pub topics: BTreeMap<String, Result<Vec<i32>, String>>,
     pub ends: BTreeMap<TopicPartition, Result<Ends, OffsetsError>>,
     pub brokers: HashMap<i32, BrokerAddr>,
+    /// What the first waiting records' timestamps are (see `offsets::timestamps`).
+    pub peeks: Peeks,
+    /// The time the time lags are computed at (ms since the epoch).
+    pub now_ms: i64,
 }
 
 /// One row: kafka-consumer-groups' columns, then ours.
@@ -50,6 +55,9 @@ pub struct Row {
     pub high_watermark: Option<i64>,
     pub last_stable: Option<i64>,
     pub lag: Option<i64>,
+    /// TIME-LAG: age of the first record the group would read next, in milliseconds (0 when
+    /// nothing waits; from where `--offset-reset` starts without a commit); `None` = unknown.
+    pub time_lag_ms: Option<i64>,
     pub consumer_id: Option<String>,
     pub host: Option<String>,
     pub client_id: Option<String>,
@@ -149,6 +157,26 @@ pub fn shown(t: &Target, snap: &Snapshot) -> (BTreeSet<TopicPartition>, Vec<Stri
     (tps, missing_topics)
 }
 
+/// The records whose timestamps the time lags of `targets` need: (partition, from, end), once
+/// each (pure; ends and commits must be in `snap`).
+pub fn time_wants(
+    targets: &[Target],
+    snap: &Snapshot,
+    policy: &Policy,
+) -> Vec<(TopicPartition, i64, i64)> {
+    let mut out = BTreeSet::new();
+    for t in targets {
+        let committed = snap.committed.get(&t.group);
+        for tp in shown(t, snap).0 {
+            let e = snap.ends.get(&tp).and_then(|e| e.as_ref().ok());
+            if let Want::From { from, end } = wanted(policy, e, commit_of(committed, &tp), false) {
+                out.insert((tp, from, end));
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
 fn report(t: &Target, snap: &Snapshot, policy: &Policy) -> GroupReport {
     let committed = snap.committed.get(&t.group);
     let described = snap.described.get(&t.group);
@@ -197,6 +225,7 @@ fn report(t: &Target, snap: &Snapshot, policy: &Policy) -> GroupReport {
                 None => Some("no answer".into()),
             };
             let member = owner.get(&pl.tp);
+            let want = wanted(policy, e, commit_of(committed, &pl.tp), false);
             Row {
                 topic: pl.tp.topic.to_string(),
                 partition: pl.tp.partition,
@@ -206,6 +235,7 @@ fn report(t: &Target, snap: &Snapshot, policy: &Policy) -> GroupReport {
                 last_stable: e.map(|e| e.last_stable),
                 // kafka-consumer-groups' `-`: no commit, no lag to show.
                 lag: pl.committed.and(pl.lag),
+                time_lag_ms: time_lag_ms(&snap.peeks, &pl.tp, want, snap.now_ms),
                 consumer_id: member.map(|m| m.member_id.clone()),
                 host: member.map(|m| m.host.clone()),
                 client_id: member.map(|m| m.client_id.clone()),
@@ -468,6 +498,70 @@ mod tests {
                 .collect();
             assert_eq!(theirs, tps.into_iter().zip(lags).collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn time_lag_is_the_age_of_the_record_a_consumer_would_read_next() {
+        use crate::lag::NoCommit;
+        use crate::offsets::timestamps::Peek;
+        let mut s = snapshot();
+        // t-0 committed at 2 (records from 2 stamped 1 000), t-1 caught up at 7, t-2 without a
+        // commit (the log starts at 0, stamped 4 000); u-0 committed below its log start (5).
+        s.committed.insert(
+            "g".into(),
+            offsets(&[("t", 0, 2), ("t", 1, 7), ("u", 0, 1)]),
+        );
+        s.described.insert("g".into(), described("Empty", vec![]));
+        s.peeks.insert(
+            tp("t", 0),
+            2,
+            Peek::Record {
+                offset: 2,
+                timestamp: 1_000,
+            },
+        );
+        s.peeks.insert(tp("t", 2), 0, Peek::Skip { next: 1 });
+        s.peeks.insert(
+            tp("t", 2),
+            1,
+            Peek::Record {
+                offset: 1,
+                timestamp: 4_000,
+            },
+        );
+        s.peeks.insert(
+            tp("u", 0),
+            5,
+            Peek::Record {
+                offset: 5,
+                timestamp: 9_500,
+            },
+        );
+        s.now_ms = 10_000;
+        let targets = [target("g", Some(&["t", "u"]), true)];
+        for (reset, want) in [
+            (
+                NoCommit::Earliest,
+                [Some(9_000), Some(0), Some(6_000), Some(500)],
+            ),
+            (NoCommit::Latest, [Some(9_000), Some(0), Some(0), Some(0)]),
+        ] {
+            let policy = Policy::new(true, reset);
+            let r = &reports(&targets, &s, &policy)[0];
+            let got: Vec<Option<i64>> = r.partitions.iter().map(|p| p.time_lag_ms).collect();
+            assert_eq!(got, want, "{reset:?}");
+            // What the lookups need is exactly what the cache was filled with.
+            let wants = time_wants(&targets, &s, &policy);
+            assert!(wants.iter().all(|(tp, f, e)| !matches!(
+                s.peeks.resolve(tp, *f, *e),
+                crate::offsets::timestamps::Resolved::Need(_)
+            )));
+        }
+        // Not looked at yet: unknown, not 0.
+        s.peeks = Peeks::default();
+        let r = &reports(&targets, &s, &Policy::default())[0];
+        assert_eq!(r.partitions[0].time_lag_ms, None);
+        assert_eq!(r.partitions[1].time_lag_ms, Some(0));
     }
 
     #[test]
