@@ -149,7 +149,8 @@ pub fn parse_group_table(stdout: &str) -> Vec<GroupRow> {
 /// Every row of every table in `stdout` whose header starts with `GROUP` (kafka-consumer-groups'
 /// `--describe`, `--members`, `--state` views, and `lag`'s), as header word → value, split on
 /// whitespace (so `COORDINATOR (ID)` is two columns, `COORDINATOR` and `(ID)`, in both header and
-/// rows). Lines that have fewer words than the header (messages, blank lines) are skipped.
+/// rows). Lines with another word count than the header (messages) are skipped; a blank line
+/// ends a table (a summary line after it is not a row).
 pub fn parse_columns(stdout: &str) -> Vec<BTreeMap<String, String>> {
     let mut rows = Vec::new();
     let mut header: Option<Vec<&str>> = None;
@@ -157,6 +158,11 @@ pub fn parse_columns(stdout: &str) -> Vec<BTreeMap<String, String>> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.first() == Some(&"GROUP") {
             header = Some(fields);
+            continue;
+        }
+        // A blank line ends a table: a summary line after it is no row, whatever its word count.
+        if fields.is_empty() {
+            header = None;
             continue;
         }
         match &header {

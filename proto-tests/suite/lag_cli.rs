@@ -358,9 +358,18 @@ fn table_output_and_all_groups() {
         .find(|l| l.starts_with(&g) && l.contains(&t))
         .unwrap_or_else(|| panic!("no row for {g}: {s}"));
     let cols: Vec<&str> = line.split_whitespace().collect();
-    // kafka-consumer-groups' columns (no member: `-`), then LOG-START and LAST-STABLE.
+    // kafka-consumer-groups' columns (no member: `-`), then LOG-START, LAST-STABLE, TIME-LAG
+    // (the records' age: some seconds).
+    let age = cols.last().copied().unwrap_or_default();
+    assert!(
+        age.ends_with('s')
+            && age
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == 'm' || c == 's')
+                .is_empty(),
+        "{line}"
+    );
     assert_eq!(
-        cols,
+        cols[..cols.len() - 1],
         [
             g.as_str(),
             t.as_str(),
@@ -811,7 +820,11 @@ fn describe_members_and_state_agree_with_kafka_consumer_groups_with_live_java_co
         .split_whitespace()
         .collect();
     assert_eq!(header[..9], kafka_columns, "{all}");
-    assert_eq!(header[9..], ["LOG-START", "LAST-STABLE"], "{all}");
+    assert_eq!(
+        header[9..],
+        ["LOG-START", "LAST-STABLE", "TIME-LAG"],
+        "{all}"
+    );
     assert_same_rows(
         "--describe",
         &ours,
