@@ -8,9 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::harness::{self, Broker};
-use crate::lag_cli::ko;
-use crate::observer_local::StandIn;
-use crate::observer_proc::ObserverProc;
+use crate::support::observer::ObserverProc;
+use crate::support::run as ko;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -205,9 +204,17 @@ fn lag_and_metrics_report_the_age_of_the_next_record() {
         }
     }
 
-    // The observer's metrics, for both resets.
-    let standin = StandIn::new();
-    let mapping = standin.dir.join("kafkadata");
+    // The observer's metrics, for both resets. Its consumers (woken: the groups lag) only sleep.
+    let dir = std::env::temp_dir().join(harness::unique("timelag"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("consumer.sh");
+    std::fs::write(&exe, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    let status = std::process::Command::new("chmod")
+        .args(["+x", exe.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mapping = dir.join("kafkadata");
     std::fs::write(
         &mapping,
         format!(
@@ -221,15 +228,15 @@ fn lag_and_metrics_report_the_age_of_the_next_record() {
         ),
     )
     .unwrap();
-    let exe = standin.exe();
+    let exe = exe.to_str().unwrap();
     for reset in ["earliest", "latest"] {
         #[rustfmt::skip]
         let args = [
-            "--launcher", "local", "--consumer-exe", &exe, "--bootstrap", &bootstrap,
+            "--launcher", "local", "--consumer-exe", exe, "--bootstrap", &bootstrap,
             "--kafkadata", mapping.to_str().unwrap(), "--ticker-ms", "200",
             "--offset-reset", reset,
         ];
-        let obs = ObserverProc::start(&standin.dir, &args, &[]);
+        let mut obs = ObserverProc::start(&dir, &args, &[]);
         let series = |g: &str, t: &str, p: i32| {
             format!("kafka_consumergroup_group_lag_seconds{{group=\"{g}\",topic=\"{t}\",partition=\"{p}\"}}")
         };
@@ -281,7 +288,6 @@ fn lag_and_metrics_report_the_age_of_the_next_record() {
                 obs.wait_metric(60, &series(g, t, p), &what, |v| v == 0.0);
             }
         }
-        drop(obs);
+        assert_eq!(obs.stop(), Some(0), "{}", obs.log_text());
     }
-    standin.release_all();
 }
