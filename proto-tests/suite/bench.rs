@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::fake_ce::{FakeCloud, Route};
 use crate::harness::{self, Broker};
-use crate::observer_local::sample_mapping;
+use crate::support::observer::sample_mapping;
 use crate::support::observer::{metric_value, ObserverProc};
 
 const EXE: &str = env!("CARGO_BIN_EXE_kafka-observer");

@@ -516,7 +516,7 @@ fn cluster_lag_follows_moving_partition_leaders() {
     // from fresh metadata.)
     let otopic = harness::unique("rf3o");
     c.create_topic(&otopic, 1);
-    let standin = crate::observer_local::StandIn::new();
+    let standin = crate::support::observer::StandIn::new();
     let job = harness::unique("rf3-job");
     let file = standin.dir.join("kafkadata");
     std::fs::write(

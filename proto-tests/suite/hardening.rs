@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness;
-use crate::support::observer::ObserverProc;
+use crate::support::observer::local_observer_in;
 
 /// A consumer stand-in that records `PID RUN INDEX` and sleeps (at most two minutes, so that
 /// a failing test cannot leave it behind for long).
@@ -80,26 +80,6 @@ fn mapping(dir: &Path, backlog: bool) -> PathBuf {
     file
 }
 
-fn local_observer(dir: &Path, kafkadata: &Path, exe: &Path) -> ObserverProc {
-    let bootstrap = harness::broker().plaintext();
-    ObserverProc::start(
-        dir,
-        &[
-            "--launcher",
-            "local",
-            "--consumer-exe",
-            exe.to_str().unwrap(),
-            "--bootstrap",
-            &bootstrap,
-            "--kafkadata",
-            kafkadata.to_str().unwrap(),
-            "--ticker-ms",
-            "100",
-        ],
-        &[],
-    )
-}
-
 #[test]
 fn local_consumers_die_with_a_killed_observer_and_runs_are_never_renamed_alike() {
     let dir = std::env::temp_dir().join(harness::unique("orphans"));
@@ -107,7 +87,12 @@ fn local_consumers_die_with_a_killed_observer_and_runs_are_never_renamed_alike()
     let exe = sleeper(&dir);
     let kafkadata = mapping(&dir, true);
 
-    let mut first = local_observer(&dir, &kafkadata, &exe);
+    let mut first = local_observer_in(
+        &dir,
+        &kafkadata,
+        &["--consumer-exe", exe.to_str().unwrap()],
+        &[],
+    );
     wait_until(60, "the first observer to start 2 consumers", || {
         starts(&dir).len() >= 2
     });
@@ -118,7 +103,12 @@ fn local_consumers_die_with_a_killed_observer_and_runs_are_never_renamed_alike()
     });
 
     // A new observer sees the same lag and starts consumers again, under new run names.
-    let mut second = local_observer(&dir, &kafkadata, &exe);
+    let mut second = local_observer_in(
+        &dir,
+        &kafkadata,
+        &["--consumer-exe", exe.to_str().unwrap()],
+        &[],
+    );
     wait_until(60, "the second observer to start consumers", || {
         starts(&dir).len() >= before.len() + 2
     });
@@ -198,7 +188,7 @@ fn healthz_answers_while_hundreds_of_slow_clients_hold_connections_or_descriptor
     std::fs::create_dir_all(&dir).unwrap();
     // No backlog: nothing is launched, so only the HTTP clients compete for descriptors.
     let kafkadata = mapping(&dir, false);
-    let obs = local_observer(&dir, &kafkadata, Path::new("/bin/true"));
+    let obs = local_observer_in(&dir, &kafkadata, &["--consumer-exe", "/bin/true"], &[]);
     let addr = obs.metrics.clone().unwrap();
     wait_until(60, "the observer to be healthy", || {
         healthz_within(&addr, 60).0 == 200

@@ -3,31 +3,14 @@
 //! to timed cycles), and a read_committed observer facing an open transaction (the wake-up
 //! follows the commit, not the records).
 
-use std::path::Path;
 use std::time::Instant;
 
 use crate::harness::{self, Broker, Options};
-use crate::observer_local::{sample_mapping, StandIn};
-use crate::support::observer::ObserverProc;
+use crate::support::observer::{local_observer, sample_mapping, StandIn};
 
 const CYCLES: &str = "kafka_observer_cycles_total";
 const FAILURES: &str = "kafka_observer_cycle_failures_total";
 const DENIED_LOG: &str = "not authorised to Fetch";
-
-/// `observe` with the local launcher and the stand-in consumer.
-fn local_observer(standin: &StandIn, kafkadata: &Path, extra: &[&str]) -> ObserverProc {
-    let exe = standin.exe();
-    let mut args = vec![
-        "--launcher",
-        "local",
-        "--consumer-exe",
-        &exe,
-        "--kafkadata",
-        kafkadata.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    ObserverProc::start(&standin.dir, &args, &[])
-}
 
 /// Instances started per job so far.
 fn instances(standin: &StandIn, job: &str) -> usize {

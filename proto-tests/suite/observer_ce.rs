@@ -7,52 +7,8 @@ use serde_json::json;
 
 use crate::fake_ce::{FakeCloud, Route};
 use crate::harness;
-use crate::observer_local::{sample_mapping, Mapping};
-use crate::support::observer::ObserverProc;
-
-fn ce_observer(
-    cloud: &FakeCloud,
-    m: &Mapping,
-    dir: &std::path::Path,
-    extra: &[&str],
-) -> ObserverProc {
-    ce_observer_env(cloud, m, dir, extra, &[])
-}
-
-/// Like `ce_observer`, with more (or replaced) environment variables.
-fn ce_observer_env(
-    cloud: &FakeCloud,
-    m: &Mapping,
-    dir: &std::path::Path,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> ObserverProc {
-    let b = harness::broker();
-    let bootstrap = b.plaintext();
-    let iam = cloud.iam_url();
-    let api = cloud.url();
-    let mut args = vec![
-        "--bootstrap",
-        bootstrap.as_str(),
-        "--kafkadata",
-        m.file.to_str().unwrap(),
-    ];
-    if !extra.contains(&"--ticker-ms") {
-        args.extend(["--ticker-ms", "300"]);
-    }
-    args.extend_from_slice(extra);
-    let mut vars = vec![
-        ("IAM_API_KEY", FakeCloud::API_KEY),
-        ("IAM_URL", iam.as_str()),
-        ("CE_API_BASE_URL", api.as_str()),
-        ("CE_PROJECT_ID", FakeCloud::PROJECT_ID),
-    ];
-    for (k, v) in env {
-        vars.retain(|(kk, _)| kk != k);
-        vars.push((k, v));
-    }
-    ObserverProc::start(dir, &args, &vars)
-}
+use crate::support::observer::{ce_observer, ce_observer_env, sample_mapping};
+use crate::support::temp_dir;
 
 /// Instances started by `runs` (CreateJobRun bodies): the sizes of their arrays "0-N".
 fn instances(runs: &[serde_json::Value]) -> u32 {
@@ -67,17 +23,11 @@ fn instances(runs: &[serde_json::Value]) -> u32 {
         .sum()
 }
 
-fn dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(harness::unique("obs-ce"));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn wakes_lagging_jobs_once_and_heals_level_triggered() {
     let b = harness::broker();
     let cloud = FakeCloud::start();
-    let d = dir();
+    let d = temp_dir("obs-ce");
     let m = sample_mapping(&d);
     // Timed cycles only (the long poll has its own test). Two records on two partitions are not
     // one event: a cycle may fall between them and wake one instance, the next cycle the second
@@ -157,7 +107,7 @@ fn wakes_lagging_jobs_once_and_heals_level_triggered() {
 fn backlog_at_start_is_dispatched_in_the_first_cycle() {
     let b = harness::broker();
     let cloud = FakeCloud::start();
-    let d = dir();
+    let d = temp_dir("obs-ce");
     let m = sample_mapping(&d);
     b.produce_spread(&m.ship, &[(0, 1), (1, 1), (2, 1)]);
     let mut obs = ce_observer(&cloud, &m, &d, &["--ticker-ms", "60000"]);
@@ -171,7 +121,7 @@ fn backlog_at_start_is_dispatched_in_the_first_cycle() {
 fn api_errors_are_retried_into_exactly_one_run_and_401_refreshes_the_token_once() {
     let b = harness::broker();
     let cloud = FakeCloud::start();
-    let d = dir();
+    let d = temp_dir("obs-ce");
     let m = sample_mapping(&d);
     let mut obs = ce_observer(&cloud, &m, &d, &[]);
     obs.wait_cycles(2);
@@ -202,7 +152,7 @@ fn api_errors_are_retried_into_exactly_one_run_and_401_refreshes_the_token_once(
 
 #[test]
 fn bad_configuration_exits_2_naming_the_setting_and_never_printing_the_key() {
-    let d = dir();
+    let d = temp_dir("obs-ce");
     let good_map = d.join("kafkadata");
     std::fs::write(&good_map, "payments:\n  partitions: 4\n  jobs:\n    - name: payments-consumer\n      consumer_group: g\n").unwrap();
     let gm = good_map.to_str().unwrap();
@@ -373,28 +323,15 @@ fn bad_configuration_exits_2_naming_the_setting_and_never_printing_the_key() {
 fn a_wrong_api_key_is_reported_without_the_key() {
     let cloud = FakeCloud::start();
     let b = harness::broker();
-    let d = dir();
+    let d = temp_dir("obs-ce");
     let m = sample_mapping(&d);
     b.produce(&m.ship, 0, 1);
-    let bootstrap = b.plaintext();
-    let iam = cloud.iam_url();
-    let api = cloud.url();
-    let mut obs = ObserverProc::start(
+    let mut obs = ce_observer_env(
+        &cloud,
+        &m,
         &d,
-        &[
-            "--bootstrap",
-            &bootstrap,
-            "--kafkadata",
-            m.file.to_str().unwrap(),
-            "--ticker-ms",
-            "200",
-        ],
-        &[
-            ("IAM_API_KEY", "WrongKey-abcdefghijklmnop"),
-            ("IAM_URL", &iam),
-            ("CE_API_BASE_URL", &api),
-            ("CE_PROJECT_ID", FakeCloud::PROJECT_ID),
-        ],
+        &["--ticker-ms", "200"],
+        &[("IAM_API_KEY", "WrongKey-abcdefghijklmnop")],
     );
     obs.wait_log(60, "an IAM error", |t| {
         t.contains("BXNIM0415E").then_some(())
@@ -435,7 +372,7 @@ fn crash_looping_consumers_back_off_and_an_idle_system_costs_nothing() {
     let b = harness::broker();
     let cloud = FakeCloud::start();
     cloud.set_run_lifetime(Some((Duration::from_millis(300), true)));
-    let d = dir();
+    let d = temp_dir("obs-ce");
     let m = sample_mapping(&d);
     let base = cloud.url();
     let mut obs = ce_observer_env(
@@ -547,7 +484,7 @@ fn an_iam_that_hangs_never_stops_the_kafka_side() {
     let b = harness::broker();
     let cloud = FakeCloud::start();
     cloud.hang(Route::Token, true);
-    let d = dir();
+    let d = temp_dir("obs-ce");
     let m = sample_mapping(&d);
     let mut obs = ce_observer(
         &cloud,
@@ -607,7 +544,7 @@ fn an_echoed_api_key_never_reaches_the_log_in_any_encoding() {
     let b = harness::broker();
     let cloud = FakeCloud::start();
     cloud.set_echo_requests(true);
-    let d = dir();
+    let d = temp_dir("obs-ce");
     let m = sample_mapping(&d);
     b.produce(&m.ship, 0, 1);
     let key = "AK+SECRET/fo\\o=bar";
@@ -656,7 +593,7 @@ fn hundreds_of_large_pages_keep_memory_flat_and_a_page_cap_ends_them() {
     let b = harness::broker();
     let cloud = FakeCloud::start();
     cloud.set_synthetic_pages(Some((300, 1_600_000)));
-    let d = dir();
+    let d = temp_dir("obs-ce");
     let m = sample_mapping(&d);
     b.produce(&m.ship, 0, 1);
     let mut obs = ce_observer(

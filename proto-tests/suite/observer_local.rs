@@ -2,153 +2,13 @@
 //! how often. A stand-in consumer (a shell script) records each start and stays alive until the
 //! test releases its run, so "active" is under the test's control.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::harness;
-use crate::support::observer::ObserverProc;
-
-/// A stand-in consumer: logs `CE_JOB CE_JOBRUN JOB_INDEX JOB_ARRAY_SIZE KAFKA_TOPIC CONSUMER_GROUP`
-/// and lives until `release-<run>` (or `release-all`) exists in its directory.
-pub struct StandIn {
-    pub dir: PathBuf,
-}
-
-impl StandIn {
-    pub fn new() -> StandIn {
-        let dir = std::env::temp_dir().join(harness::unique("standin"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let script = dir.join("consumer.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho \"$CE_JOB $CE_JOBRUN $JOB_INDEX $JOB_ARRAY_SIZE $KAFKA_TOPIC $CONSUMER_GROUP\" >> {dir}/starts\n\
-                 while [ ! -e {dir}/release-$CE_JOBRUN ] && [ ! -e {dir}/release-all ]; do sleep 0.05; done\n",
-                dir = dir.display()
-            ),
-        )
-        .unwrap();
-        let _ = std::process::Command::new("chmod")
-            .args(["+x", script.to_str().unwrap()])
-            .status();
-        StandIn { dir }
-    }
-
-    pub fn exe(&self) -> String {
-        self.dir.join("consumer.sh").display().to_string()
-    }
-
-    /// Every start so far: (job, run, index, size, topics, group).
-    pub fn starts(&self) -> Vec<Vec<String>> {
-        std::fs::read_to_string(self.dir.join("starts"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| l.split(' ').map(String::from).collect())
-            .collect()
-    }
-
-    /// Runs per job: job → [(run, instances started)].
-    pub fn runs(&self) -> BTreeMap<String, BTreeMap<String, usize>> {
-        let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-        for s in self.starts() {
-            *out.entry(s[0].clone())
-                .or_default()
-                .entry(s[1].clone())
-                .or_default() += 1;
-        }
-        out
-    }
-
-    pub fn release(&self, run: &str) {
-        std::fs::write(self.dir.join(format!("release-{run}")), "").unwrap();
-    }
-
-    pub fn release_all(&self) {
-        std::fs::write(self.dir.join("release-all"), "").unwrap();
-    }
-
-    pub fn wait<T>(&self, secs: u64, what: &str, f: impl Fn(&Self) -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(v) = f(self) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; starts: {:?}",
-                self.starts()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// The sample mapping with unique topic, job and group names: (file, pay topic, ship topic,
-/// [pay job, foo job, ship job], [groups]).
-pub struct Mapping {
-    pub file: PathBuf,
-    pub pay: String,
-    pub ship: String,
-    pub jobs: [String; 3],
-    pub groups: [String; 3],
-}
-
-pub fn sample_mapping(dir: &Path) -> Mapping {
-    let b = harness::broker();
-    let pay = harness::unique("payments");
-    let ship = harness::unique("shipping");
-    b.create_topic(&pay, 4);
-    b.create_topic(&ship, 3);
-    let jobs = [
-        harness::unique("payments-consumer"),
-        harness::unique("foobar-consumer"),
-        harness::unique("shipping-consumer"),
-    ];
-    let groups = [
-        harness::unique("payments-consumer-group"),
-        harness::unique("foobar-consumer-group"),
-        harness::unique("shipping-consumer-group"),
-    ];
-    let file = dir.join("kafkadata");
-    std::fs::write(
-        &file,
-        format!(
-            "{pay}:\n  partitions: 4\n  jobs:\n    - name: {}\n      consumer_group: {}\n    - name: {}\n      consumer_group: {}\n\
-             {ship}:\n  partitions: 3\n  jobs:\n    - name: {}\n      consumer_group: {}\n",
-            jobs[0], groups[0], jobs[1], groups[1], jobs[2], groups[2]
-        ),
-    )
-    .unwrap();
-    Mapping {
-        file,
-        pay,
-        ship,
-        jobs,
-        groups,
-    }
-}
-
-fn local_observer(standin: &StandIn, m: &Mapping, extra: &[&str]) -> ObserverProc {
-    let b = harness::broker();
-    let bootstrap = b.plaintext();
-    let exe = standin.exe();
-    let mut args = vec![
-        "--launcher",
-        "local",
-        "--consumer-exe",
-        &exe,
-        "--bootstrap",
-        &bootstrap,
-        "--kafkadata",
-        m.file.to_str().unwrap(),
-    ];
-    if !extra.contains(&"--ticker-ms") {
-        args.extend(["--ticker-ms", "100"]);
-    }
-    args.extend_from_slice(extra);
-    ObserverProc::start(&standin.dir, &args, &[])
-}
+use crate::support::observer::{
+    local_observer, local_observer_in, sample_mapping, ObserverProc, StandIn,
+};
 
 #[test]
 fn local_launcher_wakes_exactly_the_lagging_jobs_and_heals() {
@@ -432,26 +292,13 @@ fn wide_mapping(b: &harness::Broker, standin: &StandIn) -> (std::path::PathBuf, 
 }
 
 fn wide_observer(standin: &StandIn, wide_dir: &std::path::Path, extra: &[&str]) -> ObserverProc {
-    let b = harness::broker();
     let exe = standin.exe();
-    let bootstrap = b.plaintext();
-    let kafkadata = wide_dir.join("kafkadata");
-    let mut args = vec![
-        "--launcher",
-        "local",
-        "--consumer-exe",
-        &exe,
-        "--bootstrap",
-        &bootstrap,
-        "--kafkadata",
-        kafkadata.to_str().unwrap(),
-        "--ticker-ms",
-        "100",
-        "--metadata-refresh",
-        "2",
-    ];
-    args.extend_from_slice(extra);
-    ObserverProc::start(wide_dir, &args, &[])
+    let args = [
+        &["--consumer-exe", exe.as_str(), "--metadata-refresh", "2"],
+        extra,
+    ]
+    .concat();
+    local_observer_in(wide_dir, &wide_dir.join("kafkadata"), &args, &[])
 }
 
 #[test]
@@ -574,19 +421,10 @@ fn local_end_to_end_real_consumers_wake_drain_and_exit() {
     let d = std::env::temp_dir().join(harness::unique("e2e"));
     std::fs::create_dir_all(&d).unwrap();
     let m = sample_mapping(&d);
-    let bootstrap = b.plaintext();
-    let mut obs = ObserverProc::start(
+    let mut obs = local_observer_in(
         &d,
-        &[
-            "--launcher",
-            "local",
-            "--bootstrap",
-            &bootstrap,
-            "--kafkadata",
-            m.file.to_str().unwrap(),
-            "--ticker-ms",
-            "200",
-        ],
+        &m.file,
+        &["--ticker-ms", "200"],
         &[("IDLE_TIMEOUT", "3"), ("SESSION_TIMEOUT", "6")],
     );
     obs.wait_cycles(2);

@@ -1,10 +1,218 @@
-//! Running `kafka-observer observe` as a child process in tests, and reading its /metrics.
+//! Running `kafka-observer observe` as a child process in tests, and reading its /metrics:
+//! [`ObserverProc`]; the launches every suite uses ([`local_observer`], [`ce_observer`]); the
+//! stand-in consumer ([`StandIn`]) that makes "active" the test's decision; the sample mapping.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::fake_ce::FakeCloud;
+use crate::harness;
+
+/// A stand-in consumer: logs `CE_JOB CE_JOBRUN JOB_INDEX JOB_ARRAY_SIZE KAFKA_TOPIC CONSUMER_GROUP`
+/// and lives until `release-<run>` (or `release-all`) exists in its directory.
+pub struct StandIn {
+    pub dir: PathBuf,
+}
+
+impl StandIn {
+    pub fn new() -> StandIn {
+        let dir = super::temp_dir("standin");
+        let script = dir.join("consumer.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$CE_JOB $CE_JOBRUN $JOB_INDEX $JOB_ARRAY_SIZE $KAFKA_TOPIC $CONSUMER_GROUP\" >> {dir}/starts\n\
+                 while [ ! -e {dir}/release-$CE_JOBRUN ] && [ ! -e {dir}/release-all ]; do sleep 0.05; done\n",
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        let _ = std::process::Command::new("chmod")
+            .args(["+x", script.to_str().unwrap()])
+            .status();
+        StandIn { dir }
+    }
+
+    pub fn exe(&self) -> String {
+        self.dir.join("consumer.sh").display().to_string()
+    }
+
+    /// Every start so far: (job, run, index, size, topics, group).
+    pub fn starts(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.dir.join("starts"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split(' ').map(String::from).collect())
+            .collect()
+    }
+
+    /// Runs per job: job → [(run, instances started)].
+    pub fn runs(&self) -> BTreeMap<String, BTreeMap<String, usize>> {
+        let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        for s in self.starts() {
+            *out.entry(s[0].clone())
+                .or_default()
+                .entry(s[1].clone())
+                .or_default() += 1;
+        }
+        out
+    }
+
+    pub fn release(&self, run: &str) {
+        std::fs::write(self.dir.join(format!("release-{run}")), "").unwrap();
+    }
+
+    pub fn release_all(&self) {
+        std::fs::write(self.dir.join("release-all"), "").unwrap();
+    }
+
+    /// Waits until `f` finds something; on timeout the panic lists every start.
+    pub fn wait<T>(&self, secs: u64, what: &str, f: impl Fn(&Self) -> Option<T>) -> T {
+        super::eventually(secs, what, || {
+            f(self).ok_or_else(|| format!("starts: {:?}", self.starts()))
+        })
+    }
+}
+
+/// The sample mapping with unique topic, job and group names: (file, pay topic, ship topic,
+/// [pay job, foo job, ship job], [groups]).
+pub struct Mapping {
+    pub file: PathBuf,
+    pub pay: String,
+    pub ship: String,
+    pub jobs: [String; 3],
+    pub groups: [String; 3],
+}
+
+/// A mapping is where its file is, for the launchers.
+impl AsRef<Path> for Mapping {
+    fn as_ref(&self) -> &Path {
+        &self.file
+    }
+}
+
+pub fn sample_mapping(dir: &Path) -> Mapping {
+    let b = harness::broker();
+    let pay = harness::unique("payments");
+    let ship = harness::unique("shipping");
+    b.create_topic(&pay, 4);
+    b.create_topic(&ship, 3);
+    let jobs = [
+        harness::unique("payments-consumer"),
+        harness::unique("foobar-consumer"),
+        harness::unique("shipping-consumer"),
+    ];
+    let groups = [
+        harness::unique("payments-consumer-group"),
+        harness::unique("foobar-consumer-group"),
+        harness::unique("shipping-consumer-group"),
+    ];
+    let file = dir.join("kafkadata");
+    std::fs::write(
+        &file,
+        format!(
+            "{pay}:\n  partitions: 4\n  jobs:\n    - name: {}\n      consumer_group: {}\n    - name: {}\n      consumer_group: {}\n\
+             {ship}:\n  partitions: 3\n  jobs:\n    - name: {}\n      consumer_group: {}\n",
+            jobs[0], groups[0], jobs[1], groups[1], jobs[2], groups[2]
+        ),
+    )
+    .unwrap();
+    Mapping {
+        file,
+        pay,
+        ship,
+        jobs,
+        groups,
+    }
+}
+
+/// `observe --launcher local --kafkadata FILE EXTRA` with `env`, logging into `dir`: on the
+/// shared broker's plaintext listener and with a 100 ms ticker unless EXTRA names `--bootstrap`
+/// or `--ticker-ms`; the consumers it starts are this build's `consume` unless EXTRA names
+/// `--consumer-exe`.
+pub fn local_observer_in(
+    dir: &Path,
+    kafkadata: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> ObserverProc {
+    let bootstrap = harness::broker().plaintext();
+    let mut args = vec![
+        "--launcher",
+        "local",
+        "--kafkadata",
+        kafkadata.to_str().unwrap(),
+    ];
+    if !extra.contains(&"--bootstrap") {
+        args.extend(["--bootstrap", &bootstrap]);
+    }
+    if !extra.contains(&"--ticker-ms") {
+        args.extend(["--ticker-ms", "100"]);
+    }
+    args.extend_from_slice(extra);
+    ObserverProc::start(dir, &args, env)
+}
+
+/// [`local_observer_in`] the stand-in's directory, starting the stand-in consumer.
+pub fn local_observer(
+    standin: &StandIn,
+    kafkadata: impl AsRef<Path>,
+    extra: &[&str],
+) -> ObserverProc {
+    let exe = standin.exe();
+    let args = [&["--consumer-exe", exe.as_str()], extra].concat();
+    local_observer_in(&standin.dir, kafkadata.as_ref(), &args, &[])
+}
+
+/// `observe` with the Code Engine launcher against the fake IBM Cloud `cloud`, logging into
+/// `dir`: the shared broker's plaintext listener, a 300 ms ticker unless EXTRA names
+/// `--ticker-ms`, the fake's API key, IAM URL, API URL and project.
+pub fn ce_observer(
+    cloud: &FakeCloud,
+    kafkadata: impl AsRef<Path>,
+    dir: &Path,
+    extra: &[&str],
+) -> ObserverProc {
+    ce_observer_env(cloud, kafkadata, dir, extra, &[])
+}
+
+/// Like [`ce_observer`], with more (or replaced) environment variables.
+pub fn ce_observer_env(
+    cloud: &FakeCloud,
+    kafkadata: impl AsRef<Path>,
+    dir: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> ObserverProc {
+    let bootstrap = harness::broker().plaintext();
+    let iam = cloud.iam_url();
+    let api = cloud.url();
+    let mut args = vec![
+        "--bootstrap",
+        bootstrap.as_str(),
+        "--kafkadata",
+        kafkadata.as_ref().to_str().unwrap(),
+    ];
+    if !extra.contains(&"--ticker-ms") {
+        args.extend(["--ticker-ms", "300"]);
+    }
+    args.extend_from_slice(extra);
+    let mut vars = vec![
+        ("IAM_API_KEY", FakeCloud::API_KEY),
+        ("IAM_URL", iam.as_str()),
+        ("CE_API_BASE_URL", api.as_str()),
+        ("CE_PROJECT_ID", FakeCloud::PROJECT_ID),
+    ];
+    for (k, v) in env {
+        vars.retain(|(kk, _)| kk != k);
+        vars.push((k, v));
+    }
+    ObserverProc::start(dir, &args, &vars)
+}
 
 /// An observer process; SIGTERM and wait on drop.
 pub struct ObserverProc {
