@@ -383,8 +383,6 @@ fn consume_with(
 ) -> (std::process::Command, std::path::PathBuf) {
     let bootstrap = harness::broker().plaintext();
     let mut args = vec![
-        "--bootstrap",
-        &bootstrap,
         "--topic",
         topic,
         "--group",
@@ -396,6 +394,9 @@ fn consume_with(
         "--exec",
         exec,
     ];
+    if !extra.contains(&"--bootstrap") {
+        args.extend(["--bootstrap", &bootstrap]);
+    }
     args.extend_from_slice(extra);
     crate::support::consumer::consume_cmd(dir, group, &args, env)
 }
@@ -409,12 +410,31 @@ fn failing_records_go_to_the_dead_letter_topic_once_with_springs_headers_and_the
     let dir = temp_dir("dlt");
     let group = harness::unique("dltg");
     let out = dir.join("handled.jsonl");
+    // Over SASL_SSL: the dead-letter copies go out on the consumer's own connection settings.
+    let (user, password) = harness::USERS[0];
+    let (sasl_ssl, ca) = (b.sasl_ssl(), b.ca_file().display().to_string());
     let (mut cmd, log) = consume_with(
         &dir,
         &topic,
         &group,
         &poison_exec(&out),
-        &["--max-attempts", "3", "--dead-letter-topic", &dlt],
+        &[
+            "--bootstrap",
+            &sasl_ssl,
+            "--tls",
+            "--ca-file",
+            &ca,
+            "--sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--username",
+            user,
+            "--password",
+            password,
+            "--max-attempts",
+            "3",
+            "--dead-letter-topic",
+            &dlt,
+        ],
         &[],
     );
     let status = wait_child(&mut cmd.spawn().unwrap(), 120);
@@ -649,4 +669,65 @@ fn a_dead_letter_topic_that_does_not_exist_is_refused_at_start() {
             )),
         "{text}"
     );
+}
+
+/// The motivating case: a record the handler always fails on no longer costs a consumer per
+/// wake-up. The observer's local consumers inherit DEAD_LETTER_TOPIC: one wake-up, the poison
+/// records in the dead-letter topic, lag 0, no relaunch.
+#[test]
+fn under_the_observer_a_dead_letter_topic_ends_the_relaunches_of_a_failing_record() {
+    let b = harness::broker();
+    let topic = poisoned_topic("dlt-observe");
+    let dlt = format!("{topic}.DLT");
+    b.create_topic(&dlt, 1);
+    let dir = temp_dir("dlt-observe");
+    let group = harness::unique("dlt-observe-g");
+    let job = harness::unique("dlt-observe-job");
+    let kafkadata = dir.join("kafkadata");
+    std::fs::write(
+        &kafkadata,
+        format!("{topic}:\n  partitions: 1\n  jobs:\n    - name: {job}\n      consumer_group: {group}\n"),
+    )
+    .unwrap();
+    let out = dir.join("handled.jsonl");
+    let exec = poison_exec(&out);
+    let bootstrap = b.plaintext();
+    let mut obs = ObserverProc::start(
+        &dir,
+        &[
+            "--launcher",
+            "local",
+            "--bootstrap",
+            &bootstrap,
+            "--kafkadata",
+            kafkadata.to_str().unwrap(),
+            "--ticker-ms",
+            "200",
+        ],
+        &[
+            ("IDLE_TIMEOUT", "3"),
+            ("SESSION_TIMEOUT", "6"),
+            ("CONSUMER_EXEC", &exec),
+            ("MAX_ATTEMPTS", "2"),
+            ("DEAD_LETTER_TOPIC", &dlt),
+        ],
+    );
+    obs.wait_log(120, "the consumer to drain and stop", |t| {
+        t.contains("consumer stopped").then_some(())
+    });
+    let handled = crate::support::consumer::handled(&out);
+    assert_eq!(handled.len(), 8, "{}", obs.log_text());
+    assert!(handled.values().all(|n| *n == 1), "{handled:?}");
+    let rows = b.describe_group(&group);
+    assert_eq!(
+        (rows[0].current_offset, rows[0].lag),
+        (Some(10), Some(0)),
+        "{rows:?}"
+    );
+    assert_eq!(crate::support::consumer::high_watermarks(&dlt)[&0], 2);
+    obs.wait_cycles(10);
+    let text = obs.log_text();
+    assert_eq!(text.matches("woke consumers").count(), 1, "{text}");
+    assert_eq!(text.matches("record dead-lettered").count(), 2, "{text}");
+    assert_eq!(obs.stop(), Some(0));
 }

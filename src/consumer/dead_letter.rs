@@ -69,8 +69,15 @@ fn binary(name: &str, v: &[u8]) -> (Bytes, Option<Bytes>) {
     )
 }
 
-/// The copy of a record (pure).
-pub fn record_copy(m: &Message, group: &str, why: &Reason, attempts: u32) -> OutRecord {
+/// The copy of a record (pure). A record without a timestamp (-1) is written at `now_ms`, as
+/// the Java producer stamps a record without one; its original-timestamp header stays -1.
+pub fn record_copy(
+    m: &Message,
+    group: &str,
+    why: &Reason,
+    attempts: u32,
+    now_ms: i64,
+) -> OutRecord {
     let mut headers = m.headers.clone();
     headers.extend([
         text(ORIGINAL_TOPIC, &m.topic),
@@ -100,7 +107,11 @@ pub fn record_copy(m: &Message, group: &str, why: &Reason, attempts: u32) -> Out
         key: m.key.clone(),
         value: m.value.clone(),
         headers,
-        timestamp: m.timestamp_ms,
+        timestamp: if m.timestamp_ms >= 0 {
+            m.timestamp_ms
+        } else {
+            now_ms
+        },
     }
 }
 
@@ -341,7 +352,7 @@ mod tests {
                 (Bytes::from_static(b"\xfe"), Some(Bytes::from_static(b"b"))),
             ],
         };
-        let c = record_copy(&m, "g1", &reason(), 3);
+        let c = record_copy(&m, "g1", &reason(), 3, 5);
         assert_eq!((c.key.clone(), c.value.clone()), (m.key.clone(), None));
         assert_eq!(c.timestamp, m.timestamp_ms);
         assert_eq!(
@@ -371,8 +382,21 @@ mod tests {
             "g1",
             &reason(),
             0,
+            5,
         );
         assert_eq!(header(&lat, ORIGINAL_TIMESTAMP_TYPE), b"LogAppendTime");
+        let none = record_copy(
+            &Message {
+                timestamp_ms: -1,
+                ..Message::default()
+            },
+            "g1",
+            &reason(),
+            1,
+            5,
+        );
+        assert_eq!(none.timestamp, 5);
+        assert_eq!(header(&none, ORIGINAL_TIMESTAMP), (-1i64).to_be_bytes());
     }
 
     #[test]

@@ -351,7 +351,9 @@ impl Dispatcher {
                     ));
                 };
                 let copy = match unit {
-                    Unit::Record(m) => dead_letter::record_copy(m, dl.group(), why, attempts),
+                    Unit::Record(m) => {
+                        dead_letter::record_copy(m, dl.group(), why, attempts, now_ms())
+                    }
                     Unit::Broken(b) => {
                         dead_letter::broken_copy(tp, b, dl.group(), why, attempts, now_ms())
                     }
