@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::harness;
 use crate::support::consumer::{consume_cmd, handled, high_watermarks, wait_child, wait_handled};
-use crate::support::temp_dir;
+use crate::support::{eventually_every, temp_dir};
 
 /// Runs to completion with a deadline; returns (output status, log text).
 fn run_to_end(mut cmd: Command, log: &Path, secs: u64) -> (Option<i32>, String) {
@@ -295,15 +295,13 @@ fn a_failing_exec_is_retried_and_nothing_past_it_is_committed() {
             .lines()
             .count()
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&calls) < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually_every(Duration::from_millis(50), 60, "three handler calls", || {
+        if count(&calls) >= 3 {
+            Ok(())
+        } else {
+            Err(std::fs::read_to_string(&log).unwrap_or_default())
+        }
+    });
     // Failing for three tries: the group's commit never passed the first record.
     let c = committed(&group).get(&0).cloned().flatten();
     assert!(c.unwrap_or(0) == 0, "committed past a failed record: {c:?}");
@@ -550,23 +548,21 @@ fn shares_a_group_with_a_java_consumer() {
             .collect();
         Some((gen, parts))
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let (mine_a, mine_b) = loop {
+    let pause = Duration::from_millis(200);
+    let (mine_a, mine_b) = eventually_every(pause, 120, "a stable 3-member assignment", || {
         let a = last_assignment(&ours[0].1);
         let c = last_assignment(&ours[1].1);
         if let (Some((ga, pa)), Some((gb, pb))) = (a, c) {
             if ga == gb && pa.len() == 2 && pb.len() == 2 {
-                break (pa, pb);
+                return Ok((pa, pb));
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no stable 3-member assignment:\n{}\n{}",
+        Err(format!(
+            "{}\n{}",
             std::fs::read_to_string(&ours[0].1).unwrap_or_default(),
             std::fs::read_to_string(&ours[1].1).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+        ))
+    });
     // Now the records: 50 per partition.
     b.produce_spread(
         &topic,
@@ -588,19 +584,21 @@ fn shares_a_group_with_a_java_consumer() {
             })
             .collect()
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let total =
-            java_records(&java_out).len() + handled(&ours[0].2).len() + handled(&ours[1].2).len();
-        if total >= 300 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {total} of 300 records handled"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually_every(
+        Duration::from_millis(200),
+        120,
+        "300 records handled",
+        || {
+            let total = java_records(&java_out).len()
+                + handled(&ours[0].2).len()
+                + handled(&ours[1].2).len();
+            if total >= 300 {
+                Ok(())
+            } else {
+                Err(format!("only {total} of 300 records handled"))
+            }
+        },
+    );
     let mut by_partition: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
     let mut all: BTreeMap<(i64, i64), usize> = BTreeMap::new();
     for (who, recs) in [

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness;
+use crate::support::eventually_every;
 use crate::support::observer::local_observer_in;
 
 /// A consumer stand-in that records `PID RUN INDEX` and sleeps (at most two minutes, so that
@@ -51,14 +52,6 @@ fn running(pid: u32) -> bool {
     }
 }
 
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A topic of 2 partitions and a mapping for one job that never commits; with `backlog`,
 /// both partitions lag.
 fn mapping(dir: &Path, backlog: bool) -> PathBuf {
@@ -93,14 +86,20 @@ fn local_consumers_die_with_a_killed_observer_and_runs_are_never_renamed_alike()
         &["--consumer-exe", exe.to_str().unwrap()],
         &[],
     );
-    wait_until(60, "the first observer to start 2 consumers", || {
-        starts(&dir).len() >= 2
-    });
+    eventually_every(
+        Duration::from_millis(50),
+        60,
+        "the first observer to start 2 consumers",
+        || starts(&dir).len() >= 2,
+    );
     let before = starts(&dir);
     first.kill_9();
-    wait_until(30, "consumers of the killed observer to end", || {
-        before.iter().all(|(pid, _)| !running(*pid))
-    });
+    eventually_every(
+        Duration::from_millis(50),
+        30,
+        "consumers of the killed observer to end",
+        || before.iter().all(|(pid, _)| !running(*pid)),
+    );
 
     // A new observer sees the same lag and starts consumers again, under new run names.
     let mut second = local_observer_in(
@@ -109,9 +108,12 @@ fn local_consumers_die_with_a_killed_observer_and_runs_are_never_renamed_alike()
         &["--consumer-exe", exe.to_str().unwrap()],
         &[],
     );
-    wait_until(60, "the second observer to start consumers", || {
-        starts(&dir).len() >= before.len() + 2
-    });
+    eventually_every(
+        Duration::from_millis(50),
+        60,
+        "the second observer to start consumers",
+        || starts(&dir).len() >= before.len() + 2,
+    );
     let after: Vec<(u32, String)> = starts(&dir).split_off(before.len());
     for (_, run) in &after {
         assert!(
@@ -121,17 +123,20 @@ fn local_consumers_die_with_a_killed_observer_and_runs_are_never_renamed_alike()
     }
     // An orderly stop ends them too.
     assert_eq!(second.stop(), Some(0), "{}", second.log_text());
-    wait_until(30, "consumers of the stopped observer to end", || {
-        after.iter().all(|(pid, _)| !running(*pid))
-    });
+    eventually_every(
+        Duration::from_millis(50),
+        30,
+        "consumers of the stopped observer to end",
+        || after.iter().all(|(pid, _)| !running(*pid)),
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `GET /healthz` on a fresh connection: (status, seconds it took); retried until `secs`.
 fn healthz_within(addr: &str, secs: u64) -> (u16, f64) {
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(secs);
-    loop {
+    let pause = Duration::from_millis(50);
+    eventually_every(pause, secs, "/healthz to answer", || {
         let attempt = (|| -> std::io::Result<u16> {
             let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(5))?;
             s.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -144,17 +149,11 @@ fn healthz_within(addr: &str, secs: u64) -> (u16, f64) {
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0))
         })();
-        if let Ok(status) = attempt {
-            if status != 0 {
-                return (status, start.elapsed().as_secs_f64());
-            }
+        match attempt {
+            Ok(status) if status != 0 => Ok((status, start.elapsed().as_secs_f64())),
+            other => Err(format!("{other:?}")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "/healthz did not answer within {secs} s: {attempt:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    })
 }
 
 /// CPU seconds the process has used (USER_HZ is 100 on Linux).
@@ -190,9 +189,12 @@ fn healthz_answers_while_hundreds_of_slow_clients_hold_connections_or_descriptor
     let kafkadata = mapping(&dir, false);
     let obs = local_observer_in(&dir, &kafkadata, &["--consumer-exe", "/bin/true"], &[]);
     let addr = obs.metrics.clone().unwrap();
-    wait_until(60, "the observer to be healthy", || {
-        healthz_within(&addr, 60).0 == 200
-    });
+    eventually_every(
+        Duration::from_millis(50),
+        60,
+        "the observer to be healthy",
+        || healthz_within(&addr, 60).0 == 200,
+    );
 
     // 1. Plenty of descriptors: 300 slow clients against a cap of 128.
     let held = slow_clients(&addr, 300);

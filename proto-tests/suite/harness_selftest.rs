@@ -1,25 +1,22 @@
 //! Proves the harness itself: broker, listeners, topics, produce, commits, describe, transactions.
 
 use std::net::TcpStream;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::{self, parse_group_table, GroupRow};
+use crate::support::eventually_every;
 
 /// Polls `describe_group` until `done` holds for its rows, or panics with the last rows seen.
 fn await_group(group: &str, what: &str, done: impl Fn(&[GroupRow]) -> bool) -> Vec<GroupRow> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let pause = Duration::from_millis(500);
+    eventually_every(pause, 60, &format!("group {group}: {what}"), || {
         let rows = harness::broker().describe_group(group);
         if done(&rows) {
-            return rows;
+            Ok(rows)
+        } else {
+            Err(format!("last rows: {rows:#?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "group {group}: {what} not seen within 60 s; last rows: {rows:#?}"
-        );
-        thread::sleep(Duration::from_millis(500));
-    }
+    })
 }
 
 fn row(rows: &[GroupRow], partition: i32) -> Option<&GroupRow> {

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::fake_ce::{FakeCloud, Route};
 use crate::harness;
 use crate::support::observer::{ce_observer, ce_observer_env, sample_mapping};
-use crate::support::temp_dir;
+use crate::support::{eventually_every, temp_dir};
 
 /// Instances started by `runs` (CreateJobRun bodies): the sizes of their arrays "0-N".
 fn instances(runs: &[serde_json::Value]) -> u32 {
@@ -45,11 +45,14 @@ fn wakes_lagging_jobs_once_and_heals_level_triggered() {
     // or two "0-0" when a cycle fell between the records), none for shipping.
     b.produce_spread(&m.pay, &[(0, 3), (1, 2)]);
     for job in &m.jobs[..2] {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while instances(&cloud.creates(job)) < 2 {
-            assert!(Instant::now() < deadline, "{job}: {:?}", cloud.creates(job));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually_every(Duration::from_millis(20), 60, "two instances", || {
+            let runs = cloud.creates(job);
+            if instances(&runs) >= 2 {
+                Ok(())
+            } else {
+                Err(format!("{job}: {runs:?}"))
+            }
+        });
         for run in cloud.creates(job) {
             assert_eq!(run["job_name"], json!(job));
         }
@@ -507,15 +510,15 @@ fn an_iam_that_hangs_never_stops_the_kafka_side() {
     obs.wait_metric(60, &lag, "lag follows records during the outage", |v| {
         v == 5.0
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    // One look per cycle.
+    eventually_every(Duration::ZERO, 60, "/healthz to name the launcher", || {
         let (status, body) = obs.get("/healthz");
         if status == 503 && body.contains("launcher") {
-            break;
+            return Ok(());
         }
-        assert!(Instant::now() < deadline, "/healthz {status} {body}");
         obs.wait_cycles(1);
-    }
+        Err(format!("/healthz {status} {body}"))
+    });
     assert!(cloud.creates(&m.jobs[2]).is_empty());
     cloud.hang(Route::Token, false);
     // The order out since the first record asks for one instance; the second partition's
@@ -526,11 +529,14 @@ fn an_iam_that_hangs_never_stops_the_kafka_side() {
     obs.wait_log(60, "the recovery line", |t| {
         t.contains("launcher recovered").then_some(())
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while obs.get("/healthz").0 != 200 {
-        assert!(Instant::now() < deadline, "{:?}", obs.get("/healthz"));
+    eventually_every(Duration::ZERO, 60, "/healthz 200", || {
+        let health = obs.get("/healthz");
+        if health.0 == 200 {
+            return Ok(());
+        }
         obs.wait_cycles(1);
-    }
+        Err(format!("{health:?}"))
+    });
     obs.wait_cycles(3);
     assert_eq!(obs.log_text().matches("launcher recovered").count(), 1);
     assert!(cloud.active(&m.jobs[2]) <= 2);

@@ -9,6 +9,7 @@ use crate::harness;
 use crate::support::observer::{
     local_observer, local_observer_in, sample_mapping, ObserverProc, StandIn,
 };
+use crate::support::wait::exit_within;
 
 #[test]
 fn local_launcher_wakes_exactly_the_lagging_jobs_and_heals() {
@@ -542,18 +543,7 @@ fn observe_until_exit(dir: &Path, bootstrap: &str, extra: &[&str]) -> (Option<i3
         .stderr(file)
         .env("LOG_LEVEL", "info");
     let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let code = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break s.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = exit_within(&mut child, 60).and_then(|s| s.code());
     (code, std::fs::read_to_string(&log).unwrap_or_default())
 }
 

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::support::text;
+use crate::support::wait::exit_within;
+use crate::support::{eventually_every, text};
 
 const API_KEY: &str = "test-api-key-0123456789";
 /// What run.sh (deploy, clean) and the stub run. PATH holds only links to these (and the stub), so
@@ -686,18 +687,15 @@ fn local_demo_names_consumers_prints_lag_on_change_and_sums_up() {
         })
     };
     let wait_for = |what: &str, done: &dyn Fn(&str) -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        loop {
+        let pause = std::time::Duration::from_millis(200);
+        eventually_every(pause, 120, &format!("run.sh local: {what}"), || {
             let text = out.lock().unwrap().clone();
             if done(&text) {
-                return text;
+                Ok(text)
+            } else {
+                Err(text)
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "run.sh local: no {what} after 120 s:\n{text}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+        })
     };
     // The banner: the metrics URL and the exact command that sends more records.
     let text = wait_for("banner", &|t| t.contains("more records"));
@@ -776,18 +774,8 @@ fn local_demo_names_consumers_prints_lag_on_change_and_sums_up() {
     let _ = Command::new("kill")
         .args([signal, "--", &format!("-{}", child.id())])
         .status();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "run.sh did not stop:\n{}",
-            out.lock().unwrap()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let status = exit_within(&mut child, 60)
+        .unwrap_or_else(|| panic!("run.sh did not stop:\n{}", out.lock().unwrap()));
     reader.join().unwrap();
     let text = out.lock().unwrap().clone();
     assert_eq!(status.code(), Some(130), "{text}");

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -59,18 +58,11 @@ pub fn exec_consumer(
     (cmd, log, out)
 }
 
+/// Waits up to `secs` for a consumer to exit: its exit code; kills it and panics on timeout.
 pub fn wait_child(child: &mut Child, secs: u64) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            return s.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("consumer did not exit within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    match super::wait::exit_within(child, secs) {
+        Some(status) => status.code(),
+        None => panic!("consumer did not exit within {secs} s"),
     }
 }
 

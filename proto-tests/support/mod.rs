@@ -7,7 +7,7 @@
 //! |---|---|
 //! | [`command`] | the program under test, always with a clean environment; [`text`], how a test shows an output |
 //! | [`consumer`] | `consume` commands ([`consumer::consume_cmd`], [`consumer::exec_consumer`]), what the handler wrote, waiting for a child |
-//! | [`wait`] | [`eventually`]: the one deadline loop (no test sleeps a fixed time) |
+//! | [`wait`] | [`eventually`]: the one deadline loop (no test sleeps a fixed time); [`wait::exit_within`] for a child |
 //! | [`observer`] | `observe` as a child process ([`observer::ObserverProc`]): its log, metrics and health |
 
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ pub mod observer;
 pub mod wait;
 
 pub use command::{command, run, run_env, text};
-pub use wait::eventually;
+pub use wait::{eventually, eventually_every};
 
 /// A fresh directory `prefix-PID-N` under the system temp dir (left there: the logs of a failed
 /// test are worth keeping).

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fake_ce::FakeCloud;
 use crate::harness;
@@ -72,7 +72,7 @@ impl StandIn {
 
     /// Waits until `f` finds something; on timeout the panic lists every start.
     pub fn wait<T>(&self, secs: u64, what: &str, f: impl Fn(&Self) -> Option<T>) -> T {
-        super::eventually(secs, what, || {
+        super::wait::eventually_every(Duration::from_millis(100), secs, what, || {
             f(self).ok_or_else(|| format!("starts: {:?}", self.starts()))
         })
     }
@@ -293,23 +293,20 @@ impl ObserverProc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Polls the log until `f` finds something; panics with the log after `secs`.
+    /// Polls the log until `f` finds something; panics with the log after `secs`, or at once
+    /// when the observer exits.
     pub fn wait_log<T>(&mut self, secs: u64, what: &str, f: impl Fn(&str) -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
+        let pause = Duration::from_millis(100);
+        super::wait::eventually_every(pause, secs, what, || {
             let text = self.log_text();
             if let Some(v) = f(&text) {
-                return v;
+                return Ok(v);
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("observer exited ({status}) while waiting for {what}:\n{text}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; observer log:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            Err(format!("observer log:\n{text}"))
+        })
     }
 
     /// GET a path of the metrics server: (status, body).
@@ -332,33 +329,27 @@ impl ObserverProc {
         what: &str,
         ok: impl Fn(f64) -> bool,
     ) -> f64 {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
+        let pause = Duration::from_millis(50);
+        super::wait::eventually_every(pause, secs, &format!("{what} ({series})"), || {
             let (_, body) = self.get("/metrics");
-            if let Some(v) = metric_value(&body, series).filter(|v| ok(*v)) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} ({series}):\n{body}\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            metric_value(&body, series)
+                .filter(|v| ok(*v))
+                .ok_or_else(|| format!("{body}\n{}", self.log_text()))
+        })
     }
 
     /// Waits until `kafka_observer_cycles_total` grew by `n` from now.
     pub fn wait_cycles(&mut self, n: u64) {
-        let start = self.metric("kafka_observer_cycles_total").unwrap_or(0.0) as u64;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while (self.metric("kafka_observer_cycles_total").unwrap_or(0.0) as u64) < start + n {
-            assert!(
-                Instant::now() < deadline,
-                "observer does not cycle:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let cycles = |me: &Self| me.metric("kafka_observer_cycles_total").unwrap_or(0.0) as u64;
+        let start = cycles(self);
+        let pause = Duration::from_millis(50);
+        super::wait::eventually_every(pause, 120, &format!("{n} more cycles"), || {
+            if cycles(self) >= start + n {
+                Ok(())
+            } else {
+                Err(format!("observer does not cycle:\n{}", self.log_text()))
+            }
+        });
     }
 
     /// SIGKILL: no shutdown of any kind, as when a node dies; then reaps it.
@@ -372,18 +363,7 @@ impl ObserverProc {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return s.code();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait::exit_within(&mut self.child, 30).and_then(|s| s.code())
     }
 }
 

@@ -2,6 +2,7 @@
 //! shared 2-core machine makes any fixed sleep either wasteful or flaky), and never waits
 //! without a deadline (a hung test says what it waited for).
 
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// The longest pause between two attempts: the first ones come quickly (most facts are true
@@ -42,10 +43,32 @@ impl<T, E: std::fmt::Display> Attempt for Result<T, E> {
 }
 
 /// Calls `f` until it is done (`true`, `Some`, `Ok`) and returns its value; after `secs`
-/// panics naming `what` and, for `Err`, the last error.
-pub fn eventually<A: Attempt>(secs: u64, what: &str, mut f: impl FnMut() -> A) -> A::Value {
+/// panics naming `what` and, for `Err`, the last error. Attempts come quickly at first, then
+/// every 200 ms.
+pub fn eventually<A: Attempt>(secs: u64, what: &str, f: impl FnMut() -> A) -> A::Value {
+    poll(secs, what, Duration::from_millis(20), MAX_PAUSE, f)
+}
+
+/// [`eventually`] with one attempt every `pause`: for a state that may not last (a metric
+/// value, a log line count) and must be seen while it does.
+pub fn eventually_every<A: Attempt>(
+    pause: Duration,
+    secs: u64,
+    what: &str,
+    f: impl FnMut() -> A,
+) -> A::Value {
+    poll(secs, what, pause, pause, f)
+}
+
+fn poll<A: Attempt>(
+    secs: u64,
+    what: &str,
+    first: Duration,
+    max: Duration,
+    mut f: impl FnMut() -> A,
+) -> A::Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut pause = Duration::from_millis(20);
+    let mut pause = first;
     loop {
         match f().check() {
             Ok(v) => return v,
@@ -55,8 +78,25 @@ pub fn eventually<A: Attempt>(secs: u64, what: &str, mut f: impl FnMut() -> A) -
             },
             Err(_) => {
                 std::thread::sleep(pause);
-                pause = (pause * 2).min(MAX_PAUSE);
+                pause = (pause * 2).min(max);
             }
         }
+    }
+}
+
+/// Waits up to `secs` for `child` to exit and returns how it ended; on timeout kills and reaps
+/// it (no test leaves a process behind) and returns `None`.
+pub fn exit_within(child: &mut Child, secs: u64) -> Option<ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
