@@ -714,7 +714,7 @@ fn produce_vs_java() {
             );
             std::fs::write(d.join(format!("{topic}.out")), &stdout).unwrap();
             let written: u64 = if who == 0 {
-                crate::produce::summary(&out.stdout)
+                crate::support::produce::summary(&out.stdout)
                     .values()
                     .map(|v| v.2)
                     .sum()

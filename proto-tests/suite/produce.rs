@@ -4,8 +4,6 @@
 //! of our idempotent producer.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Output, Stdio};
 
 use kafka_observer::protocol::init_producer_id::{self, InitProducerIdResponse};
 use kafka_observer::protocol::produce::{self, ProduceResponse};
@@ -14,91 +12,7 @@ use kafka_observer::protocol::records::Compression;
 use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest};
 
 use crate::harness;
-
-/// `kafka-observer produce ARGS` with `input` on stdin.
-pub fn ko_produce(args: &[&str], input: &[u8]) -> Output {
-    let mut cmd = crate::support::command(&["produce"]);
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
-
-/// The summary table: partition → (first, last, records).
-pub fn summary(stdout: &[u8]) -> BTreeMap<i32, (i64, i64, u64)> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            Some((
-                f.get(1)?.parse().ok()?,
-                (
-                    f.get(2)?.parse().ok()?,
-                    f.get(3)?.parse().ok()?,
-                    f.get(4)?.parse().ok()?,
-                ),
-            ))
-        })
-        .collect()
-}
-
-/// One record as the console consumer prints it with partition, headers and key.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Printed {
-    pub partition: i32,
-    pub headers: String,
-    pub key: String,
-    pub value: String,
-}
-
-/// Kafka's ConsoleConsumer reading `n` records of `topic` from the beginning.
-pub fn console_consume(topic: &str, n: usize) -> Vec<Printed> {
-    let b = harness::broker();
-    let n = n.to_string();
-    let out = b.java_ok(
-        "org.apache.kafka.tools.consumer.ConsoleConsumer",
-        &[
-            "--bootstrap-server",
-            &b.plaintext(),
-            "--topic",
-            topic,
-            "--from-beginning",
-            "--max-messages",
-            &n,
-            "--timeout-ms",
-            "60000",
-            "--property",
-            "print.partition=true",
-            "--property",
-            "print.headers=true",
-            "--property",
-            "print.key=true",
-        ],
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.splitn(4, '\t');
-            let partition = f.next()?.strip_prefix("Partition:")?.parse().ok()?;
-            Some(Printed {
-                partition,
-                headers: f.next()?.to_string(),
-                key: f.next()?.to_string(),
-                value: f.next().unwrap_or("").to_string(),
-            })
-        })
-        .collect()
-}
+use crate::support::produce::{console_consume, ko_produce, summary, Printed};
 
 #[test]
 fn every_codec_keys_and_headers_are_read_back_exactly_by_the_java_console_consumer() {
@@ -268,7 +182,7 @@ fn a_resent_batch_of_the_idempotent_producer_is_written_once() {
     let b = harness::broker();
     let topic = harness::unique("produce-dedup");
     b.create_topic(&topic, 1);
-    crate::records::with_plaintext(async |conn| {
+    crate::support::with_plaintext(async |conn| {
         // A fresh broker answers COORDINATOR_LOAD_IN_PROGRESS (14) while it creates its
         // transaction state topic.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

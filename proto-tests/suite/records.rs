@@ -11,7 +11,6 @@ use base64::Engine as _;
 use kafka_observer::protocol::produce::{self, ProduceResponse};
 use kafka_observer::protocol::records::encode::{BatchBuilder, HeaderRef, ProducerStamp};
 use kafka_observer::protocol::records::Compression;
-use kafka_observer::wire::{ConnectOptions, Connection};
 use kafka_protocol::messages::ProduceRequest;
 use serde_json::Value;
 
@@ -32,7 +31,7 @@ pub fn produce_raw(topic: &str, partition: i32, records: &[RawRecord<'_>], c: Co
         batch.push(now, *k, *v, h);
     }
     let batch = batch.finish(c, ProducerStamp::NONE).unwrap();
-    with_plaintext(async |conn| {
+    crate::support::with_plaintext(async |conn| {
         let resp: ProduceResponse = conn
             .call::<ProduceRequest, ProduceResponse>(|_| {
                 produce::request(&[(topic, partition, batch.clone())], 30_000)
@@ -42,23 +41,6 @@ pub fn produce_raw(topic: &str, partition: i32, records: &[RawRecord<'_>], c: Co
         let p = &resp.topics[0].partitions[0];
         assert_eq!(p.error_code, 0, "{resp:?}");
         p.base_offset
-    })
-}
-
-/// Runs `f` with a fresh connection to the shared broker's plaintext listener.
-pub fn with_plaintext<T>(f: impl AsyncFnOnce(&Connection) -> T) -> T {
-    let b = harness::broker();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let addr = b.plaintext();
-        let (host, port) = addr.rsplit_once(':').unwrap();
-        let conn = Connection::connect(host, port.parse().unwrap(), &ConnectOptions::default())
-            .await
-            .unwrap();
-        f(&conn).await
     })
 }
 
@@ -520,7 +502,7 @@ fn failing_records_go_to_the_dead_letter_topic_once_with_springs_headers_and_the
     }
 
     // Kafka's own console consumer reads the dead-letter topic and prints those headers.
-    let printed = crate::produce::console_consume(&dlt, 2);
+    let printed = crate::support::produce::console_consume(&dlt, 2);
     assert_eq!(printed.len(), 2, "{printed:?}");
     for (p, offset) in printed.iter().zip([3, 7]) {
         assert_eq!(p.key, "bad-key");
