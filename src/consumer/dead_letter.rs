@@ -15,16 +15,17 @@
 //! nothing that reached the consumer is lost.
 //!
 //! Writing: the idempotent producer (acks=all) on the consumer's own connection settings, one
-//! record at a time; [`DeadLetter::write`] returns only once the broker acknowledged it. The
-//! caller (`dispatch.rs`) moves the position past the record only after that, and retries a
-//! failed write with back-off — a record is never skipped because its dead-letter write failed.
+//! record at a time; [`DeadLetter::deliver`] returns only once the broker acknowledged it,
+//! retrying a failed write with back-off and a log line, and the caller (`dispatch.rs`) moves
+//! the position past the record only after that — a record is never skipped because its
+//! dead-letter write failed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::dispatch::Reason;
+use super::dispatch::{Control, Reason};
 use super::fetcher::Broken;
 use super::message::Message;
 use crate::cluster::Cluster;
@@ -52,8 +53,15 @@ pub const ORIGINAL_LAST_OFFSET: &str = "kafka-observer-original-last-offset";
 /// default `max.message.bytes` is 1 MiB; a copy it refuses would block the partition).
 pub const RAW_COPY_LIMIT: usize = 900 << 10;
 
-/// How long one write may take before it counts as failed (and is retried by the caller).
+/// How long one write may take before it counts as failed (and is retried).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Between failed writes of the same copy: 1 s, doubling, at most 30 s, forever.
+pub const WRITE_BACKOFF: crate::retry::Backoff = crate::retry::Backoff {
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(30),
+    retries: u32::MAX,
+};
 
 fn text(name: &str, v: &str) -> (Bytes, Option<Bytes>) {
     (
@@ -230,8 +238,38 @@ impl DeadLetter {
         &self.group
     }
 
-    /// Writes one copy and waits for the broker's acknowledgement (acks=all). One attempt: the
-    /// caller retries.
+    /// Writes `copy` (of the offsets `range` of `from`) until the broker acknowledged it: a
+    /// failed write is logged and retried with back-off, committing what was handled before it,
+    /// for as long as the generation lasts. `Err(leave)`: the generation ended first (stop,
+    /// rebalance) and the copy is not known to be written — the record stays unhandled.
+    pub async fn deliver<C: Control>(
+        &mut self,
+        from: &TopicPartition,
+        copy: &OutRecord,
+        (first, last): (i64, i64),
+        ctl: &mut C,
+    ) -> Result<Result<Landed, C::Leave>, String> {
+        let mut tries = 0u32;
+        loop {
+            tries = tries.saturating_add(1);
+            let e = match self.write(from, copy).await {
+                Ok(l) => return Ok(Ok(l)),
+                Err(e) => e,
+            };
+            let delay = WRITE_BACKOFF
+                .delay(tries, crate::retry::jitter_unit())
+                .unwrap_or(WRITE_BACKOFF.max);
+            tracing::warn!(partition = %from, topic = %from.topic, first, last, dead_letter_topic = %self.topic, attempt = tries, error = %e, ?delay, "dead-letter write failed; nothing after this record is committed; retrying");
+            if let Some(leave) = ctl.commit().await? {
+                return Ok(Err(leave));
+            }
+            if let Some(leave) = ctl.pause(delay).await {
+                return Ok(Err(leave));
+            }
+        }
+    }
+
+    /// Writes one copy and waits for the broker's acknowledgement (acks=all). One attempt.
     pub async fn write(
         &mut self,
         from: &TopicPartition,

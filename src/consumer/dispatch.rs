@@ -60,13 +60,6 @@ pub struct Dispatcher {
     dead_letter: Option<DeadLetter>,
 }
 
-/// Between failed dead-letter writes of the same record: 1 s, doubling, at most 30 s, forever.
-pub const DEAD_LETTER_BACKOFF: crate::retry::Backoff = crate::retry::Backoff {
-    base: Duration::from_secs(1),
-    max: Duration::from_secs(30),
-    retries: u32::MAX,
-};
-
 type Step<L> = Result<Option<Next<L>>, String>;
 
 impl Dispatcher {
@@ -358,24 +351,9 @@ impl Dispatcher {
                         dead_letter::broken_copy(tp, b, dl.group(), why, attempts, now_ms())
                     }
                 };
-                let mut tries = 0u32;
-                let landed = loop {
-                    tries = tries.saturating_add(1);
-                    match dl.write(tp, &copy).await {
-                        Ok(l) => break l,
-                        Err(e) => {
-                            let delay = DEAD_LETTER_BACKOFF
-                                .delay(tries, crate::retry::jitter_unit())
-                                .unwrap_or(DEAD_LETTER_BACKOFF.max);
-                            tracing::warn!(partition = %tp, topic = %tp.topic, first, last, dead_letter_topic = %topic, attempt = tries, error = %e, ?delay, "dead-letter write failed; nothing after this record is committed; retrying");
-                            if let Some(leave) = ctl.commit().await? {
-                                return Ok(Some(Next::Leave(leave)));
-                            }
-                            if let Some(leave) = ctl.pause(delay).await {
-                                return Ok(Some(Next::Leave(leave)));
-                            }
-                        }
-                    }
+                let landed = match dl.deliver(tp, &copy, (first, last), ctl).await? {
+                    Ok(l) => l,
+                    Err(leave) => return Ok(Some(Next::Leave(leave))),
                 };
                 FailureStats::add(&mut self.stats.dead_lettered, &tp.topic, 1);
                 let at = landed
