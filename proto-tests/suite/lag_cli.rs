@@ -1,7 +1,6 @@
 //! `kafka-observer lag` against the real broker, with kafka-consumer-groups as the oracle.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -1118,13 +1117,14 @@ fn watch_through_a_pipe_is_plain_text_or_one_json_document_per_line() {
         crate::support::command::exe().to_string_lossy(),
         args.join(" ")
     );
-    let mut child = Command::new("script")
-        .args(["-q", "-e", "-c", &command, "/dev/null"])
-        .env_remove("MESSAGEHUB_KAFKA_BROKERS_SASL")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
+    // script(1) runs the program on a terminal; it inherits the clean environment.
+    let script = std::ffi::OsStr::new("script");
+    let mut child =
+        crate::support::command::command_exe(script, &["-q", "-e", "-c", &command, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux");
     let out = read_until(&mut child, |s| s.matches("\x1b[H\x1b[2J").count() >= 2);
     assert!(out.matches("\x1b[H\x1b[2J").count() >= 2, "{out:?}");
     assert!(out.contains(&summary), "{out:?}");
