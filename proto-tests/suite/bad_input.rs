@@ -196,6 +196,35 @@ fn table(f: &Files) -> Vec<Case> {
             &[("kafkadata", b"t: {jobs: [{name: j}]}")],
             &["t.jobs[0].consumer_group", "missing"],
         ),
+        // Wake-up policies: the topic, the job and the key, and how to write it.
+        case(
+            &["check"],
+            &[("kafkadata", b"t: {jobs: [{name: j, consumer_group: g, min_lag: 0}]}")],
+            &["t.jobs[0].min_lag", "job 'j'", "from 1"],
+        ),
+        case(
+            &["check"],
+            &[("kafkadata", b"t: {jobs: [{name: j, consumer_group: g, max_wait: 30}]}")],
+            &["t.jobs[0].max_wait", "job 'j'", "'30s'"],
+        ),
+        case(
+            &["observe", "--bootstrap", BS],
+            &[("kafkadata", b"t: {jobs: [{name: j, consumer_group: g, records_per_instance: '5'}]}")],
+            &["t.jobs[0].records_per_instance", "job 'j'", "remove the quotes"],
+        ),
+        case(
+            &["check"],
+            &[("kafkadata", b"t: {jobs: [{name: j, consumer_group: g, max_instances: 0}]}")],
+            &["t.jobs[0].max_instances", "job 'j'", "from 1 to 1000"],
+        ),
+        case(
+            &["check"],
+            &[(
+                "kafkadata",
+                b"a: {jobs: [{name: j, consumer_group: g, min_lag: 5}]}\nb: {jobs: [{name: j, consumer_group: g}]}\n",
+            )],
+            &["b.jobs[0]", "job 'j'", "wake-up policy", "topic 'a'"],
+        ),
         case(
             &["check", "--kafkadata", &f.good, "--bootstrap", "nohost"],
             &[],

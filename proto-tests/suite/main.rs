@@ -28,3 +28,4 @@ mod readme;
 mod records;
 mod runsh;
 mod time_lag;
+mod wake;

@@ -134,6 +134,10 @@ pub async fn run(a: CheckArgs) -> Result<(), CliError> {
             j.consumer_group,
             j.topics.join(", ")
         );
+        // The effective wake-up policy, where the mapping sets one (kafkadata `min_lag`, …).
+        if !j.wake.is_default() {
+            say!("    wake-up: {}", j.wake);
+        }
     }
     for line in explained {
         say!("{line}");

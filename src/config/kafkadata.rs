@@ -15,6 +15,9 @@ use serde_norway::{Mapping, Value};
 
 use super::ConfigError;
 
+pub mod wake;
+pub use wake::WakePolicy;
+
 /// The whole mapping, topics in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kafkadata {
@@ -40,6 +43,8 @@ pub struct JobSpec {
     pub name: String,
     /// Kafka consumer group the job commits to.
     pub consumer_group: String,
+    /// When to wake it (optional keys; the default wakes at once).
+    pub wake: WakePolicy,
 }
 
 /// A job with every topic it consumes, merged across the file.
@@ -51,6 +56,8 @@ pub struct Job {
     pub consumer_group: String,
     /// Topics in order of first appearance.
     pub topics: Vec<String>,
+    /// Its wake-up policy (the same in every entry of the job: checked when parsing).
+    pub wake: WakePolicy,
 }
 
 /// The largest mapping accepted, in bytes: what a Code Engine configmap can hold (1 MiB). The
@@ -58,7 +65,14 @@ pub struct Job {
 pub const MAX_BYTES: usize = 1024 * 1024;
 
 const TOPIC_KEYS: &[&str] = &["partitions", "jobs"];
-const JOB_KEYS: &[&str] = &["name", "consumer_group"];
+const JOB_KEYS: &[&str] = &[
+    "name",
+    "consumer_group",
+    "min_lag",
+    "max_wait",
+    "records_per_instance",
+    "max_instances",
+];
 const EXAMPLE: &str =
     "payments: {partitions: 4, jobs: [{name: payments-consumer, consumer_group: payments-consumer-group}]}";
 
@@ -78,12 +92,17 @@ impl Kafkadata {
 
     /// Each job once, with all its topics (order of first appearance).
     pub fn jobs(&self) -> Vec<Job> {
+        let mut wake: HashMap<&str, WakePolicy> = HashMap::new();
+        for spec in self.topics.iter().flat_map(|t| &t.jobs) {
+            wake.entry(&spec.name).or_insert(spec.wake);
+        }
         let mut out: Vec<Job> = Vec::new();
         for (name, group, topics) in self.merged(|s| &s.name, |s| &s.consumer_group) {
             out.push(Job {
                 name: name.to_string(),
                 consumer_group: group.to_string(),
                 topics,
+                wake: wake.get(name).copied().unwrap_or_default(),
             });
         }
         out
@@ -329,9 +348,13 @@ impl Parser<'_> {
             &group_path,
             "the Kafka consumer group the job commits to",
         )?;
+        let wake = wake::parse(map).map_err(|(key, message)| {
+            self.err(&format!("{path}.{key}"), format!("job '{name}': {message}"))
+        })?;
         Ok(JobSpec {
             name,
             consumer_group,
+            wake,
         })
     }
 
@@ -380,13 +403,24 @@ impl Parser<'_> {
     /// Linear: one hash lookup per job entry (it used to compare every job with every other,
     /// 4.9 s for 20k jobs).
     fn cross_check(&mut self, data: &Kafkadata) -> Result<(), ConfigError> {
-        // Job name → (group, topic) of first sight, and the names in that order.
-        let mut seen: HashMap<&str, (&str, &str)> = HashMap::new();
+        // Job name → (group, topic, policy) of first sight, and the names in that order.
+        let mut seen: HashMap<&str, (&str, &str, WakePolicy)> = HashMap::new();
         let mut order: Vec<(&str, &str)> = Vec::new();
         for topic in &data.topics {
             for (i, job) in topic.jobs.iter().enumerate() {
                 match seen.get(job.name.as_str()) {
-                    Some((group, first_topic)) if *group != job.consumer_group => {
+                    Some((_, first_topic, wake)) if *wake != job.wake => {
+                        return Err(self.err(
+                            &format!("{}.jobs[{i}]", topic.name),
+                            format!(
+                                "job '{}' has another wake-up policy here ({}) than under topic '{}' ({}); \
+                                 a job has one policy, so set min_lag, max_wait, records_per_instance \
+                                 and max_instances the same in every entry of the job",
+                                job.name, job.wake, first_topic, wake
+                            ),
+                        ));
+                    }
+                    Some((group, first_topic, _)) if *group != job.consumer_group => {
                         return Err(self.err(
                             &format!("{}.jobs[{i}]", topic.name),
                             format!(
@@ -399,7 +433,7 @@ impl Parser<'_> {
                     }
                     Some(_) => {}
                     None => {
-                        seen.insert(&job.name, (&job.consumer_group, &topic.name));
+                        seen.insert(&job.name, (&job.consumer_group, &topic.name, job.wake));
                         order.push((&job.name, &job.consumer_group));
                     }
                 }
@@ -523,7 +557,16 @@ fn suggest(key: &str, known: &[&str]) -> Option<&'static str> {
             return Some(target);
         }
     }
-    let statics: [&'static str; 4] = ["partitions", "jobs", "name", "consumer_group"];
+    let statics: [&'static str; 8] = [
+        "partitions",
+        "jobs",
+        "name",
+        "consumer_group",
+        "min_lag",
+        "max_wait",
+        "records_per_instance",
+        "max_instances",
+    ];
     statics
         .into_iter()
         .filter(|s| known.contains(s))

@@ -13,6 +13,7 @@ pub mod cover;
 pub mod group;
 pub mod reconcile;
 pub mod stuck;
+pub mod wake;
 
 use crate::offsets::Ends;
 

@@ -61,6 +61,15 @@ pub fn job(m: &Metrics, job: &Job, plan: &JobPlan) {
         .set(plan.backoff.as_secs() as i64);
 }
 
+/// A start order for `job`, and why (`lag::wake`).
+pub fn wakeup(m: &Metrics, job: &Job, reason: crate::lag::wake::Reason) {
+    let label = metrics::WakeLabel {
+        job: job.name.clone(),
+        reason: reason.label().to_string(),
+    };
+    m.wakeups.get_or_create(&label).inc();
+}
+
 /// Offsets and lag per group and partition, as of this snapshot.
 pub fn offsets(
     m: &Metrics,

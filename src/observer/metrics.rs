@@ -185,6 +185,13 @@ pub struct JobLabel {
     pub job: String,
 }
 
+/// A job and why it was woken: `lag` (records, `min_lag`) or `age` (`max_wait`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WakeLabel {
+    pub job: String,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiLabel {
     pub api: String,
@@ -214,6 +221,7 @@ pub struct Metrics {
     pub desired: Family<JobLabel, Gauge>,
     pub active: Family<JobLabel, Gauge>,
     pub jobruns_created: Family<JobLabel, Counter>,
+    pub wakeups: Family<WakeLabel, Counter>,
     pub instances_started: Family<JobLabel, Counter>,
     pub launcher_errors: Family<JobLabel, Counter>,
     pub backoff: Family<JobLabel, Gauge>,
@@ -243,6 +251,7 @@ impl Metrics {
             desired: Family::default(),
             active: Family::default(),
             jobruns_created: Family::default(),
+            wakeups: Family::default(),
             instances_started: Family::default(),
             launcher_errors: Family::default(),
             backoff: Family::default(),
@@ -285,6 +294,11 @@ impl Metrics {
             "kafka_observer_jobruns_created",
             "Job runs created",
             m.jobruns_created.clone(),
+        );
+        r.register(
+            "kafka_observer_wakeups",
+            "Start orders per job and why: reason=\"lag\" (records, from min_lag), \"age\" (the oldest waited max_wait)",
+            m.wakeups.clone(),
         );
         r.register(
             "kafka_observer_instances_started",

@@ -17,6 +17,7 @@ mod gaps;
 pub mod http;
 pub mod metrics;
 pub mod snapshot;
+mod wake_up;
 pub mod watch;
 
 use std::sync::Arc;
@@ -26,8 +27,9 @@ use crate::cluster::Cluster;
 use crate::config::kafkadata::{Job, Kafkadata};
 use crate::lag::cover::Shared;
 use crate::lag::group::{group_lag, GroupLag};
-use crate::lag::reconcile::{JobInput, Reconciler, Settings};
+use crate::lag::reconcile::{JobInput, Order, Reconciler, Settings};
 use crate::lag::stuck::StuckPolicy;
+use crate::lag::wake::Reason;
 use crate::lag::Policy;
 use crate::launch::agent::Agent;
 use crate::launch::Launcher;
@@ -72,6 +74,10 @@ pub struct Observer {
     groups: Vec<(String, Vec<String>)>,
     /// Per group (as `groups`): its jobs and which of them read which topic.
     shared: Vec<Shared>,
+    /// Per job: the position of its group in `groups`.
+    job_group: Vec<usize>,
+    /// When records that wait under a job's `max_wait` are due: the next cycle runs then.
+    next_wake: Option<tokio::time::Instant>,
     cluster: Arc<Cluster>,
     agent: Agent,
     reconciler: Reconciler,
@@ -121,7 +127,18 @@ impl Observer {
         };
         let groups = cfg.kafkadata.groups();
         let shared = shared_groups(&groups, &jobs);
+        let job_group = jobs
+            .iter()
+            .map(|j| {
+                groups
+                    .iter()
+                    .position(|(g, _)| *g == j.consumer_group)
+                    .unwrap_or(usize::MAX)
+            })
+            .collect();
         Observer {
+            job_group,
+            next_wake: None,
             group_names,
             shared,
             gaps: gaps::Gaps::default(),
@@ -159,8 +176,13 @@ impl Observer {
                     None => std::future::pending().await,
                 }
             };
+            // A record waiting under `max_wait` is looked at again the moment it is due.
+            let until = match self.next_wake {
+                Some(w) => (started + period).min(w),
+                None => started + period,
+            };
             tokio::select! {
-                _ = tokio::time::sleep_until(started + period) => {}
+                _ = tokio::time::sleep_until(until) => {}
                 _ = woken => tracing::debug!("woken by the long poll"),
                 _ = &mut shutdown => break,
             }
@@ -249,7 +271,6 @@ impl Observer {
                 )
             })
             .collect();
-        self.all_idle = self.watch_idle(&snap, &group_lags);
         let time_lags = self
             .ages
             .time_lags(
@@ -261,16 +282,24 @@ impl Observer {
                 &nothing_to_read,
             )
             .await;
+        // Wake-up policies: partitions that wait read 0 for the plan and the long poll.
+        let wake = wake_up::apply(&self.jobs, &self.job_group, &group_lags, &time_lags);
+        self.next_wake = wake
+            .wake_in
+            .map(|d| tokio::time::Instant::now() + d + Duration::from_millis(1));
+        let planned: &[GroupLag] = wake.group_lags.as_deref().unwrap_or(&group_lags);
+        self.all_idle = self.watch_idle(&snap, planned);
 
         // Plan each group as a whole: how many instances each of its jobs should have.
         let now = Instant::now();
         let mut desired = vec![0u32; self.jobs.len()];
-        for (((group, _), lag), shared) in self.groups.iter().zip(&group_lags).zip(&self.shared) {
+        for (((group, _), lag), shared) in self.groups.iter().zip(planned).zip(&self.shared) {
             let plan = self.reconciler.plan_group(shared, group, lag, now);
             act::log_group_events(group, &self.jobs, &plan.events);
             for (&j, d) in shared.jobs.iter().zip(plan.desired) {
                 if let Some(slot) = desired.get_mut(j) {
-                    *slot = d;
+                    // A policy's instance limit (records_per_instance, max_instances).
+                    *slot = wake.cap(j).map_or(d, |c| d.min(c));
                 }
             }
         }
@@ -278,13 +307,16 @@ impl Observer {
         // Plan and act, one job at a time (a job's lag is computed again where it is used: a
         // thousand jobs' partition lists at once would be the cycle's biggest allocation).
         for (i, job) in self.jobs.iter().enumerate() {
-            let lag = group_lag(
-                &job.topics,
-                &snap.partitions,
-                &snap.ends,
-                snap.committed.get(&job.consumer_group),
-                &self.cfg.policy,
-                &nothing_to_read,
+            let lag = wake.job_lag(
+                i,
+                group_lag(
+                    &job.topics,
+                    &snap.partitions,
+                    &snap.ends,
+                    snap.committed.get(&job.consumer_group),
+                    &self.cfg.policy,
+                    &nothing_to_read,
+                ),
             );
             let input = JobInput {
                 group: &job.consumer_group,
@@ -294,6 +326,10 @@ impl Observer {
             let plan = self.reconciler.plan(i, &input, now);
             act::log_events(job, &plan);
             if let Some(order) = plan.order {
+                if !matches!(order, Order::Count) {
+                    let reason = wake.decisions.get(i).and_then(|d| d.reason);
+                    export::wakeup(&self.metrics, job, reason.unwrap_or(Reason::Lag));
+                }
                 self.agent.send(i, order, now);
             }
             self.launcher.demand(i, plan.desired > 0);

@@ -30,6 +30,7 @@ shipping:
 
 fn job(name: &str, group: &str) -> JobSpec {
     JobSpec {
+        wake: WakePolicy::default(),
         name: name.into(),
         consumer_group: group.into(),
     }
@@ -118,6 +119,7 @@ fn same_group_for_multiple_topics_merges_into_one_job() {
             name: "foobar-consumer".into(),
             consumer_group: "foobar-consumer-group".into(),
             topics: vec!["payments".into(), "shipping".into()],
+            wake: WakePolicy::default(),
         }]
     );
     assert_eq!(
@@ -285,7 +287,7 @@ payments:
                 "payments: unknown key 'partition' (did you mean 'partitions'?); it is ignored",
                 "payments: unknown key 'color' (known keys: partitions, jobs); it is ignored",
                 "payments.jobs[0]: unknown key 'consumer-group' (did you mean 'consumer_group'?); it is ignored",
-                "payments.jobs[0]: unknown key 'image' (known keys: name, consumer_group); it is ignored",
+                "payments.jobs[0]: unknown key 'image' (known keys: name, consumer_group, min_lag, max_wait, records_per_instance, max_instances); it is ignored",
             ]
         );
     // The typo alone is still an error, because the real key is then missing.
@@ -353,4 +355,72 @@ fn edit_distance_basics() {
     assert_eq!(suggest("Name", JOB_KEYS), Some("name"));
     assert_eq!(suggest("group", JOB_KEYS), Some("consumer_group"));
     assert_eq!(suggest("zzzzzz", JOB_KEYS), None);
+}
+
+#[test]
+fn wake_policies_are_per_job_and_named_in_errors() {
+    let text = "\
+payments:
+  jobs:
+    - name: payments-consumer
+      consumer_group: g
+      min_lag: 100
+      max_wait: 60s
+    - name: foobar-consumer
+      consumer_group: f
+      records_per_instance: 500
+      max_instances: 4
+shipping:
+  jobs:
+    - name: payments-consumer
+      consumer_group: g
+      min_lag: 100
+      max_wait: 60s
+";
+    let (data, warnings) = parse_ok(text);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let jobs = data.jobs();
+    assert_eq!(jobs[0].wake.min_lag, Some(100));
+    assert_eq!(
+        jobs[0].wake.max_wait,
+        Some(std::time::Duration::from_secs(60))
+    );
+    assert_eq!(jobs[1].wake.records_per_instance, Some(500));
+    assert_eq!(jobs[1].wake.max_instances, Some(4));
+    assert!(data.jobs().iter().all(|j| j.topics.len() <= 2));
+
+    let bad = |text: &str| Kafkadata::parse(text, "test.yaml").unwrap_err().to_string();
+    let e = bad("payments:\n  jobs:\n    - name: a\n      consumer_group: g\n      max_wait: 30\n");
+    assert!(
+        e.contains("payments.jobs[0].max_wait") && e.contains("job 'a'") && e.contains("'30s'"),
+        "{e}"
+    );
+    let e = bad("payments:\n  jobs:\n    - name: a\n      consumer_group: g\n      min_lag: 0\n");
+    assert!(
+        e.contains("payments.jobs[0].min_lag") && e.contains("job 'a'"),
+        "{e}"
+    );
+    let conflict = text.replace("      min_lag: 100\n      max_wait: 60s\n\"", "");
+    let conflict = format!(
+        "{}      min_lag: 7\n",
+        conflict
+            .trim_end_matches("      max_wait: 60s\n")
+            .trim_end_matches("      min_lag: 100\n")
+    );
+    let e = bad(&conflict);
+    assert!(
+        e.contains("shipping.jobs[0]")
+            && e.contains("another wake-up policy")
+            && e.contains("payments"),
+        "{e}"
+    );
+    // A typo in a policy key is a warning naming the key it probably meant.
+    let (_, warnings) =
+        parse_ok("payments:\n  jobs:\n    - name: a\n      consumer_group: g\n      min-lag: 5\n");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("min-lag") && w.contains("min_lag")),
+        "{warnings:?}"
+    );
 }
