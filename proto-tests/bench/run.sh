@@ -3,21 +3,23 @@
 # benchmark (each runs in its own test process, so the 10k-partition topics of broker_load do not
 # slow the others down).
 #
-#   proto-tests/bench/run.sh                 all six, in order
+#   proto-tests/bench/run.sh                 all seven, in order
 #   proto-tests/bench/run.sh wakeup_latency  one (lag_vs_java, consume_vs_java, produce_vs_java,
-#                                            wakeup_latency, broker_load, ce_economy)
+#                                            wakeup_latency, broker_load, ce_economy, wake_cost)
 #
 # Output: the tables on stdout, also appended to $CARGO_TARGET_DIR/bench-results.txt.
 # Knobs (environment): KO_BENCH_RECORDS (consume, produce; default 1000000), KO_BENCH_RUNS
 # (consume, produce; 3),
 # KO_BENCH_TRIALS (wake-up, 20), KO_BENCH_WINDOW_SECS (broker load, 60), KO_BENCH_TOPICS (1000),
 # KO_BENCH_PARTITIONS (10), KO_OBSERVER_EXE (the observer binary; default: the musl build),
-# KO_BENCH_ECONOMY_SECS (ce_economy, 180), KO_BASELINE_EXE (ce_economy: a second program, side by side).
+# KO_BENCH_ECONOMY_SECS (ce_economy, 180), KO_BASELINE_EXE (ce_economy: a second program, side by side),
+# KO_BENCH_WAKE_SECS (wake_cost: trickle duration, 300), KO_BENCH_TRICKLE_SECS (wake_cost: seconds
+# between records, 5).
 set -eu
 cd "$(dirname "$0")/../.."
 : "${CARGO_TARGET_DIR:=target}"
 export CARGO_TARGET_DIR
-all="lag_vs_java consume_vs_java produce_vs_java wakeup_latency broker_load ce_economy"
+all="lag_vs_java consume_vs_java produce_vs_java wakeup_latency broker_load ce_economy wake_cost"
 names="${*:-$all}"
 for n in $names; do
     case " $all " in *" $n "*) ;; *) echo "unknown benchmark '$n' (one of: $all)" >&2; exit 2 ;; esac

@@ -1323,3 +1323,177 @@ fn ce_economy() {
         );
     }
 }
+
+// ---- wake_cost --------------------------------------------------------------------------------
+
+/// What one job cost, from an observer log with real local consumers.
+struct WakeCost {
+    runs: usize,
+    /// Runs whose consumer logged `consumer stopped`.
+    stopped: usize,
+    /// From each run's wake-up line to its `consumer stopped` line.
+    secs: f64,
+    handled: usize,
+    worst_ms: i64,
+}
+
+/// [`WakeCost`] of `job` (reading `topic`) in `log`: every line starts with its RFC 3339 time;
+/// consumer lines name their run.
+fn wake_cost_of(log: &str, job: &str, topic: &str) -> WakeCost {
+    let time = |l: &str| -> Option<f64> {
+        let t = l.split_whitespace().next()?;
+        // 2026-12-02T07:14:35.992349Z: seconds of the day are enough within one run.
+        let (h, rest) = t.split_once('T')?.1.split_once(':')?;
+        let (m, s) = rest.split_once(':')?;
+        Some(
+            h.parse::<f64>().ok()? * 3600.0
+                + m.parse::<f64>().ok()? * 60.0
+                + s.trim_end_matches('Z').parse::<f64>().ok()?,
+        )
+    };
+    let field = |l: &str, key: &str| -> Option<String> {
+        let i = l.find(&format!("{key}="))? + key.len() + 1;
+        Some(l[i..].split([' ', '}', ':']).next()?.to_string())
+    };
+    let mut starts: Vec<(String, f64)> = Vec::new();
+    let mut stops: std::collections::BTreeMap<String, f64> = Default::default();
+    let (mut handled, mut worst) = (0, 0i64);
+    for l in log.lines() {
+        if l.contains("woke consumers") && field(l, "job").as_deref() == Some(job) {
+            if let (Some(run), Some(t)) = (field(l, "run"), time(l)) {
+                starts.push((run, t));
+            }
+        } else if l.contains("consumer stopped") {
+            if let (Some(run), Some(t)) = (field(l, "run"), time(l)) {
+                stops.insert(run, t);
+            }
+        } else if l.contains(": record topic=") && field(l, "topic").as_deref() == Some(topic) {
+            handled += 1;
+            if let Some(ms) = field(l, "latency_ms").and_then(|v| v.parse::<i64>().ok()) {
+                worst = worst.max(ms);
+            }
+        }
+    }
+    WakeCost {
+        runs: starts.len(),
+        stopped: starts.iter().filter(|(r, _)| stops.contains_key(r)).count(),
+        secs: starts
+            .iter()
+            .map(|(run, t)| stops.get(run).map_or(0.0, |s| s - t))
+            .sum(),
+        handled,
+        worst_ms: worst,
+    }
+}
+
+#[test]
+#[ignore = "benchmark: proto-tests/bench/run.sh wake_cost"]
+fn wake_cost() {
+    let env_secs = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let window = Duration::from_secs(env_secs("KO_BENCH_WAKE_SECS", 300));
+    let every = Duration::from_secs(env_secs("KO_BENCH_TRICKLE_SECS", 5));
+    let b = harness::broker();
+    let mut bt = BenchTool::start(b);
+    let d = bench_dir("wake-cost");
+    let (plain, batched) = (
+        harness::unique("trickle-plain"),
+        harness::unique("trickle-batched"),
+    );
+    for t in [&plain, &batched] {
+        create_topic_fast(b, &mut bt, t, 1);
+    }
+    // create_topic_fast names the topic PREFIX-0.
+    let (plain, batched) = (format!("{plain}-0"), format!("{batched}-0"));
+    let jobs = [
+        harness::unique("default-policy"),
+        harness::unique("batched-policy"),
+    ];
+    let mapping = d.join("kafkadata");
+    std::fs::write(
+        &mapping,
+        format!(
+            "{plain}:\n  jobs:\n    - {{name: {}, consumer_group: {}}}\n\
+             {batched}:\n  jobs:\n    - {{name: {}, consumer_group: {}, max_wait: 60s, min_lag: 100}}\n",
+            jobs[0],
+            harness::unique("g"),
+            jobs[1],
+            harness::unique("g")
+        ),
+    )
+    .unwrap();
+    // Real consumers (this build's `consume`), IDLE_TIMEOUT as deployed (60 s).
+    let mut obs = crate::support::observer::local_observer_in(
+        &d,
+        &mapping,
+        &["--ticker-ms", "500", "--idle-ticker-ms", "10000"],
+        &[("IDLE_TIMEOUT", "60"), ("LOG_LEVEL", "info")],
+    );
+    obs.wait_cycles(1);
+    let load0 = loadavg();
+    let t0 = Instant::now();
+    let mut produced = 0;
+    while t0.elapsed() < window {
+        for t in [&plain, &batched] {
+            bt.cmd(&format!("produce {t} 0"));
+        }
+        produced += 1;
+        std::thread::sleep(every.saturating_sub(Duration::from_millis(20)));
+    }
+    // Let both drain and go idle: the batched job's last records wait up to max_wait.
+    obs.wait_log(
+        600,
+        "every record handled and every consumer stopped",
+        |log| {
+            jobs.iter()
+                .zip([&plain, &batched])
+                .all(|(j, t)| {
+                    let c = wake_cost_of(log, j, t);
+                    c.handled >= produced && c.runs > 0 && c.stopped == c.runs
+                })
+                .then_some(())
+        },
+    );
+    let log = obs.log_text();
+    let load1 = loadavg();
+    obs.stop();
+    println!("\n### wake_cost: a trickle topic, default policy vs `max_wait: 60s, min_lag: 100`");
+    println!(
+        "one record every {} s to each topic for {} s ({produced} each), real local consumers, \
+         IDLE_TIMEOUT=60, both jobs in one observer in the same minutes; load avg {load0} → {load1}\n",
+        every.as_secs(),
+        window.as_secs()
+    );
+    println!(
+        "| policy | runs | consumer process-seconds | records handled | worst record latency |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut secs = Vec::new();
+    for (name, job, topic) in [
+        ("default", &jobs[0], &plain),
+        ("max_wait 60s, min_lag 100", &jobs[1], &batched),
+    ] {
+        let c = wake_cost_of(&log, job, topic);
+        println!(
+            "| {name} | {} | {:.0} | {}/{produced} | {:.1} s |",
+            c.runs,
+            c.secs,
+            c.handled,
+            c.worst_ms as f64 / 1000.0
+        );
+        assert!(
+            c.handled >= produced,
+            "{name}: {} of {produced} records handled",
+            c.handled
+        );
+        secs.push(c.secs);
+    }
+    println!(
+        "\nconsumer seconds, default / batched: {:.1}×",
+        secs[0] / secs[1].max(0.001)
+    );
+}

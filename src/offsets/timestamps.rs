@@ -16,7 +16,7 @@
 //! async part only fills the cache.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
@@ -41,6 +41,10 @@ const MAX_STEPS: usize = 64;
 
 /// Partitions asked alone (cut-short answers) per round and leader.
 const MAX_ALONE: usize = 8;
+
+/// A look that failed (an error for the partition, or the whole Fetch) is not repeated for this
+/// long: a topic the observer may not read costs one Fetch per half minute, not one per cycle.
+pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Where the record whose age is the time lag is to be found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +122,8 @@ pub enum Resolved {
 #[derive(Debug, Default)]
 pub struct Peeks {
     by_tp: HashMap<TopicPartition, BTreeMap<i64, Peek>>,
+    /// Looks that failed, and when: not repeated before [`RETRY_AFTER`].
+    failed: HashMap<(TopicPartition, i64), Instant>,
 }
 
 impl Peeks {
@@ -153,6 +159,8 @@ impl Peeks {
             let l = lowest.entry(tp).or_insert(*from);
             *l = (*l).min(*from);
         }
+        self.failed
+            .retain(|(tp, _), t| lowest.contains_key(tp) && t.elapsed() < RETRY_AFTER);
         self.by_tp.retain(|tp, k| match lowest.get(tp) {
             Some(l) => {
                 k.retain(|o, _| o >= l);
@@ -236,6 +244,7 @@ pub async fn look(
                 Resolved::Need(at) => Some((tp.clone(), at)),
                 _ => None,
             })
+            .filter(|k| !peeks.failed.contains_key(k))
             .collect();
         if needs.is_empty() {
             return;
@@ -267,7 +276,11 @@ pub async fn look(
             let parts = match answer {
                 Ok(parts) => parts,
                 Err(e) => {
-                    tracing::debug!(error = %e, "time-lag look failed; those time lags stay unknown this cycle");
+                    tracing::debug!(error = %e, "time-lag look failed; those time lags stay unknown for a while");
+                    let now = Instant::now();
+                    peeks
+                        .failed
+                        .extend(positions.iter().map(|(tp, at)| ((tp.clone(), *at), now)));
                     continue;
                 }
             };
