@@ -5,7 +5,7 @@
 
 pub mod check;
 pub mod consume;
-pub mod kafka;
+pub(crate) mod kafka;
 pub mod lag;
 pub mod observe;
 pub mod produce;

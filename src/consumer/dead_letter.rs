@@ -230,10 +230,6 @@ impl DeadLetter {
         }
     }
 
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
     pub fn group(&self) -> &str {
         &self.group
     }

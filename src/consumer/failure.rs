@@ -193,10 +193,7 @@ impl Attempts {
         self.failed.retain(|(t, o), _| t != tp || *o >= next);
     }
 
-    pub fn len(&self) -> usize {
-        self.failed.len()
-    }
-
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.failed.is_empty()
     }

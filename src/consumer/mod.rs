@@ -1,17 +1,17 @@
 //! The consumer role: group membership, fetching, handling records, committing, idle exit.
 
-pub mod assignor;
-pub mod dead_letter;
-pub mod dispatch;
-pub mod failure;
-pub mod fetcher;
-pub mod group;
+pub(crate) mod assignor;
+pub(crate) mod dead_letter;
+pub(crate) mod dispatch;
+pub(crate) mod failure;
+pub(crate) mod fetcher;
+pub(crate) mod group;
 pub mod handler;
-pub mod heartbeat;
-pub mod message;
-pub mod progress;
-pub mod rebalance;
-pub mod run;
+pub(crate) mod heartbeat;
+pub(crate) mod message;
+pub(crate) mod progress;
+pub(crate) mod rebalance;
+pub(crate) mod run;
 
 /// The span around everything one consumer process logs: its job (`CE_JOB`), its group, and
 /// the job run and array index of this instance (`CE_JOBRUN`, `JOB_INDEX`; set by Code Engine

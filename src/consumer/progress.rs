@@ -63,6 +63,7 @@ impl Progress {
     }
 
     /// Partitions tracked (those this member holds).
+    #[cfg(test)]
     pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
         self.handled.keys()
     }

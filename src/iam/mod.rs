@@ -11,7 +11,7 @@
 //! The same token (with its expiry) serves SASL OAUTHBEARER for Event Streams.
 
 mod error;
-pub mod token;
+pub(crate) mod token;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

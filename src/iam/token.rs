@@ -63,6 +63,7 @@ pub enum Freshness {
 const MAX_EARLY_MS: i64 = 10_000;
 
 /// `expiration − 0.2 × expires_in`, in Unix seconds (go-sdk-core's formula).
+#[cfg(test)]
 pub fn refresh_at(expires_in: i64, expiration: i64) -> i64 {
     expiration - expires_in / 5
 }

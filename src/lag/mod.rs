@@ -9,11 +9,11 @@
 //! starts: the consumer's start position, the observer's lag and long poll and the `lag`
 //! command all ask it, so they cannot disagree on the same offsets.
 
-pub mod cover;
-pub mod group;
-pub mod reconcile;
-pub mod stuck;
-pub mod wake;
+pub(crate) mod cover;
+pub(crate) mod group;
+pub(crate) mod reconcile;
+pub(crate) mod stuck;
+pub(crate) mod wake;
 
 use crate::offsets::Ends;
 

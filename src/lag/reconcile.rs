@@ -99,10 +99,9 @@ pub struct Settings {
     pub group_plan: bool,
 }
 
-/// One job's lag this cycle, with its group and its share of the group's plan.
+/// One job's lag this cycle and its share of the group's plan.
 #[derive(Debug, Clone, Copy)]
 pub struct JobInput<'a> {
-    pub group: &'a str,
     pub lag: &'a GroupLag,
     /// Instances the job should have: its share in [`GroupPlan::desired`].
     pub desired: u32,
@@ -544,7 +543,6 @@ mod tests {
                     let g = r.plan_group(&shared, "g", &lag, at(t));
                     group_events.extend(g.events);
                     let input = JobInput {
-                        group: "g",
                         lag: &lag,
                         desired: g.desired[0],
                     };
@@ -941,7 +939,6 @@ mod tests {
             .map(|j| {
                 let own = of_job(lag, &topics[j]);
                 let input = JobInput {
-                    group: "chain",
                     lag: &own,
                     desired: g.desired[j],
                 };

@@ -5,7 +5,7 @@
 //! launcher's own tasks ([`agent`]), each with a deadline, so IBM Cloud never stalls the
 //! Kafka side.
 
-pub mod agent;
+pub(crate) mod agent;
 pub mod code_engine;
 pub mod local;
 

@@ -11,7 +11,7 @@
 //! request head, an idle timeout, and a paused accept loop when descriptors run out — so that
 //! slow or hostile clients can neither spin the observer nor keep `/healthz` from answering.
 
-pub mod limits;
+pub(crate) mod limits;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

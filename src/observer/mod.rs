@@ -14,11 +14,11 @@ mod act;
 mod ages;
 mod export;
 mod gaps;
-pub mod http;
-pub mod metrics;
-pub mod snapshot;
+pub(crate) mod http;
+pub(crate) mod metrics;
+pub(crate) mod snapshot;
 mod wake_up;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -319,7 +319,6 @@ impl Observer {
                 ),
             );
             let input = JobInput {
-                group: &job.consumer_group,
                 lag: &lag,
                 desired: desired.get(i).copied().unwrap_or(0),
             };

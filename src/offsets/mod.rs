@@ -12,7 +12,7 @@ pub mod fetch;
 mod groups;
 mod members;
 pub mod timestamps;
-pub mod visible;
+pub(crate) mod visible;
 
 use std::fmt;
 use std::sync::Arc;

@@ -13,10 +13,10 @@
 //! `reaction` (the error table), `partitioner` (keys → partitions) are pure; `sender` is the
 //! one task that moves data between them and the brokers.
 
-pub mod accumulator;
-pub mod partitioner;
-pub mod pipeline;
-pub mod reaction;
+pub(crate) mod accumulator;
+pub(crate) mod partitioner;
+pub(crate) mod pipeline;
+pub(crate) mod reaction;
 mod sender;
 
 use std::collections::BTreeMap;

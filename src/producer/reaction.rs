@@ -5,7 +5,7 @@
 use crate::protocol::error::{class, Class};
 
 /// Error codes of the idempotent producer.
-pub mod code {
+pub(crate) mod code {
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;

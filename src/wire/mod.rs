@@ -3,11 +3,11 @@
 //! Knows nothing of topics or groups; `cluster` decides which broker to ask.
 pub mod connection;
 mod error;
-pub mod frame;
+pub(crate) mod frame;
 mod link;
 pub mod sasl;
 mod transport;
-pub mod versions;
+pub(crate) mod versions;
 
 pub use connection::{ConnectOptions, Connection, SaslConfig};
 pub use error::WireError;

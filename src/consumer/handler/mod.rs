@@ -5,10 +5,10 @@
 //! at-least-once needs: the caller commits exactly up to there and hands the rest back on the
 //! next attempt. Each handler kind lives in its own file; this one only picks and validates.
 
-pub mod exec;
+pub(crate) mod exec;
 pub mod log;
-pub mod rfc3339;
-pub mod sink;
+pub(crate) mod rfc3339;
+pub(crate) mod sink;
 
 use std::time::Duration;
 

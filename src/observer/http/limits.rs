@@ -174,12 +174,9 @@ impl Slots {
     }
 
     /// Number of open connections.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().open.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// A slot for a new connection. At the cap, the connection that has waited longest
