@@ -3,9 +3,10 @@
 # benchmark (each runs in its own test process, so the 10k-partition topics of broker_load do not
 # slow the others down).
 #
-#   proto-tests/bench/run.sh                 all seven, in order
+#   proto-tests/bench/run.sh                 all eight, in order
 #   proto-tests/bench/run.sh wakeup_latency  one (lag_vs_java, consume_vs_java, produce_vs_java,
-#                                            wakeup_latency, broker_load, ce_economy, wake_cost)
+#                                            wakeup_latency, broker_load, ce_economy, wake_cost,
+#                                            group_scaleout)
 #
 # Output: the tables on stdout, also appended to $CARGO_TARGET_DIR/bench-results.txt.
 # Knobs (environment): KO_BENCH_RECORDS (consume, produce; default 1000000), KO_BENCH_RUNS
@@ -15,11 +16,12 @@
 # KO_BENCH_ECONOMY_SECS (ce_economy, 180), KO_BASELINE_EXE (ce_economy: a second program, side by side),
 # KO_BENCH_WAKE_SECS (wake_cost: trickle duration, 300), KO_BENCH_TRICKLE_SECS (wake_cost: seconds
 # between records, 5).
+# KO_BENCH_BURSTS (group_scaleout, 5), KO_BENCH_BURST_RECORDS (group_scaleout, records per partition, 10).
 set -eu
 cd "$(dirname "$0")/../.."
 : "${CARGO_TARGET_DIR:=target}"
 export CARGO_TARGET_DIR
-all="lag_vs_java consume_vs_java produce_vs_java wakeup_latency broker_load ce_economy wake_cost"
+all="lag_vs_java consume_vs_java produce_vs_java wakeup_latency broker_load ce_economy wake_cost group_scaleout"
 names="${*:-$all}"
 for n in $names; do
     case " $all " in *" $n "*) ;; *) echo "unknown benchmark '$n' (one of: $all)" >&2; exit 2 ;; esac

@@ -1497,3 +1497,335 @@ fn wake_cost() {
         secs[0] / secs[1].max(0.001)
     );
 }
+
+// ---- 7. group scale-out: one plan per group, cooperative-sticky -----------------------------
+
+/// Seconds since the epoch of a log line's RFC 3339 UTC timestamp (`2026-12-02T07:02:59.084801Z`).
+fn log_time(line: &str) -> Option<f64> {
+    let ts = line.split_whitespace().next()?.strip_suffix('Z')?;
+    let (date, time) = ts.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.split(':');
+    let (h, min) = (
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+    );
+    let s = t.next()?.parse::<f64>().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + s)
+}
+
+/// Live child processes of `pid` (the local launcher's consumers; exited ones the observer
+/// has not reaped yet, zombies, do not count).
+fn children_of(pid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid ...; comm may hold spaces or parentheses.
+            let mut rest = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace();
+            let state = rest.next();
+            let ppid = rest.next().and_then(|p| p.parse::<u32>().ok());
+            ppid == Some(pid) && state != Some("Z")
+        })
+        .count()
+}
+
+/// What one burst of a `group_scaleout` run did.
+#[derive(Debug)]
+struct ScaleBurst {
+    /// Instances the observer started, and in how many runs (wake-ups).
+    instances: u64,
+    runs: usize,
+    /// Of those, instances whose every assignment was empty.
+    idle: usize,
+    /// Distinct group generations seen.
+    generations: usize,
+    /// From the first wake-up to the moment every partition had a handler call started on it.
+    owned_s: f64,
+    /// From the first wake-up to the last handler call's start.
+    drained_s: f64,
+    /// Records of the burst handled more than once.
+    twice: usize,
+}
+
+/// The scenarios: (name, topics as (prefix, partitions), jobs as topic indices).
+type ScaleScenario = (&'static str, Vec<(&'static str, i32)>, Vec<Vec<usize>>);
+
+/// Runs `bursts` bursts of `records` records per partition through an observer with local
+/// consumers (a 2 s handler per batch of 5, 5 s idle timeout); `before` = the behaviour before
+/// issue 12's plan: jobs planned one by one (`--group-plan false`) and the eager range
+/// assignor only.
+fn scaleout_run(
+    b: &Broker,
+    bt: &mut BenchTool,
+    scenario: &ScaleScenario,
+    before: bool,
+    bursts: usize,
+    records: u32,
+) -> Vec<ScaleBurst> {
+    let (_, topic_specs, job_topics) = scenario;
+    let dir = bench_dir("scaleout");
+    let topics: Vec<(String, i32)> = topic_specs
+        .iter()
+        .map(|(prefix, n)| (create_topic_fast(b, bt, &harness::unique(prefix), *n), *n))
+        .collect();
+    let group = harness::unique("scaleout-group");
+    let jobs: Vec<String> = (0..job_topics.len())
+        .map(|i| harness::unique(&format!("scaleout-{i}")))
+        .collect();
+    let mut yaml = String::new();
+    for (t, (topic, _)) in topics.iter().enumerate() {
+        yaml.push_str(&format!("{topic}:\n  jobs:\n"));
+        for (j, reads) in job_topics.iter().enumerate() {
+            if reads.contains(&t) {
+                yaml.push_str(&format!(
+                    "    - {{name: {}, consumer_group: {group}}}\n",
+                    jobs[j]
+                ));
+            }
+        }
+    }
+    let kd = dir.join("kafkadata");
+    std::fs::write(&kd, yaml).unwrap();
+    // Each handler call stamps its records with its start time (ns), then works 2 s.
+    let exec = format!(
+        "ts=$(date +%s%N); f=$(mktemp); cat > $f; sed \"s/^/$ts /\" $f >> {}/out-$CE_JOBRUN-$JOB_INDEX.txt; rm -f $f; sleep 2",
+        dir.display()
+    );
+    let bootstrap = b.plaintext();
+    let mut env = vec![
+        ("CONSUMER_EXEC", exec.as_str()),
+        ("IDLE_TIMEOUT", "5"),
+        ("BATCH_SIZE", "5"),
+    ];
+    if before {
+        env.extend([("OBSERVER_GROUP_PLAN", "false"), ("ASSIGNORS", "range")]);
+    }
+    let mut obs = ObserverProc::start(
+        &dir,
+        &[
+            "--launcher",
+            "local",
+            "--bootstrap",
+            &bootstrap,
+            "--kafkadata",
+            kd.to_str().unwrap(),
+            "--ticker-ms",
+            "100",
+        ],
+        &env,
+    );
+    let partitions: usize = topics.iter().map(|(_, n)| *n as usize).sum();
+    let started = |o: &ObserverProc| -> u64 {
+        jobs.iter()
+            .map(|j| {
+                o.metric(&format!(
+                    "kafka_observer_instances_started_total{{job=\"{j}\"}}"
+                ))
+                .unwrap_or(0.0) as u64
+            })
+            .sum()
+    };
+    // (time, topic, partition, offset) of every record handled so far.
+    let handled = || -> Vec<(f64, String, i64, i64)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !(name.starts_with("out-") && name.ends_with(".txt")) {
+                continue;
+            }
+            for line in std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .lines()
+            {
+                let Some((ts, json)) = line.split_once(' ') else {
+                    continue;
+                };
+                let (Ok(ts), Ok(v)) = (ts.parse::<f64>(), serde_json::from_str::<Value>(json))
+                else {
+                    continue;
+                };
+                out.push((
+                    ts / 1e9,
+                    v["topic"].as_str().unwrap_or_default().to_string(),
+                    v["partition"].as_i64().unwrap_or(-1),
+                    v["offset"].as_i64().unwrap_or(-1),
+                ));
+            }
+        }
+        out
+    };
+    let lag_zero = format!("kafka_consumergroup_group_sum_lag{{group=\"{group}\"}}");
+    let mut results = Vec::new();
+    for burst in 0..bursts {
+        let log_from = obs.log_text().len();
+        let handled_before = handled().len();
+        let instances_before = started(&obs);
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        for (topic, _) in &topics {
+            bt.cmd(&format!("fill {topic} {records}"));
+        }
+        let want = handled_before + partitions * records as usize;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        // Done: every record handled, the group caught up, every consumer gone.
+        loop {
+            let done = handled().len() >= want
+                && obs.metric(&lag_zero) == Some(0.0)
+                && children_of(obs.pid()) == 0;
+            if done {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "burst {burst} did not finish:\n{}",
+                obs.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let log = obs.log_text()[log_from..].to_string();
+        // The first wake-up: its `woke consumers` line comes when the launcher reports, which may
+        // be after the first instance's own first line.
+        let runs = log.lines().filter(|l| l.contains("woke consumers")).count();
+        let t0 = log
+            .lines()
+            .filter(|l| l.contains("woke consumers") || l.contains(" assigned group="))
+            .filter_map(log_time)
+            .fold(f64::INFINITY, f64::min);
+        let mut generations = std::collections::BTreeSet::new();
+        let mut members: std::collections::BTreeMap<String, bool> = Default::default();
+        for l in log
+            .lines()
+            .filter(|l| l.contains(" assigned group=") && l.contains(&group))
+        {
+            let field = |k: &str| {
+                l.split_whitespace()
+                    .find_map(|t| t.strip_prefix(k))
+                    .map(|v| v.trim_end_matches(['}', ':']).to_string())
+            };
+            if let Some(g) = field("generation=") {
+                generations.insert(g);
+            }
+            let member = format!(
+                "{}/{}",
+                field("run=").unwrap_or_default(),
+                field("index=").unwrap_or_default()
+            );
+            let owns = field("partitions=").is_some_and(|p| !p.is_empty());
+            *members.entry(member).or_default() |= owns;
+        }
+        // This burst's records: handled after its first record was written.
+        let mut first: std::collections::BTreeMap<(String, i64), f64> = Default::default();
+        let mut last = f64::NEG_INFINITY;
+        let mut times: std::collections::BTreeMap<(String, i64, i64), usize> = Default::default();
+        for (ts, topic, p, o) in handled().iter().filter(|(ts, ..)| *ts >= since) {
+            let e = first.entry((topic.clone(), *p)).or_insert(*ts);
+            *e = e.min(*ts);
+            last = last.max(*ts);
+            *times.entry((topic.clone(), *p, *o)).or_default() += 1;
+        }
+        assert_eq!(
+            times.len(),
+            partitions * records as usize,
+            "burst {burst}: records not handled"
+        );
+        let owned = first.values().copied().fold(f64::NEG_INFINITY, f64::max);
+        let instances = started(&obs) - instances_before;
+        results.push(ScaleBurst {
+            instances,
+            runs,
+            idle: members.values().filter(|owns| !**owns).count(),
+            generations: generations.len(),
+            owned_s: if first.len() == partitions {
+                owned - t0
+            } else {
+                f64::NAN
+            },
+            drained_s: last - t0,
+            twice: times.values().filter(|n| **n > 1).count(),
+        });
+    }
+    assert_eq!(obs.stop(), Some(0), "{}", obs.log_text());
+    results
+}
+
+#[test]
+#[ignore = "benchmark: proto-tests/bench/run.sh group_scaleout"]
+fn group_scaleout() {
+    let b = harness::broker();
+    let bursts: usize = std::env::var("KO_BENCH_BURSTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let records: u32 = std::env::var("KO_BENCH_BURST_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut bt = BenchTool::start(b);
+    let scenarios: Vec<ScaleScenario> = vec![
+        (
+            "shared group: job 1 on topic 1, job 2 on 1-2, job 3 on 1-3 (1 partition each)",
+            vec![("chain1", 1), ("chain2", 1), ("chain3", 1)],
+            vec![vec![0], vec![0, 1], vec![0, 1, 2]],
+        ),
+        (
+            "one job, 4 partitions woken at once",
+            vec![("wide", 4)],
+            vec![vec![0]],
+        ),
+    ];
+    let load0 = loadavg();
+    let mut rows = Vec::new();
+    for s in &scenarios {
+        // Before and after back to back, the same minutes of the same broker.
+        for before in [true, false] {
+            let r = scaleout_run(b, &mut bt, s, before, bursts, records);
+            eprintln!("{} / before={before}: {r:?}", s.0);
+            rows.push((s.0, before, r));
+        }
+    }
+    let load1 = loadavg();
+    println!("\n### group_scaleout: bursts of {records} records per partition, local consumers, handler 2 s per batch of 5, idle timeout 5 s");
+    println!(
+        "{bursts} bursts per row, medians (min–max); before = jobs planned one by one (`--group-plan false`) with the eager range assignor (`ASSIGNORS=range`), after = one plan per group with cooperative-sticky first (defaults); \
+         times from the observer's first wake-up of the burst; load avg {load0} → {load1}\n"
+    );
+    println!("| scenario | plan | instances per burst | runs (wake-ups) per burst | instances without a partition | generations per burst | all partitions owned (first handler call on each) | last handler call started | records handled twice |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (name, before, r) in &rows {
+        let f = |v: Vec<f64>| {
+            let v: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
+            if v.is_empty() {
+                return "—".to_string();
+            }
+            let (m, lo, hi) = spread(&v);
+            format!("{m:.1} ({lo:.1}–{hi:.1})")
+        };
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {} s | {} s | {} |",
+            if *before { "before" } else { "after" },
+            f(r.iter().map(|x| x.instances as f64).collect()),
+            f(r.iter().map(|x| x.runs as f64).collect()),
+            f(r.iter().map(|x| x.idle as f64).collect()),
+            f(r.iter().map(|x| x.generations as f64).collect()),
+            f(r.iter().map(|x| x.owned_s).collect()),
+            f(r.iter().map(|x| x.drained_s).collect()),
+            r.iter().map(|x| x.twice).sum::<usize>(),
+        );
+    }
+}
