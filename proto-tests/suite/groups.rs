@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -15,6 +15,7 @@ use crate::harness;
 use crate::support::consumer::{consume_cmd, wait_child};
 use crate::support::observer::ObserverProc;
 use crate::support::temp_dir;
+use crate::support::wait::wait_until;
 
 /// One of our consumers, its log and the file its `--exec` handler appends records to.
 pub struct Ours {
@@ -148,23 +149,6 @@ pub fn records(file: &Path) -> BTreeMap<(String, i64, i64), usize> {
             .or_default() += 1;
     }
     seen
-}
-
-pub fn wait_until(
-    secs: u64,
-    what: &str,
-    mut f: impl FnMut() -> bool,
-    context: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Consecutive generations of one member that re-added a partition it already held: an eager

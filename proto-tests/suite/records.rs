@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use kafka_observer::protocol::produce::{self, ProduceResponse};
@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::harness;
 use crate::support::consumer::{exec_consumer, wait_child};
 use crate::support::observer::ObserverProc;
-use crate::support::temp_dir;
+use crate::support::{eventually_every, temp_dir};
 
 /// One record of a raw batch: key, value, headers.
 pub type RawRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Vec<HeaderRef<'a>>);
@@ -276,17 +276,16 @@ fn a_corrupt_batch_blocks_without_exiting_and_nothing_past_it_is_committed() {
     let (mut cmd, log, out) = exec_consumer(&dir, &topic, &group, &["--commit-interval-ms", "100"]);
     let mut child = cmd.spawn().unwrap();
     // Retried with back-off (fetched again), longer than the idle timeout, without exiting.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    let pause = Duration::from_millis(100);
+    eventually_every(pause, 90, "three failed decodes", || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if text.matches("cannot be decoded").count() >= 3 {
             assert!(text.contains("CRC mismatch"), "{text}");
-            break;
+            return Ok(());
         }
         assert!(child.try_wait().unwrap().is_none(), "exited:\n{text}");
-        assert!(Instant::now() < deadline, "{text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        Err(text)
+    });
     assert!(child.try_wait().unwrap().is_none(), "the consumer exited");
     // The good records before it are handled and committed; nothing at or past it.
     let handled = crate::support::consumer::handled(&out);

@@ -10,15 +10,17 @@ use std::time::{Duration, Instant};
 /// attempt stays cheap.
 const MAX_PAUSE: Duration = Duration::from_millis(200);
 
-/// What one attempt returns: done (with a value), or not yet (with what was seen, if anything,
-/// shown when time runs out).
+/// What one attempt returns: done (with a value), or not yet (with what was seen, if
+/// anything, formatted only if time runs out).
 pub trait Attempt {
     type Value;
-    fn check(self) -> Result<Self::Value, Option<String>>;
+    type Seen: std::fmt::Display;
+    fn check(self) -> Result<Self::Value, Option<Self::Seen>>;
 }
 
 impl Attempt for bool {
     type Value = ();
+    type Seen = String;
     fn check(self) -> Result<(), Option<String>> {
         if self {
             Ok(())
@@ -30,6 +32,7 @@ impl Attempt for bool {
 
 impl<T> Attempt for Option<T> {
     type Value = T;
+    type Seen = String;
     fn check(self) -> Result<T, Option<String>> {
         self.ok_or(None)
     }
@@ -37,8 +40,18 @@ impl<T> Attempt for Option<T> {
 
 impl<T, E: std::fmt::Display> Attempt for Result<T, E> {
     type Value = T;
-    fn check(self) -> Result<T, Option<String>> {
-        self.map_err(|e| Some(e.to_string()))
+    type Seen = E;
+    fn check(self) -> Result<T, Option<E>> {
+        self.map_err(Some)
+    }
+}
+
+/// What a failed attempt saw, computed only when time runs out (a log, a member's output).
+pub struct Later<F>(pub F);
+
+impl<F: Fn() -> String> std::fmt::Display for Later<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&(self.0)())
     }
 }
 
@@ -58,6 +71,24 @@ pub fn eventually_every<A: Attempt>(
     f: impl FnMut() -> A,
 ) -> A::Value {
     poll(secs, what, pause, pause, f)
+}
+
+/// [`eventually`] of a yes/no fact at a 50 ms pace; on timeout the panic shows `context()`,
+/// which is called only then.
+pub fn wait_until(
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let pause = Duration::from_millis(50);
+    eventually_every(pause, secs, what, || {
+        if f() {
+            Ok(())
+        } else {
+            Err(Later(&context))
+        }
+    });
 }
 
 fn poll<A: Attempt>(
