@@ -1397,6 +1397,8 @@ fn wake_cost() {
     };
     let window = Duration::from_secs(env_secs("KO_BENCH_WAKE_SECS", 300));
     let every = Duration::from_secs(env_secs("KO_BENCH_TRICKLE_SECS", 5));
+    // As deployed (run.sh): 60 s.
+    let idle = env_secs("KO_BENCH_IDLE_TIMEOUT", 60).to_string();
     let b = harness::broker();
     let mut bt = BenchTool::start(b);
     let d = bench_dir("wake-cost");
@@ -1426,12 +1428,12 @@ fn wake_cost() {
         ),
     )
     .unwrap();
-    // Real consumers (this build's `consume`), IDLE_TIMEOUT as deployed (60 s).
+    // Real consumers (this build's `consume`).
     let mut obs = crate::support::observer::local_observer_in(
         &d,
         &mapping,
         &["--ticker-ms", "500", "--idle-ticker-ms", "10000"],
-        &[("IDLE_TIMEOUT", "60"), ("LOG_LEVEL", "info")],
+        &[("IDLE_TIMEOUT", idle.as_str()), ("LOG_LEVEL", "info")],
     );
     obs.wait_cycles(1);
     let load0 = loadavg();
@@ -1464,7 +1466,7 @@ fn wake_cost() {
     println!("\n### wake_cost: a trickle topic, default policy vs `max_wait: 60s, min_lag: 100`");
     println!(
         "one record every {} s to each topic for {} s ({produced} each), real local consumers, \
-         IDLE_TIMEOUT=60, both jobs in one observer in the same minutes; load avg {load0} → {load1}\n",
+         IDLE_TIMEOUT={idle}, both jobs in one observer in the same minutes; load avg {load0} → {load1}\n",
         every.as_secs(),
         window.as_secs()
     );
