@@ -56,7 +56,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod config;
-pub mod consumer;
+pub(crate) mod consumer;
 pub mod http_client;
 pub mod iam;
 pub(crate) mod lag;

@@ -26,7 +26,7 @@ pub type RawRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Vec<HeaderRef<'a>>
 /// returns the base offset the broker gave it.
 pub fn produce_raw(topic: &str, partition: i32, records: &[RawRecord<'_>], c: Compression) -> i64 {
     let mut batch = BatchBuilder::new();
-    let now = kafka_observer::consumer::handler::log::now_ms();
+    let now = crate::support::now_ms();
     for (k, v, h) in records {
         batch.push(now, *k, *v, h);
     }

@@ -3,20 +3,13 @@
 //! metrics must give the age of the first record the group would read next, within 1 s.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use crate::harness::{self, Broker};
+use crate::support::now_ms;
 use crate::support::observer::ObserverProc;
 use crate::support::run as ko;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 const HOUR: i64 = 3_600_000;
 

@@ -12,6 +12,7 @@
 //! | [`observer`] | `observe` as a child process ([`observer::ObserverProc`]): its log, metrics and health |
 
 use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use kafka_observer::wire::{ConnectOptions, Connection};
 
@@ -49,4 +50,12 @@ pub fn with_plaintext<T>(f: impl AsyncFnOnce(&Connection) -> T) -> T {
             .unwrap();
         f(&conn).await
     })
+}
+
+/// Now, in milliseconds since the Unix epoch (record timestamps).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
