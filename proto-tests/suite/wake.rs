@@ -95,8 +95,8 @@ fn min_lag_max_wait_and_records_per_instance() {
     });
     assert_eq!(runs.values().sum::<usize>(), 1, "{runs:?}");
 
-    // min_lag records wake at once (max_wait is an hour).
-    let before = Instant::now();
+    // min_lag records wake at once (max_wait is an hour): the long poll's latency, well
+    // under the 10 s allowed here for a loaded machine.
     b.produce(&topics[1], 0, 25);
     let after = Instant::now();
     loop {
@@ -104,13 +104,12 @@ fn min_lag_max_wait_and_records_per_instance() {
             break;
         }
         assert!(
-            Instant::now() < after + Duration::from_secs(30),
-            "min_lag records did not wake the job; log:\n{}",
+            Instant::now() < after + Duration::from_secs(10),
+            "min_lag records did not wake the job at once; log:\n{}",
             obs.log_text()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(Instant::now() - before < Duration::from_secs(3600));
     assert_eq!(wakeups(&jobs[1], "age"), 0.0);
 
     // Instances: ceil(90 / 45) = 2 (not one per lagging partition, 3); ceil(200 / 10) = 20,
