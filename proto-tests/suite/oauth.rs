@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_observer::config::secret::Secret;
 use kafka_observer::protocol::metadata::MetadataResponse;
@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::fake_ce::{unsecured_jwt, FakeCloud};
 use crate::harness::{self, USERS};
 use crate::support::command::command_env;
+use crate::support::wait::eventually_async;
 use crate::support::{eventually_every, run_env, text};
 
 /// A topic with `counts[p]` records in partition p, and a group committed at `committed` on
@@ -329,17 +330,20 @@ fn scram_session_is_renewed_under_concurrent_load() {
                 })
             })
             .collect();
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while conn.reauthentications() < 3 {
-            assert!(
-                Instant::now() < deadline,
-                "{} re-authentications after 90 s (closed: {:?})",
-                conn.reauthentications(),
-                conn.closed()
-            );
-            assert!(conn.closed().is_none(), "closed: {:?}", conn.closed());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let c = &conn;
+        let pause = Duration::from_millis(200);
+        eventually_async(pause, 90, "3 re-authentications", move || async move {
+            if c.reauthentications() >= 3 {
+                return Ok(());
+            }
+            assert!(c.closed().is_none(), "closed: {:?}", c.closed());
+            Err(format!(
+                "{} re-authentications (closed: {:?})",
+                c.reauthentications(),
+                c.closed()
+            ))
+        })
+        .await;
         stop.store(true, Ordering::Relaxed);
         for w in workers {
             w.await.unwrap().unwrap();
@@ -433,15 +437,15 @@ fn failed_reauthentication_poisons_the_connection() {
             .expect("the first token is good");
         assert!(conn.session_lifetime_ms() > 0);
         let _: MetadataResponse = conn.call(metadata_request).await.expect("first call");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let err = loop {
-            match conn.call::<_, MetadataResponse>(metadata_request).await {
-                Ok(_) => {}
-                Err(e) => break e,
+        let c = &conn;
+        let pause = Duration::from_millis(200);
+        let err = eventually_async(pause, 60, "the connection to fail", move || async move {
+            match c.call::<_, MetadataResponse>(metadata_request).await {
+                Ok(_) => Err("still usable"),
+                Err(e) => Ok(e),
             }
-            assert!(Instant::now() < deadline, "still usable after 60 s");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        })
+        .await;
         let text = err.to_string();
         assert!(matches!(err, WireError::Closed { .. }), "{text}");
         assert!(text.contains("re-authentication failed"), "{text}");
@@ -473,13 +477,17 @@ fn kafka_3_9_oauthbearer_and_reauthentication() {
             lifetime > 0 && lifetime <= harness::OAUTH_REAUTH_MS as i64,
             "{lifetime}"
         );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while conn.reauthentications() < 2 {
-            let r: Result<MetadataResponse, WireError> = conn.call(metadata_request).await;
+        let c = &conn;
+        let pause = Duration::from_millis(200);
+        eventually_async(pause, 60, "2 re-authentications", move || async move {
+            if c.reauthentications() >= 2 {
+                return true;
+            }
+            let r: Result<MetadataResponse, WireError> = c.call(metadata_request).await;
             r.expect("requests keep working across re-authentications");
-            assert!(Instant::now() < deadline, "no re-authentication after 60 s");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            false
+        })
+        .await;
         assert!(conn.closed().is_none(), "{:?}", conn.closed());
     });
 }

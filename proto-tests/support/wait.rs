@@ -103,15 +103,37 @@ fn poll<A: Attempt>(
     loop {
         match f().check() {
             Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => match last {
-                Some(last) => panic!("timed out after {secs} s waiting for {what}; last:\n{last}"),
-                None => panic!("timed out after {secs} s waiting for {what}"),
-            },
+            Err(last) if Instant::now() >= deadline => timed_out(secs, what, last),
             Err(_) => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(max);
             }
         }
+    }
+}
+
+/// [`eventually_every`] inside an async test: `f`'s future is awaited and the pause is a tokio
+/// sleep, so the runtime goes on serving the test's other tasks meanwhile.
+pub async fn eventually_async<A: Attempt, F: std::future::Future<Output = A>>(
+    pause: Duration,
+    secs: u64,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> A::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match f().await.check() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() >= deadline => timed_out(secs, what, last),
+            Err(_) => tokio::time::sleep(pause).await,
+        }
+    }
+}
+
+fn timed_out<S: std::fmt::Display>(secs: u64, what: &str, last: Option<S>) -> ! {
+    match last {
+        Some(last) => panic!("timed out after {secs} s waiting for {what}; last:\n{last}"),
+        None => panic!("timed out after {secs} s waiting for {what}"),
     }
 }
 
