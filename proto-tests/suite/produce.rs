@@ -13,6 +13,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest};
 
 use crate::harness;
 use crate::support::produce::{console_consume, ko_produce, summary, Printed};
+use crate::support::wait::eventually_async;
 
 #[test]
 fn every_codec_keys_and_headers_are_read_back_exactly_by_the_java_console_consumer() {
@@ -185,19 +186,21 @@ fn a_resent_batch_of_the_idempotent_producer_is_written_once() {
     crate::support::with_plaintext(async |conn| {
         // A fresh broker answers COORDINATOR_LOAD_IN_PROGRESS (14) while it creates its
         // transaction state topic.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let id = loop {
+        let pause = std::time::Duration::from_millis(200);
+        let id = eventually_async(pause, 60, "the transaction coordinator", || async {
             let id: InitProducerIdResponse = conn
                 .call::<InitProducerIdRequest, InitProducerIdResponse>(|_| {
                     init_producer_id::request()
                 })
                 .await
                 .unwrap();
-            if id.error_code != 14 || std::time::Instant::now() > deadline {
-                break id;
+            if id.error_code != 14 {
+                Ok(id)
+            } else {
+                Err(format!("{id:?}"))
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        };
+        })
+        .await;
         assert_eq!(id.error_code, 0);
         let mut batch = BatchBuilder::new();
         for i in 0..10 {
