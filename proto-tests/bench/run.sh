@@ -16,6 +16,7 @@
 # KO_BENCH_ECONOMY_SECS (ce_economy, 180), KO_BASELINE_EXE (ce_economy: a second program, side by side),
 # KO_BENCH_WAKE_SECS (wake_cost: trickle duration, 300), KO_BENCH_TRICKLE_SECS (wake_cost: seconds
 # between records, 5), KO_BENCH_IDLE_TIMEOUT (wake_cost: the consumers' IDLE_TIMEOUT, 60),
+# KO_BENCH_JOB_IDLE_TIMEOUT (wake_cost: the third job's kafkadata idle_timeout in seconds, 2),
 # KO_BENCH_BURSTS (group_scaleout, 5), KO_BENCH_BURST_RECORDS (group_scaleout, records per partition, 10).
 set -eu
 cd "$(dirname "$0")/../.."

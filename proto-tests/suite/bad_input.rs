@@ -218,6 +218,11 @@ fn table(f: &Files) -> Vec<Case> {
             &["t.jobs[0].max_instances", "job 'j'", "from 1 to 1000"],
         ),
         case(
+            &["observe", "--bootstrap", BS],
+            &[("kafkadata", b"t: {jobs: [{name: j, consumer_group: g, idle_timeout: 1500ms}]}")],
+            &["t.jobs[0].idle_timeout", "job 'j'", "whole seconds", "IDLE_TIMEOUT"],
+        ),
+        case(
             &["check"],
             &[(
                 "kafkadata",

@@ -1399,35 +1399,43 @@ fn wake_cost() {
     let every = Duration::from_secs(env_secs("KO_BENCH_TRICKLE_SECS", 5));
     // As deployed (run.sh): 60 s.
     let idle = env_secs("KO_BENCH_IDLE_TIMEOUT", 60).to_string();
+    // The third job's own `idle_timeout` (kafkadata): its runs get IDLE_TIMEOUT=this.
+    let job_idle = env_secs("KO_BENCH_JOB_IDLE_TIMEOUT", 2);
     let b = harness::broker();
     let mut bt = BenchTool::start(b);
     let d = bench_dir("wake-cost");
-    let (plain, batched) = (
-        harness::unique("trickle-plain"),
-        harness::unique("trickle-batched"),
-    );
-    for t in [&plain, &batched] {
-        create_topic_fast(b, &mut bt, t, 1);
-    }
-    // create_topic_fast names the topic PREFIX-0.
-    let (plain, batched) = (format!("{plain}-0"), format!("{batched}-0"));
-    let jobs = [
-        harness::unique("default-policy"),
-        harness::unique("batched-policy"),
-    ];
-    let mapping = d.join("kafkadata");
-    std::fs::write(
-        &mapping,
-        format!(
-            "{plain}:\n  jobs:\n    - {{name: {}, consumer_group: {}}}\n\
-             {batched}:\n  jobs:\n    - {{name: {}, consumer_group: {}, max_wait: 60s, min_lag: 100}}\n",
-            jobs[0],
-            harness::unique("g"),
-            jobs[1],
-            harness::unique("g")
+    // (topic prefix, row name, the job's policy keys)
+    let rows: [(&str, String, String); 3] = [
+        ("trickle-plain", "default".into(), String::new()),
+        (
+            "trickle-batched",
+            "max_wait 60s, min_lag 100".into(),
+            ", max_wait: 60s, min_lag: 100".into(),
         ),
-    )
-    .unwrap();
+        (
+            "trickle-short",
+            format!("max_wait 60s, min_lag 100, idle_timeout {job_idle}s"),
+            format!(", max_wait: 60s, min_lag: 100, idle_timeout: {job_idle}s"),
+        ),
+    ];
+    let mut topics = Vec::new();
+    let mut jobs = Vec::new();
+    let mut mapping_text = String::new();
+    for (prefix, _, keys) in &rows {
+        let t = harness::unique(prefix);
+        create_topic_fast(b, &mut bt, &t, 1);
+        // create_topic_fast names the topic PREFIX-0.
+        let t = format!("{t}-0");
+        let job = harness::unique(&format!("{prefix}-job"));
+        mapping_text.push_str(&format!(
+            "{t}:\n  jobs:\n    - {{name: {job}, consumer_group: {}{keys}}}\n",
+            harness::unique("g")
+        ));
+        topics.push(t);
+        jobs.push(job);
+    }
+    let mapping = d.join("kafkadata");
+    std::fs::write(&mapping, mapping_text).unwrap();
     // Real consumers (this build's `consume`).
     let mut obs = crate::support::observer::local_observer_in(
         &d,
@@ -1440,19 +1448,19 @@ fn wake_cost() {
     let t0 = Instant::now();
     let mut produced = 0;
     while t0.elapsed() < window {
-        for t in [&plain, &batched] {
+        for t in &topics {
             bt.cmd(&format!("produce {t} 0"));
         }
         produced += 1;
-        std::thread::sleep(every.saturating_sub(Duration::from_millis(20)));
+        std::thread::sleep(every.saturating_sub(Duration::from_millis(30)));
     }
-    // Let both drain and go idle: the batched job's last records wait up to max_wait.
+    // Let all drain and go idle: the batched jobs' last records wait up to max_wait.
     obs.wait_log(
         600,
         "every record handled and every consumer stopped",
         |log| {
             jobs.iter()
-                .zip([&plain, &batched])
+                .zip(&topics)
                 .all(|(j, t)| {
                     let c = wake_cost_of(log, j, t);
                     c.handled >= produced && c.runs > 0 && c.stopped == c.runs
@@ -1463,10 +1471,13 @@ fn wake_cost() {
     let log = obs.log_text();
     let load1 = loadavg();
     obs.stop();
-    println!("\n### wake_cost: a trickle topic, default policy vs `max_wait: 60s, min_lag: 100`");
+    println!(
+        "\n### wake_cost: a trickle topic, default policy vs `max_wait: 60s, min_lag: 100` (with and without `idle_timeout`)"
+    );
     println!(
         "one record every {} s to each topic for {} s ({produced} each), real local consumers, \
-         IDLE_TIMEOUT={idle}, both jobs in one observer in the same minutes; load avg {load0} → {load1}\n",
+         IDLE_TIMEOUT={idle} (the observer's, as deployed; the third job's runs get its own), \
+         all jobs in one observer in the same minutes; load avg {load0} → {load1}\n",
         every.as_secs(),
         window.as_secs()
     );
@@ -1475,10 +1486,7 @@ fn wake_cost() {
     );
     println!("|---|---|---|---|---|");
     let mut secs = Vec::new();
-    for (name, job, topic) in [
-        ("default", &jobs[0], &plain),
-        ("max_wait 60s, min_lag 100", &jobs[1], &batched),
-    ] {
+    for ((_, name, _), (job, topic)) in rows.iter().zip(jobs.iter().zip(&topics)) {
         let c = wake_cost_of(&log, job, topic);
         println!(
             "| {name} | {} | {:.0} | {}/{produced} | {:.1} s |",
@@ -1495,8 +1503,9 @@ fn wake_cost() {
         secs.push(c.secs);
     }
     println!(
-        "\nconsumer seconds, default / batched: {:.1}×",
-        secs[0] / secs[1].max(0.001)
+        "\nconsumer seconds, default / batched: {:.1}×; default / batched with idle_timeout {job_idle}s: {:.1}×",
+        secs[0] / secs[1].max(0.001),
+        secs[0] / secs[2].max(0.001)
     );
 }
 

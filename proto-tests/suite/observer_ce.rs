@@ -121,6 +121,48 @@ fn backlog_at_start_is_dispatched_in_the_first_cycle() {
 }
 
 #[test]
+fn a_jobs_idle_timeout_goes_into_its_job_runs_environment() {
+    let b = harness::broker();
+    let cloud = FakeCloud::start();
+    let d = temp_dir("obs-ce-idle");
+    let (short, plain) = (harness::unique("idle-short"), harness::unique("idle-plain"));
+    let jobs = [harness::unique("short-job"), harness::unique("plain-job")];
+    for t in [&short, &plain] {
+        b.create_topic(t, 1);
+    }
+    let file = d.join("kafkadata");
+    std::fs::write(
+        &file,
+        format!(
+            "{short}:\n  jobs:\n    - {{name: {}, consumer_group: {}, idle_timeout: 3s}}\n\
+             {plain}:\n  jobs:\n    - {{name: {}, consumer_group: {}}}\n",
+            jobs[0],
+            harness::unique("g"),
+            jobs[1],
+            harness::unique("g")
+        ),
+    )
+    .unwrap();
+    let mut obs = ce_observer(&cloud, &file, &d, &[]);
+    b.produce(&short, 0, 1);
+    b.produce(&plain, 0, 1);
+    let with = cloud.wait_for_creates(&jobs[0], 1, Duration::from_secs(60));
+    assert_eq!(
+        with[0],
+        json!({"job_name": jobs[0], "scale_array_spec": "0-0", "run_env_variables": [
+            {"type": "literal", "name": "IDLE_TIMEOUT", "value": "3"}
+        ]})
+    );
+    // A job without the key: exactly the sample's body, the job's own environment applies.
+    let without = cloud.wait_for_creates(&jobs[1], 1, Duration::from_secs(60));
+    assert_eq!(
+        without[0],
+        json!({"job_name": jobs[1], "scale_array_spec": "0-0"})
+    );
+    assert_eq!(obs.stop(), Some(0), "{}", obs.log_text());
+}
+
+#[test]
 fn api_errors_are_retried_into_exactly_one_run_and_401_refreshes_the_token_once() {
     let b = harness::broker();
     let cloud = FakeCloud::start();

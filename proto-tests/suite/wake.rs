@@ -1,7 +1,8 @@
 //! Wake-up policies against the real broker, with the stand-in consumer: fewer records than
 //! `min_lag` wake the job when the oldest turns `max_wait` old (not before, not much after, with
 //! no fast tick to find it: the idle tick is a minute), `min_lag` records wake it at once, and
-//! `records_per_instance` / `max_instances` set the instance counts.
+//! `records_per_instance` / `max_instances` set the instance counts; a job's `idle_timeout`
+//! reaches its runs as `IDLE_TIMEOUT`.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ fn min_lag_max_wait_and_records_per_instance() {
     let partitions = [1, 1, 4, 4];
     let policies = [
         "min_lag: 20, max_wait: 6s",
-        "min_lag: 20, max_wait: 1h",
+        "min_lag: 20, max_wait: 1h, idle_timeout: 3s",
         "records_per_instance: 45",
         "records_per_instance: 10, max_instances: 3",
     ];
@@ -43,6 +44,10 @@ fn min_lag_max_wait_and_records_per_instance() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         said.contains("    wake-up: wake from 20 records, or when the oldest waiting record is 6s old; one instance per lagging partition, at most --max-instances\n"),
+        "{said}"
+    );
+    assert!(
+        said.contains("    wake-up: wake from 20 records, or when the oldest waiting record is 1h old; one instance per lagging partition, at most --max-instances; runs exit after 3s without records (IDLE_TIMEOUT=3)\n"),
         "{said}"
     );
     assert!(
@@ -111,6 +116,16 @@ fn min_lag_max_wait_and_records_per_instance() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(wakeups(&jobs[1], "age"), 0.0);
+    // Its run got the job's idle timeout; the observer (started without IDLE_TIMEOUT) passes
+    // none to the others.
+    let starts = standin.wait(30, "the activation job's instance", |si| {
+        let all = si.starts();
+        all.iter().any(|s| s[0] == jobs[1]).then_some(all)
+    });
+    for s in &starts {
+        let want = if s[0] == jobs[1] { "3" } else { "-" };
+        assert_eq!(s.get(6).map(String::as_str), Some(want), "{s:?}");
+    }
 
     // Instances: ceil(90 / 45) = 2 (not one per lagging partition, 3); ceil(200 / 10) = 20,
     // capped by the 4 lagging partitions and max_instances 3.

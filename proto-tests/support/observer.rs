@@ -12,8 +12,8 @@ use std::time::Duration;
 use crate::fake_ce::FakeCloud;
 use crate::harness;
 
-/// A stand-in consumer: logs `CE_JOB CE_JOBRUN JOB_INDEX JOB_ARRAY_SIZE KAFKA_TOPIC CONSUMER_GROUP`
-/// and lives until `release-<run>` (or `release-all`) exists in its directory.
+/// A stand-in consumer: logs `CE_JOB CE_JOBRUN JOB_INDEX JOB_ARRAY_SIZE KAFKA_TOPIC CONSUMER_GROUP
+/// IDLE_TIMEOUT` (`-` when unset) and lives until `release-<run>` (or `release-all`) exists in its directory.
 pub struct StandIn {
     pub dir: PathBuf,
 }
@@ -25,7 +25,7 @@ impl StandIn {
         std::fs::write(
             &script,
             format!(
-                "#!/bin/sh\necho \"$CE_JOB $CE_JOBRUN $JOB_INDEX $JOB_ARRAY_SIZE $KAFKA_TOPIC $CONSUMER_GROUP\" >> {dir}/starts\n\
+                "#!/bin/sh\necho \"$CE_JOB $CE_JOBRUN $JOB_INDEX $JOB_ARRAY_SIZE $KAFKA_TOPIC $CONSUMER_GROUP ${{IDLE_TIMEOUT:--}}\" >> {dir}/starts\n\
                  while [ ! -e {dir}/release-$CE_JOBRUN ] && [ ! -e {dir}/release-all ]; do sleep 0.05; done\n",
                 dir = dir.display()
             ),
@@ -41,7 +41,7 @@ impl StandIn {
         self.dir.join("consumer.sh").display().to_string()
     }
 
-    /// Every start so far: (job, run, index, size, topics, group).
+    /// Every start so far: (job, run, index, size, topics, group, idle timeout or `-`).
     pub fn starts(&self) -> Vec<Vec<String>> {
         std::fs::read_to_string(self.dir.join("starts"))
             .unwrap_or_default()

@@ -72,6 +72,7 @@ const JOB_KEYS: &[&str] = &[
     "max_wait",
     "records_per_instance",
     "max_instances",
+    "idle_timeout",
 ];
 const EXAMPLE: &str =
     "payments: {partitions: 4, jobs: [{name: payments-consumer, consumer_group: payments-consumer-group}]}";

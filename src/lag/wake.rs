@@ -145,6 +145,7 @@ mod tests {
             max_wait: max_wait_s.map(Duration::from_secs),
             records_per_instance: rpi,
             max_instances: max,
+            idle_timeout: None,
         }
     }
 

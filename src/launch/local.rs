@@ -115,6 +115,8 @@ impl LocalLauncher {
                 .arg(&self.exe)
                 .args(&self.args)
                 .envs(self.env.iter().map(|(k, v)| (k, v)))
+                // The job's own (kafkadata `idle_timeout`) over the observer's.
+                .envs(job.wake.run_env())
                 .env("KAFKA_TOPIC", job.topics.join(","))
                 .env("CONSUMER_GROUP", &job.consumer_group)
                 .env("JOB_INDEX", index.to_string())

@@ -84,7 +84,8 @@ impl Launcher {
                 let req = code_engine::CreateJobRun {
                     job_name: job.name.clone(),
                     scale_array_spec: code_engine::array_spec(instances),
-                    ..code_engine::CreateJobRun::default()
+                    // The job's `idle_timeout` (kafkadata), for this run only.
+                    run_env_variables: job.wake.run_env(),
                 };
                 ce.create_job_run(&req)
                     .await

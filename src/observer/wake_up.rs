@@ -53,7 +53,7 @@ pub fn apply(
     time_lags: &[Vec<Option<i64>>],
 ) -> Applied {
     let mut out = Applied::default();
-    if jobs.iter().all(|j| j.wake.is_default()) {
+    if jobs.iter().all(|j| j.wake.wakes_as_default()) {
         return out;
     }
     let mut counted_by_group: Vec<HashSet<TopicPartition>> = vec![HashSet::new(); group_lags.len()];

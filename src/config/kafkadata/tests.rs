@@ -287,7 +287,7 @@ payments:
                 "payments: unknown key 'partition' (did you mean 'partitions'?); it is ignored",
                 "payments: unknown key 'color' (known keys: partitions, jobs); it is ignored",
                 "payments.jobs[0]: unknown key 'consumer-group' (did you mean 'consumer_group'?); it is ignored",
-                "payments.jobs[0]: unknown key 'image' (known keys: name, consumer_group, min_lag, max_wait, records_per_instance, max_instances); it is ignored",
+                "payments.jobs[0]: unknown key 'image' (known keys: name, consumer_group, min_lag, max_wait, records_per_instance, max_instances, idle_timeout); it is ignored",
             ]
         );
     // The typo alone is still an error, because the real key is then missing.

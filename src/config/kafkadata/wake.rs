@@ -15,12 +15,17 @@ pub const KEYS: &[&str] = &[
     "max_wait",
     "records_per_instance",
     "max_instances",
+    "idle_timeout",
 ];
 
 /// The longest `max_wait` accepted: a day (a record older than that is not "batched").
 pub const MAX_WAIT_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
-/// A job's wake-up policy (see `lag::wake` for what it decides).
+/// The longest `idle_timeout` accepted: what the consumer's `IDLE_TIMEOUT` accepts (7 days).
+pub const IDLE_TIMEOUT_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A job's wake-up policy (see `lag::wake` for what it decides) and how long its runs stay up
+/// once idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WakePolicy {
     /// A partition counts as lagging only from this many records (activation).
@@ -31,12 +36,32 @@ pub struct WakePolicy {
     pub records_per_instance: Option<u64>,
     /// At most this many instances of the job (else `--max-instances`).
     pub max_instances: Option<u32>,
+    /// Every run of the job gets `IDLE_TIMEOUT` = these (whole) seconds, so a run woken for a
+    /// batch ends soon after it drained it instead of waiting for a trickle to pause.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl WakePolicy {
     /// True when no key is set: today's behaviour.
     pub fn is_default(&self) -> bool {
         *self == WakePolicy::default()
+    }
+
+    /// True when no key changes *when* or *how many* instances wake (`idle_timeout` does not).
+    pub fn wakes_as_default(&self) -> bool {
+        WakePolicy {
+            idle_timeout: None,
+            ..*self
+        }
+        .is_default()
+    }
+
+    /// The environment every run of the job gets on top of the launcher's own:
+    /// `IDLE_TIMEOUT=<seconds>` when `idle_timeout` is set, else nothing.
+    pub fn run_env(&self) -> Vec<(String, String)> {
+        self.idle_timeout
+            .map(|d| vec![("IDLE_TIMEOUT".to_string(), d.as_secs().to_string())])
+            .unwrap_or_default()
     }
 }
 
@@ -66,8 +91,17 @@ impl fmt::Display for WakePolicy {
             )?,
         }
         match self.max_instances {
-            None => f.write_str(", at most --max-instances"),
-            Some(n) => write!(f, ", at most {n}"),
+            None => f.write_str(", at most --max-instances")?,
+            Some(n) => write!(f, ", at most {n}")?,
+        }
+        match self.idle_timeout {
+            None => Ok(()),
+            Some(d) => write!(
+                f,
+                "; runs exit after {} without records (IDLE_TIMEOUT={})",
+                show_duration(d),
+                d.as_secs()
+            ),
         }
     }
 }
@@ -131,45 +165,60 @@ pub fn parse(map: &Mapping) -> Result<WakePolicy, (&'static str, String)> {
     let min_lag = count("min_lag", "records", i64::MAX as u64)?;
     let records_per_instance = count("records_per_instance", "records", i64::MAX as u64)?;
     let max_instances = count("max_instances", "instances", 1000)?.map(|n| n as u32);
-    let max_wait = match map.get("max_wait") {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let fix = "write a whole number and a unit, e.g. '30s', '5m' or '500ms', at most 24h";
-            let text = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => {
-                    return Err((
-                        "max_wait",
-                        format!("'max_wait' needs a unit: got {n}; {fix}"),
-                    ))
-                }
-                other => {
-                    return Err((
-                        "max_wait",
-                        format!(
-                            "'max_wait' must be a duration, got {}; {fix}",
-                            super::describe(other)
-                        ),
-                    ))
-                }
-            };
-            match parse_duration(&text) {
-                Some(d) if !d.is_zero() && d <= MAX_WAIT_LIMIT => Some(d),
-                _ => {
-                    return Err((
-                        "max_wait",
-                        format!("'max_wait' is not a duration from 1ms to 24h: '{text}'; {fix}"),
-                    ))
-                }
-            }
-        }
-    };
+    let max_wait = duration(
+        map,
+        "max_wait",
+        "write a whole number and a unit, e.g. '30s', '5m' or '500ms', at most 24h",
+        |d| !d.is_zero() && d <= MAX_WAIT_LIMIT,
+        "a duration from 1ms to 24h",
+    )?;
+    // The consumer reads IDLE_TIMEOUT as whole seconds from 1 to 7 days.
+    let idle_timeout = duration(
+        map,
+        "idle_timeout",
+        "write whole seconds with a unit, e.g. '2s', '30s' or '5m', at most 168h \
+         (every run gets IDLE_TIMEOUT in seconds)",
+        |d| d.subsec_nanos() == 0 && d.as_secs() >= 1 && d <= IDLE_TIMEOUT_LIMIT,
+        "whole seconds from 1s to 168h",
+    )?;
     Ok(WakePolicy {
         min_lag,
         max_wait,
         records_per_instance,
         max_instances,
+        idle_timeout,
     })
+}
+
+/// The duration at `key`, if set: a string [`parse_duration`] reads and `ok` accepts
+/// (`range` says what `ok` accepts, `fix` how to write one).
+fn duration(
+    map: &Mapping,
+    key: &'static str,
+    fix: &str,
+    ok: impl Fn(Duration) -> bool,
+    range: &str,
+) -> Result<Option<Duration>, (&'static str, String)> {
+    let text = match map.get(key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => {
+            return Err((key, format!("'{key}' needs a unit: got {n}; {fix}")))
+        }
+        Some(other) => {
+            return Err((
+                key,
+                format!(
+                    "'{key}' must be a duration, got {}; {fix}",
+                    super::describe(other)
+                ),
+            ))
+        }
+    };
+    match parse_duration(&text) {
+        Some(d) if ok(d) => Ok(Some(d)),
+        _ => Err((key, format!("'{key}' is not {range}: '{text}'; {fix}"))),
+    }
 }
 
 #[cfg(test)]
@@ -205,7 +254,7 @@ mod tests {
     #[test]
     fn keys_are_read_and_checked() {
         let all =
-            policy("{min_lag: 100, max_wait: 60s, records_per_instance: 50, max_instances: 3}");
+            policy("{min_lag: 100, max_wait: 60s, records_per_instance: 50, max_instances: 3, idle_timeout: 2s}");
         assert_eq!(
             all,
             Ok(WakePolicy {
@@ -213,7 +262,16 @@ mod tests {
                 max_wait: Some(Duration::from_secs(60)),
                 records_per_instance: Some(50),
                 max_instances: Some(3),
+                idle_timeout: Some(Duration::from_secs(2)),
             })
+        );
+        assert_eq!(
+            policy("{idle_timeout: 5m}").map(|p| (p.run_env(), p.wakes_as_default())),
+            Ok((vec![("IDLE_TIMEOUT".into(), "300".into())], true))
+        );
+        assert_eq!(
+            policy("{max_wait: 5m}").map(|p| (p.run_env(), p.wakes_as_default())),
+            Ok((vec![], false))
         );
         assert_eq!(policy("{name: x}"), Ok(WakePolicy::default()));
         #[rustfmt::skip]
@@ -228,6 +286,11 @@ mod tests {
             ("{max_wait: 0s}", "max_wait", "from 1ms to 24h"),
             ("{max_wait: 2d}", "max_wait", "e.g. '30s'"),
             ("{max_wait: [1]}", "max_wait", "got a list"),
+            ("{idle_timeout: 3}", "idle_timeout", "needs a unit"),
+            ("{idle_timeout: 1500ms}", "idle_timeout", "whole seconds from 1s"),
+            ("{idle_timeout: 500ms}", "idle_timeout", "whole seconds from 1s"),
+            ("{idle_timeout: 0s}", "idle_timeout", "IDLE_TIMEOUT"),
+            ("{idle_timeout: 169h}", "idle_timeout", "at most 168h"),
         ];
         for (yaml, key, words) in bad {
             let (k, m) = policy(yaml).unwrap_err();
@@ -247,10 +310,19 @@ mod tests {
             max_wait: Some(Duration::from_secs(60)),
             records_per_instance: Some(50),
             max_instances: Some(3),
+            idle_timeout: None,
         };
         assert_eq!(
             p.to_string(),
             "wake from 100 records, or when the oldest waiting record is 1m old; one instance per 50 records (at most one per lagging partition), at most 3"
+        );
+        let idle = WakePolicy {
+            idle_timeout: Some(Duration::from_secs(2)),
+            ..WakePolicy::default()
+        };
+        assert_eq!(
+            idle.to_string(),
+            "wake at the first record; one instance per lagging partition, at most --max-instances; runs exit after 2s without records (IDLE_TIMEOUT=2)"
         );
     }
 }
