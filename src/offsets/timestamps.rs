@@ -313,12 +313,9 @@ pub async fn look(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{Compression, Record, TimestampType};
+    use crate::protocol::testutil::{fetch_answer as answer, txn_batch as batch};
 
     use crate::lag::NoCommit;
-    use crate::protocol::fetch::AbortedTransaction;
 
     fn tp(p: i32) -> TopicPartition {
         TopicPartition::new("t", p)
@@ -450,35 +447,6 @@ mod tests {
         assert_eq!(r.len(), 2);
     }
 
-    /// One batch of `count` records from `offset` stamped `ts` (`producer` ≥ 0: transactional), or
-    /// a marker (`marker` = Some(commit)); `append`: LogAppendTime with max timestamp `ts + 99`.
-    fn batch(offset: i64, count: i64, producer: i64, marker: Option<bool>, ts: i64) -> Vec<u8> {
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: producer >= 0,
-                control: marker.is_some(),
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: producer,
-                producer_epoch: if producer >= 0 { 0 } else { -1 },
-                timestamp_type: TimestampType::Creation,
-                offset: offset + i,
-                sequence: if marker.is_some() { -1 } else { i as i32 },
-                timestamp: ts + i,
-                key: Some(match marker {
-                    Some(commit) => Bytes::from(vec![0, 0, 0, u8::from(commit)]),
-                    None => Bytes::from_static(b"k"),
-                }),
-                value: Some(match marker {
-                    Some(_) => Bytes::from(vec![0, 0, 0, 0, 0, 0]),
-                    None => Bytes::from_static(b"v"),
-                }),
-                headers: IndexMap::new(),
-            })
-            .collect();
-        crate::protocol::testutil::encode_batch(&records, Compression::None)
-    }
-
     /// `batch` with the LogAppendTime attribute set and max timestamp `max` (CRC recomputed).
     fn log_append(mut b: Vec<u8>, max: i64) -> Vec<u8> {
         let attributes = i16::from_be_bytes([b[21], b[22]]) | (1 << 3);
@@ -487,22 +455,6 @@ mod tests {
         let crc = crc32c::crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
-    }
-
-    fn answer(batches: &[Vec<u8>], aborted: &[(i64, i64)]) -> FetchPartition {
-        FetchPartition {
-            records: Some(Bytes::from(batches.concat())),
-            aborted_transactions: Some(
-                aborted
-                    .iter()
-                    .map(|(p, o)| AbortedTransaction {
-                        producer_id: *p,
-                        first_offset: *o,
-                    })
-                    .collect(),
-            ),
-            ..FetchPartition::default()
-        }
     }
 
     #[test]

@@ -102,55 +102,13 @@ pub async fn gaps_with_nothing_visible(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{Compression, Record, TimestampType};
-
-    use crate::protocol::fetch::AbortedTransaction;
+    use crate::protocol::testutil::fetch_answer as answer;
 
     /// One batch: `count` records from `offset`, or a transaction marker (`marker` = Some(commit)).
     fn batch(offset: i64, count: i64, producer: i64, marker: Option<bool>) -> Vec<u8> {
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: producer >= 0,
-                control: marker.is_some(),
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: producer,
-                producer_epoch: if producer >= 0 { 0 } else { -1 },
-                timestamp_type: TimestampType::Creation,
-                offset: offset + i,
-                sequence: if marker.is_some() { -1 } else { i as i32 },
-                timestamp: 1_700_000_000_000,
-                key: Some(match marker {
-                    Some(commit) => Bytes::from(vec![0, 0, 0, u8::from(commit)]),
-                    None => Bytes::from_static(b"k"),
-                }),
-                value: Some(match marker {
-                    Some(_) => Bytes::from(vec![0, 0, 0, 0, 0, 0]),
-                    None => Bytes::from_static(b"v"),
-                }),
-                headers: IndexMap::new(),
-            })
-            .collect();
-        crate::protocol::testutil::encode_batch(&records, Compression::None)
+        crate::protocol::testutil::txn_batch(offset, count, producer, marker, 1_700_000_000_000)
     }
 
-    fn answer(batches: &[Vec<u8>], aborted: &[(i64, i64)]) -> FetchPartition {
-        FetchPartition {
-            records: Some(Bytes::from(batches.concat())),
-            aborted_transactions: Some(
-                aborted
-                    .iter()
-                    .map(|(p, o)| AbortedTransaction {
-                        producer_id: *p,
-                        first_offset: *o,
-                    })
-                    .collect(),
-            ),
-            ..FetchPartition::default()
-        }
-    }
 
     #[test]
     fn gaps_with_nothing_visible() {

@@ -26,6 +26,53 @@ pub fn encode_batch(
     buf.to_vec()
 }
 
+/// One batch of `count` plain records from `offset` stamped `ts`, `ts + 1`, … (`producer` ≥ 0:
+/// transactional), or a transaction marker (`marker` = Some(commit)), uncompressed.
+pub fn txn_batch(offset: i64, count: i64, producer: i64, marker: Option<bool>, ts: i64) -> Vec<u8> {
+    use kafka_protocol::records::{Compression, Record, TimestampType};
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: producer >= 0,
+            control: marker.is_some(),
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: producer,
+            producer_epoch: if producer >= 0 { 0 } else { -1 },
+            timestamp_type: TimestampType::Creation,
+            offset: offset + i,
+            sequence: if marker.is_some() { -1 } else { i as i32 },
+            timestamp: ts + i,
+            key: Some(match marker {
+                Some(commit) => Bytes::from(vec![0, 0, 0, u8::from(commit)]),
+                None => Bytes::from_static(b"k"),
+            }),
+            value: Some(match marker {
+                Some(_) => Bytes::from(vec![0, 0, 0, 0, 0, 0]),
+                None => Bytes::from_static(b"v"),
+            }),
+            headers: kafka_protocol::indexmap::IndexMap::new(),
+        })
+        .collect();
+    encode_batch(&records, Compression::None)
+}
+
+/// A Fetch answer for one partition: `batches` back to back, `aborted` as (producer, first offset).
+pub fn fetch_answer(batches: &[Vec<u8>], aborted: &[(i64, i64)]) -> super::fetch::FetchPartition {
+    super::fetch::FetchPartition {
+        records: Some(Bytes::from(batches.concat())),
+        aborted_transactions: Some(
+            aborted
+                .iter()
+                .map(|(p, o)| super::fetch::AbortedTransaction {
+                    producer_id: *p,
+                    first_offset: *o,
+                })
+                .collect(),
+        ),
+        ..super::fetch::FetchPartition::default()
+    }
+}
+
 /// xorshift64*: deterministic, dependency-free.
 pub struct Rng(u64);
 
