@@ -272,11 +272,11 @@ pub async fn look(
         )
         .await;
         let mut learned = false;
-        for ((_, positions), answer) in calls.iter().zip(answers) {
+        for ((leader, positions), answer) in calls.iter().zip(answers) {
             let parts = match answer {
                 Ok(parts) => parts,
                 Err(e) => {
-                    tracing::debug!(error = %e, "time-lag look failed; those time lags stay unknown for a while");
+                    tracing::warn!(leader = *leader, partitions = positions.len(), error = %e, retry_in = ?RETRY_AFTER, "time-lag look failed; those time lags stay unknown until it is asked again");
                     let now = Instant::now();
                     peeks
                         .failed
