@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::harness;
 use crate::support::consumer::{consume_cmd, wait_child};
-use crate::support::observer::ObserverProc;
+use crate::support::observer::{local_observer_in, ObserverProc};
 use crate::support::temp_dir;
 use crate::support::wait::wait_until;
 
@@ -772,19 +772,10 @@ fn a_shared_group_wakes_one_instance_per_lagging_partition_and_handles_each_reco
     let kd = dir.join("kafkadata");
     std::fs::write(&kd, chain_mapping(&topics, &jobs, &group)).unwrap();
     let exec = format!("cat >> {}/out-$CE_JOBRUN-$JOB_INDEX.jsonl", dir.display());
-    let bootstrap = b.plaintext();
-    let mut obs = ObserverProc::start(
+    let mut obs = local_observer_in(
         &dir,
-        &[
-            "--launcher",
-            "local",
-            "--bootstrap",
-            &bootstrap,
-            "--kafkadata",
-            kd.to_str().unwrap(),
-            "--ticker-ms",
-            "100",
-        ],
+        &kd,
+        &[],
         &[("CONSUMER_EXEC", &exec), ("IDLE_TIMEOUT", "3")],
     );
     wait_until(

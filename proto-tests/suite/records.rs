@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::harness;
 use crate::support::consumer::{exec_consumer, wait_child};
-use crate::support::observer::ObserverProc;
+use crate::support::observer::local_observer_in;
 use crate::support::{eventually_every, temp_dir};
 
 /// One record of a raw batch: key, value, headers.
@@ -152,7 +152,6 @@ fn header_names_that_are_not_utf8_reach_the_handler_with_their_bytes() {
 
 #[test]
 fn the_observer_wakes_one_consumer_that_drains_odd_headers_and_is_not_relaunched() {
-    let b = harness::broker();
     let topic = mixed_topic("odd-observe", Compression::Lz4);
     let dir = temp_dir("odd-observe");
     let group = harness::unique("odd-observe-g");
@@ -165,19 +164,10 @@ fn the_observer_wakes_one_consumer_that_drains_odd_headers_and_is_not_relaunched
     .unwrap();
     let out = dir.join("handled.jsonl");
     let exec = format!("cat >> {}", out.display());
-    let bootstrap = b.plaintext();
-    let mut obs = ObserverProc::start(
+    let mut obs = local_observer_in(
         &dir,
-        &[
-            "--launcher",
-            "local",
-            "--bootstrap",
-            &bootstrap,
-            "--kafkadata",
-            kafkadata.to_str().unwrap(),
-            "--ticker-ms",
-            "200",
-        ],
+        &kafkadata,
+        &["--ticker-ms", "200"],
         &[
             ("IDLE_TIMEOUT", "3"),
             ("SESSION_TIMEOUT", "6"),
@@ -672,19 +662,10 @@ fn under_the_observer_a_dead_letter_topic_ends_the_relaunches_of_a_failing_recor
     .unwrap();
     let out = dir.join("handled.jsonl");
     let exec = poison_exec(&out);
-    let bootstrap = b.plaintext();
-    let mut obs = ObserverProc::start(
+    let mut obs = local_observer_in(
         &dir,
-        &[
-            "--launcher",
-            "local",
-            "--bootstrap",
-            &bootstrap,
-            "--kafkadata",
-            kafkadata.to_str().unwrap(),
-            "--ticker-ms",
-            "200",
-        ],
+        &kafkadata,
+        &["--ticker-ms", "200"],
         &[
             ("IDLE_TIMEOUT", "3"),
             ("SESSION_TIMEOUT", "6"),

@@ -109,7 +109,6 @@ mod tests {
         crate::protocol::testutil::txn_batch(offset, count, producer, marker, 1_700_000_000_000)
     }
 
-
     #[test]
     fn gaps_with_nothing_visible() {
         // 0-1 committed transaction of producer 7, its COMMIT marker at 2; 3-4 aborted
