@@ -11,8 +11,8 @@
 //!
 //! | Layer | Module | Responsibility | Uses |
 //! |---|---|---|---|
-//! | wiring | [`cli`] | subcommands (`observe`, `consume`, `lag`, `check`, `produce`): flags and environment in (read and checked by [`cli::settings`]), exit codes out (0 ok, 1 runtime failure, 2 usage or configuration) | everything below |
-//! | config | [`config`] | the kafkadata mapping and broker lists, validated before any socket opens; [`config::secret`] values redact themselves; errors name the field, variable or flag | — |
+//! | wiring | [`cli`] | subcommands (`observe`, `consume`, `lag`, `check`, `produce`): clap flags in, handed to [`config`], the result wired to the layers below; exit codes out (0 ok, 1 runtime failure, 2 usage or configuration) | everything below |
+//! | config | [`config`] | **pure** resolution and validation before any socket opens: flag beats variable ([`config::settings`], the environment passed in as a [`config::env::Env`]), the consumers' failure policy ([`config::failure`]), the kafkadata mapping and broker lists; [`config::secret`] values redact themselves; errors name the field, variable or flag | — |
 //! | loop | [`observer`] | the reconcile loop: snapshot → plan → act → export; the long poll that wakes it; `/metrics` and `/healthz` | `cluster`, `config`, `http_client`, `lag`, `launch`, `offsets`, `protocol` |
 //! | launch | [`launch`] | Code Engine job runs and local processes behind one interface, called from the launcher's own tasks with deadlines | `config`, `http_client`, `iam`, `lag`, `redact`, `retry` |
 //! | decide | [`lag`] | **pure**: [`lag::Policy`] (which end of the log counts, where a consumer starts), lag per partition and group, the reconcile plan, stuck partitions | `offsets` (data types), `protocol` (error codes) |

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kafka_observer::cli::{check, consume, lag, observe, produce, settings, CliError};
+use kafka_observer::cli::{check, consume, lag, observe, produce, CliError};
+use kafka_observer::config::env::ProcessEnv;
+use kafka_observer::config::settings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,7 +94,10 @@ fn main() -> ExitCode {
 /// Logs go to stderr; `RUST_LOG` or `LOG_LEVEL` set the filter (default per role); a filter
 /// that cannot be read is a usage error naming its variable.
 fn init_logging(default: &str) -> Result<(), CliError> {
-    let (filter, origin) = match (settings::env("RUST_LOG")?, settings::env("LOG_LEVEL")?) {
+    let (filter, origin) = match (
+        settings::var(&ProcessEnv, "RUST_LOG")?,
+        settings::var(&ProcessEnv, "LOG_LEVEL")?,
+    ) {
         (Some(f), _) => (f, "RUST_LOG"),
         (None, Some(f)) => (f, "LOG_LEVEL"),
         (None, None) => (default.to_string(), "LOG_LEVEL"),

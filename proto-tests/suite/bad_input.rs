@@ -423,6 +423,23 @@ fn table(f: &Files) -> Vec<Case> {
             &["OBSERVER_LONG_POLL"],
         ),
         o(&["--idle-ticker-ms", "1"], &[], &["--idle-ticker-ms"]),
+        // The consumers' failure policy, in the environment they inherit: refused at the
+        // observer's start with the consumer's own message, before any connection.
+        o(
+            &[],
+            &[("MAX_ATTEMPTS", b"many"), ("ON_EXHAUSTED", b"skip")],
+            &["The setting MAX_ATTEMPTS is invalid", "'many'"],
+        ),
+        o(
+            &[],
+            &[("MAX_ATTEMPTS", b"3")],
+            &["MAX_ATTEMPTS needs somewhere", "--dead-letter-topic"],
+        ),
+        o(
+            &[],
+            &[("DEAD_LETTER_TOPIC", b"t")],
+            &["DEAD_LETTER_TOPIC", "a topic this consumer reads"],
+        ),
         case(
             &[
                 "observe",

@@ -105,6 +105,7 @@ const NAMED_IN_PROSE: &[&str] = &[
     "IBM Cloud call failed",
     "launcher recovered: its calls succeed again",
     "is not a region name",
+    "needs somewhere for exhausted records to go",
     "cannot use the Kafka cluster: ",
     "launcher call failed; asked again after a back-off",
     "does not exist in the cluster",

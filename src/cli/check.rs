@@ -12,10 +12,11 @@ use clap::Args;
 
 use super::kafka::{KafkaArgs, ENV_BROKERS};
 use super::observe::load_kafkadata;
-use super::settings::env;
 use super::CliError;
 use crate::cluster::Cluster;
+use crate::config::env::ProcessEnv;
 use crate::config::kafkadata::Job;
+use crate::config::settings::var;
 
 /// Validate a kafkadata mapping, offline or against the cluster.
 #[derive(Debug, Clone, Args)]
@@ -142,7 +143,7 @@ pub async fn run(a: CheckArgs) -> Result<(), CliError> {
     for line in explained {
         say!("{line}");
     }
-    if a.kafka.bootstrap.is_none() && env(ENV_BROKERS)?.is_none() {
+    if a.kafka.bootstrap.is_none() && var(&ProcessEnv, ENV_BROKERS)?.is_none() {
         say!("no brokers given (--bootstrap): the cluster was not checked");
         return Ok(());
     }

@@ -10,11 +10,12 @@ use tracing::Instrument;
 mod policy;
 
 use super::kafka::KafkaArgs;
-use super::settings::{
-    env, offset_reset, parsed, read_committed, required, setting, switch, whole,
-};
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
+use crate::config::env::ProcessEnv;
+use crate::config::settings::{
+    offset_reset, parsed, read_committed, required, setting, switch, var, whole,
+};
 use crate::consumer::assignor::SUPPORTED;
 use crate::consumer::failure::Exhausted;
 use crate::consumer::group::GroupConfig;
@@ -117,7 +118,8 @@ pub struct ConsumeArgs {
 }
 
 pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
-    let topics_s = required(&a.topics, "--topic", "KAFKA_TOPIC", "the topic list")?;
+    let env = &ProcessEnv;
+    let topics_s = required(env, &a.topics, "--topic", "KAFKA_TOPIC", "the topic list")?;
     let topics: Vec<String> = topics_s
         .value
         .split(',')
@@ -127,8 +129,15 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     if topics.is_empty() {
         return Err(invalid(&topics_s.origin, "no topic named"));
     }
-    let group = required(&a.group, "--group", "CONSUMER_GROUP", "the consumer group")?;
+    let group = required(
+        env,
+        &a.group,
+        "--group",
+        "CONSUMER_GROUP",
+        "the consumer group",
+    )?;
     let idle = whole(
+        env,
         &a.idle_timeout,
         "--idle-timeout",
         "IDLE_TIMEOUT",
@@ -136,16 +145,17 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         (1, 7 * 86_400),
     )?;
     let handler_timeout = whole(
+        env,
         &a.handler_timeout,
         "--handler-timeout",
         "HANDLER_TIMEOUT",
         300,
         (1, 86_400),
     )?;
-    let reset = offset_reset(&a.offset_reset)?;
-    let read_committed = read_committed(&a.isolation)?;
+    let reset = super::no_commit(offset_reset(env, &a.offset_reset)?);
+    let read_committed = read_committed(env, &a.isolation)?;
     let assignors = parsed(
-        setting(&a.assignors, "--assignors", "ASSIGNORS")?,
+        setting(env, &a.assignors, "--assignors", "ASSIGNORS")?,
         SUPPORTED.iter().map(|s| s.to_string()).collect(),
         |v| {
             let mut list: Vec<String> = Vec::new();
@@ -164,6 +174,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         },
     )?;
     let commit_ms = whole(
+        env,
         &a.commit_interval_ms,
         "--commit-interval-ms",
         "COMMIT_INTERVAL",
@@ -171,6 +182,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         (10, 3_600_000),
     )?;
     let batch_size = whole(
+        env,
         &a.batch_size,
         "--batch-size",
         "BATCH_SIZE",
@@ -178,6 +190,7 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         (1, 1_000_000),
     )?;
     let session = whole(
+        env,
         &a.session_timeout,
         "--session-timeout",
         "SESSION_TIMEOUT",
@@ -185,18 +198,19 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         (6, 3600),
     )?;
     let heartbeat_ms = whole(
+        env,
         &a.heartbeat_interval_ms,
         "--heartbeat-interval-ms",
         "HEARTBEAT_INTERVAL",
         500,
         (50, session * 1000 / 3),
     )?;
-    let failure = policy::failure_policy(&a, &topics)?;
+    let failure = policy::failure_policy(env, &a, &topics)?;
     let timeout = Duration::from_secs(handler_timeout);
     let source = format!("kafka-observer/{}", group.value);
     let (handler, handler_origin) = match (
-        setting(&a.exec, "--exec", "CONSUMER_EXEC")?,
-        setting(&a.sink, "--sink", "CONSUMER_SINK")?,
+        setting(env, &a.exec, "--exec", "CONSUMER_EXEC")?,
+        setting(env, &a.sink, "--sink", "CONSUMER_SINK")?,
     ) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -224,10 +238,10 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     };
     // A handler that cannot be built is a usage error, found before joining the group.
     Handler::new(&handler).map_err(|e| invalid(&handler_origin, e.to_string()))?;
-    let static_membership = switch(a.static_membership, "STATIC_MEMBERSHIP")?;
+    let static_membership = switch(env, a.static_membership, "STATIC_MEMBERSHIP")?;
     let instance_id = if static_membership {
-        let run = env("CE_JOBRUN")?.unwrap_or_else(|| "local".into());
-        let index = env("JOB_INDEX")?.unwrap_or_else(|| "0".into());
+        let run = var(env, "CE_JOBRUN")?.unwrap_or_else(|| "local".into());
+        let index = var(env, "JOB_INDEX")?.unwrap_or_else(|| "0".into());
         Some(format!("{run}-{index}"))
     } else {
         None
@@ -263,10 +277,10 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     // Every line of this instance names its job, group, job run and array index (what Code
     // Engine and the local launcher set), so instances of one group can be told apart.
     let span = crate::consumer::span(
-        env("CE_JOB")?.as_deref(),
+        var(env, "CE_JOB")?.as_deref(),
         &cfg.group.group,
-        env("CE_JOBRUN")?.as_deref(),
-        env("JOB_INDEX")?.as_deref(),
+        var(env, "CE_JOBRUN")?.as_deref(),
+        var(env, "JOB_INDEX")?.as_deref(),
     );
     match run::run(cluster, cfg, super::observe::shutdown_signal())
         .instrument(span)

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::settings::{env, parse_bool, switch};
 use super::{invalid, CliError};
 use crate::config::brokers::{parse_brokers, BrokerAddr};
+use crate::config::env::ProcessEnv;
 use crate::config::secret::Secret;
+use crate::config::settings::{parse_bool, switch, var};
 use crate::http_client::build_client;
 use crate::iam::{IamError, IamTokenManager, DEFAULT_IAM_URL};
 use crate::tls::{client_config, TlsOptions};
@@ -111,19 +112,22 @@ pub struct Kafka {
 impl KafkaArgs {
     /// Flags first, then the environment; every problem names its flag or variable.
     pub fn resolve(&self) -> Result<Kafka, CliError> {
-        let (brokers_text, origin, from_binding) = match (&self.bootstrap, env(ENV_BROKERS)?) {
-            (Some(b), _) => (b.clone(), "--bootstrap", false),
-            (None, Some(b)) => (b, ENV_BROKERS, true),
-            (None, None) => {
-                return Err(invalid(
-                    "--bootstrap",
-                    format!("no brokers given: pass --bootstrap HOST:PORT or set {ENV_BROKERS}"),
-                ))
-            }
-        };
+        let (brokers_text, origin, from_binding) =
+            match (&self.bootstrap, var(&ProcessEnv, ENV_BROKERS)?) {
+                (Some(b), _) => (b.clone(), "--bootstrap", false),
+                (None, Some(b)) => (b, ENV_BROKERS, true),
+                (None, None) => {
+                    return Err(invalid(
+                        "--bootstrap",
+                        format!(
+                            "no brokers given: pass --bootstrap HOST:PORT or set {ENV_BROKERS}"
+                        ),
+                    ))
+                }
+            };
         let bootstrap = parse_brokers(&brokers_text, origin)?;
 
-        let tls = match (&self.tls, env(ENV_TLS)?) {
+        let tls = match (&self.tls, var(&ProcessEnv, ENV_TLS)?) {
             (Some(v), _) => parse_bool(v).map_err(|m| invalid("--tls", m))?,
             (None, Some(v)) => parse_bool(&v).map_err(|m| invalid(ENV_TLS, m))?,
             (None, None) => from_binding,
@@ -131,7 +135,7 @@ impl KafkaArgs {
 
         let username = or_env(&self.username, ENV_USER)?;
         let password = or_env(&self.password, ENV_PASSWORD)?;
-        let mechanism = match (&self.sasl_mechanism, env(ENV_MECHANISM)?) {
+        let mechanism = match (&self.sasl_mechanism, var(&ProcessEnv, ENV_MECHANISM)?) {
             (Some(m), _) => Some(parse_mechanism(m, "--sasl-mechanism")?),
             (None, Some(m)) => Some(parse_mechanism(&m, ENV_MECHANISM)?),
             (None, None) => None,
@@ -164,7 +168,7 @@ impl KafkaArgs {
             }
         };
 
-        let allow_plain = switch(self.allow_plain_without_tls, ENV_ALLOW_PLAIN)?;
+        let allow_plain = switch(&ProcessEnv, self.allow_plain_without_tls, ENV_ALLOW_PLAIN)?;
         if let Some(s) = &sasl {
             if s.mechanism == Mechanism::Plain && !tls && !allow_plain {
                 return Err(invalid(
@@ -181,7 +185,7 @@ impl KafkaArgs {
         }
         let ca_file = match &self.ca_file {
             Some(p) => Some(p.clone()),
-            None => env(ENV_CA_FILE)?.map(PathBuf::from),
+            None => var(&ProcessEnv, ENV_CA_FILE)?.map(PathBuf::from),
         };
         let tls_config = if tls {
             let opts = TlsOptions {
@@ -233,7 +237,7 @@ impl KafkaArgs {
     /// OAUTHBEARER with IBM IAM access tokens: the API key from --password /
     /// MESSAGEHUB_PASSWORD, else IAM_API_KEY; the user name is not used.
     fn oauth_bearer(&self) -> Result<SaslConfig, CliError> {
-        let (key, origin) = match (&self.password, env(ENV_PASSWORD)?, env(ENV_IAM_API_KEY)?) {
+        let (key, origin) = match (&self.password, var(&ProcessEnv, ENV_PASSWORD)?, var(&ProcessEnv, ENV_IAM_API_KEY)?) {
             (Some(k), _, _) => (k.clone(), "--password"),
             (None, Some(k), _) => (k, ENV_PASSWORD),
             (None, None, Some(k)) => (k, ENV_IAM_API_KEY),
@@ -244,7 +248,7 @@ impl KafkaArgs {
                 ))
             }
         };
-        let (url, url_origin) = match (&self.sasl_iam_url, env(ENV_IAM_URL)?) {
+        let (url, url_origin) = match (&self.sasl_iam_url, var(&ProcessEnv, ENV_IAM_URL)?) {
             (Some(u), _) => (u.clone(), "--sasl-iam-url"),
             (None, Some(u)) => (u, ENV_IAM_URL),
             (None, None) => (DEFAULT_IAM_URL.to_string(), "--sasl-iam-url"),
@@ -298,10 +302,10 @@ impl TokenSource for IamTokens {
 }
 
 /// The flag's value, else the variable's (for values used as they are).
-fn or_env(flag: &Option<String>, var: &str) -> Result<Option<String>, CliError> {
+fn or_env(flag: &Option<String>, name: &str) -> Result<Option<String>, CliError> {
     match flag {
         Some(v) => Ok(Some(v.clone())),
-        None => env(var),
+        None => Ok(var(&ProcessEnv, name)?),
     }
 }
 
@@ -352,7 +356,7 @@ mod tests {
     fn oauthbearer_needs_tls_or_the_opt_in_and_a_usable_key() {
         let mut a = oauth_args();
         a.allow_plain_without_tls = false;
-        if env(ENV_ALLOW_PLAIN).unwrap().is_none() {
+        if var(&ProcessEnv, ENV_ALLOW_PLAIN).unwrap().is_none() {
             let e = a.resolve().unwrap_err().to_string();
             assert!(e.contains("OAUTHBEARER") && e.contains("clear text"), "{e}");
         }

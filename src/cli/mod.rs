@@ -9,11 +9,12 @@ pub(crate) mod kafka;
 pub mod lag;
 pub mod observe;
 pub mod produce;
-pub mod settings;
 
 use std::fmt;
 
+use crate::config::settings::OffsetReset;
 use crate::config::ConfigError;
+use crate::lag::NoCommit;
 
 /// What a command failed with, and so which exit code it gets.
 #[derive(Debug)]
@@ -55,8 +56,13 @@ impl From<crate::wire::WireError> for CliError {
 
 /// An invalid flag or variable value.
 pub fn invalid(origin: &str, message: impl Into<String>) -> CliError {
-    CliError::from(ConfigError::Invalid {
-        origin: origin.to_string(),
-        message: message.into(),
-    })
+    CliError::from(crate::config::settings::invalid(origin, message))
+}
+
+/// `--offset-reset` as the decision layer names it.
+fn no_commit(r: OffsetReset) -> NoCommit {
+    match r {
+        OffsetReset::Earliest => NoCommit::Earliest,
+        OffsetReset::Latest => NoCommit::Latest,
+    }
 }

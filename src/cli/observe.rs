@@ -10,14 +10,16 @@ use std::time::Duration;
 use clap::Args;
 
 use super::kafka::{Kafka, KafkaArgs};
-use super::settings::{
-    boolean, choice, env, number, offset_reset, parsed, read_committed, required, setting, whole,
-    Setting,
-};
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
+use crate::config::env::ProcessEnv;
+use crate::config::failure::{failure_policy, FailureFlags};
 use crate::config::kafkadata::{self, Kafkadata};
 use crate::config::secret::Secret;
+use crate::config::settings::{
+    boolean, choice, number, offset_reset, parsed, read_committed, required, setting, var, whole,
+    Setting,
+};
 use crate::http_client::build_client;
 use crate::iam::{IamError, IamTokenManager, DEFAULT_IAM_URL};
 use crate::lag::stuck::StuckPolicy;
@@ -138,7 +140,7 @@ pub fn load_kafkadata(file: &Option<PathBuf>) -> Result<Kafkadata, CliError> {
             ),
         )
     };
-    let (text, source) = match (file, env("kafkadata")?) {
+    let (text, source) = match (file, var(&ProcessEnv, "kafkadata")?) {
         (Some(path), _) => {
             let cannot = |e: std::io::Error| {
                 invalid(
@@ -206,7 +208,9 @@ struct Resolved {
 fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
     let kafkadata = load_kafkadata(&a.kafkadata)?;
     let kafka = a.kafka.resolve()?;
+    let env = &ProcessEnv;
     let ticker = whole(
+        env,
         &a.ticker_ms,
         "--ticker-ms",
         "OBSERVER_TICKER",
@@ -214,14 +218,14 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         (10, 3_600_000),
     )?;
     let max_instances = parsed(
-        setting(&a.max_instances, "--max-instances", "MAX_INSTANCES")?,
+        setting(env, &a.max_instances, "--max-instances", "MAX_INSTANCES")?,
         None,
         |v| number(1, 1000)(v).map(|n| Some(n as u32)),
     )?;
-    let read_committed = read_committed(&a.isolation)?;
-    let no_commit = offset_reset(&a.offset_reset)?;
+    let read_committed = read_committed(env, &a.isolation)?;
+    let no_commit = super::no_commit(offset_reset(env, &a.offset_reset)?);
     let metrics_addr = parsed(
-        setting(&a.metrics_addr, "--metrics-addr", "METRICS_ADDR")?,
+        setting(env, &a.metrics_addr, "--metrics-addr", "METRICS_ADDR")?,
         SocketAddr::from(([127, 0, 0, 1], 9464)),
         |v| {
             v.parse::<SocketAddr>()
@@ -229,6 +233,7 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         },
     )?;
     let metadata_refresh = whole(
+        env,
         &a.metadata_refresh,
         "--metadata-refresh",
         "METADATA_REFRESH",
@@ -236,6 +241,7 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         (1, 86_400),
     )?;
     let stuck_cycles = whole(
+        env,
         &a.stuck_cycles,
         "--stuck-cycles",
         "STUCK_CYCLES",
@@ -243,15 +249,23 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         (1, 1_000_000),
     )?;
     let stuck_backoff = whole(
+        env,
         &a.stuck_backoff,
         "--stuck-backoff",
         "STUCK_BACKOFF",
         10,
         (1, 3_600),
     )?;
-    let long_poll = boolean(&a.long_poll, "--long-poll", "OBSERVER_LONG_POLL", true)?;
-    let group_plan = boolean(&a.group_plan, "--group-plan", "OBSERVER_GROUP_PLAN", true)?;
+    let long_poll = boolean(env, &a.long_poll, "--long-poll", "OBSERVER_LONG_POLL", true)?;
+    let group_plan = boolean(
+        env,
+        &a.group_plan,
+        "--group-plan",
+        "OBSERVER_GROUP_PLAN",
+        true,
+    )?;
     let idle_ticker = whole(
+        env,
         &a.idle_ticker_ms,
         "--idle-ticker-ms",
         "OBSERVER_IDLE_TICKER",
@@ -259,17 +273,23 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
         (10, 3_600_000),
     )?;
     let launcher = parsed(
-        setting(&a.launcher, "--launcher", "OBSERVER_LAUNCHER")?,
+        setting(env, &a.launcher, "--launcher", "OBSERVER_LAUNCHER")?,
         "codeengine".to_string(),
         choice(&["codeengine", "local"]),
     )?;
     let launcher_refresh = Duration::from_secs(whole(
+        env,
         &a.launcher_refresh,
         "--launcher-refresh",
         "LAUNCHER_REFRESH",
         if launcher == "local" { 0 } else { 10 },
         (0, 3_600),
     )?);
+    // The consumers inherit this environment: a failure policy they would refuse is refused
+    // here, with the message each of them would print, before any job is woken.
+    for job in kafkadata.jobs() {
+        failure_policy(env, &FailureFlags::default(), &job.topics)?;
+    }
     let cfg = ObserverConfig {
         kafkadata,
         policy: Policy {
@@ -331,7 +351,7 @@ fn child_env(a: &KafkaArgs, k: &Kafka) -> Result<Vec<(String, String)>, CliError
     }
     let ca = match &a.ca_file {
         Some(p) => Some(p.clone()),
-        None => super::settings::env("KAFKA_CA_FILE")?.map(PathBuf::from),
+        None => var(&ProcessEnv, "KAFKA_CA_FILE")?.map(PathBuf::from),
     };
     if let Some(ca) = ca {
         env.push(("KAFKA_CA_FILE".into(), ca.display().to_string()));
@@ -393,20 +413,23 @@ fn check_exe(p: &std::path::Path) -> Result<(), String> {
 }
 
 fn code_engine_launcher(a: &ObserveArgs) -> Result<Launcher, CliError> {
+    let env = &ProcessEnv;
     let key = required(
+        env,
         &a.iam_api_key,
         "--iam-api-key",
         "IAM_API_KEY",
         "an IBM Cloud API key",
     )?;
     let project = required(
+        env,
         &a.project_id,
         "--project-id",
         "CE_PROJECT_ID",
         "the Code Engine project id",
     )?;
     let base = api_base(a)?;
-    let iam_url = setting(&a.iam_url, "--iam-url", "IAM_URL")?.unwrap_or(Setting {
+    let iam_url = setting(env, &a.iam_url, "--iam-url", "IAM_URL")?.unwrap_or(Setting {
         value: DEFAULT_IAM_URL.to_string(),
         origin: "--iam-url".into(),
     });
@@ -431,7 +454,7 @@ fn code_engine_launcher(a: &ObserveArgs) -> Result<Launcher, CliError> {
 
 /// `…/v2` from --api-base / CE_API_BASE_URL, else the public endpoint of CE_REGION.
 pub fn api_base(a: &ObserveArgs) -> Result<String, CliError> {
-    if let Some(s) = setting(&a.api_base, "--api-base", "CE_API_BASE_URL")? {
+    if let Some(s) = setting(&ProcessEnv, &a.api_base, "--api-base", "CE_API_BASE_URL")? {
         let v = s.value.trim().trim_end_matches('/');
         if !(v.starts_with("https://") || v.starts_with("http://")) {
             return Err(invalid(
@@ -445,7 +468,7 @@ pub fn api_base(a: &ObserveArgs) -> Result<String, CliError> {
             format!("{v}/v2")
         });
     }
-    match env("CE_REGION")? {
+    match var(&ProcessEnv, "CE_REGION")? {
         Some(region) => region_base(&region),
         None => Err(invalid(
             "--api-base",

@@ -20,9 +20,10 @@ use memchr::memmem::Finder;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::kafka::KafkaArgs;
-use super::settings::{number, parsed, required, Setting};
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
+use crate::config::env::ProcessEnv;
+use crate::config::settings::{flag, number, parsed, required};
 use crate::consumer::handler::log::now_ms;
 use crate::offsets::TopicPartition;
 use crate::producer::partitioner::{for_key, Sticky};
@@ -92,16 +93,8 @@ struct Plan {
     max_record: usize,
 }
 
-/// A flag without an environment fallback, as a setting naming it.
-fn flag(value: &Option<String>, name: &str) -> Option<Setting> {
-    value.as_ref().map(|v| Setting {
-        value: v.clone(),
-        origin: name.to_string(),
-    })
-}
-
 fn plan(a: &ProduceArgs, request_timeout: Duration) -> Result<Plan, CliError> {
-    let topic = required(&a.topic, "--topic", "KAFKA_TOPIC", "the topic")?;
+    let topic = required(&ProcessEnv, &a.topic, "--topic", "KAFKA_TOPIC", "the topic")?;
     if topic.value.trim().is_empty() || topic.value.contains(',') {
         return Err(invalid(
             &topic.origin,

@@ -7,8 +7,11 @@
 //! [`EXIT_CODE`].
 
 pub mod brokers;
+pub mod env;
+pub mod failure;
 pub mod kafkadata;
 pub mod secret;
+pub mod settings;
 
 /// Process exit code for any configuration error: the run cannot succeed until a person edits
 /// the input, so restarting (which Code Engine does for non-zero daemon exits) will not help.

@@ -18,10 +18,11 @@ use clap::Args;
 use serde::Serialize;
 
 use super::kafka::KafkaArgs;
-use super::settings::{offset_reset, read_committed};
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
+use crate::config::env::ProcessEnv;
 use crate::config::kafkadata::Kafkadata;
+use crate::config::settings::{offset_reset, read_committed};
 use crate::consumer::handler::log::now_ms;
 use crate::consumer::handler::rfc3339::format_millis;
 use crate::lag::Policy;
@@ -109,8 +110,8 @@ pub async fn run(args: LagArgs) -> Result<(), CliError> {
     // `no_commit` plays no part in the offsets shown (a partition without a commit shows `-`),
     // only in its TIME-LAG: the age of the record a consumer would start at.
     let policy = Policy::new(
-        read_committed(&args.isolation)?,
-        offset_reset(&args.offset_reset)?,
+        read_committed(&ProcessEnv, &args.isolation)?,
+        super::no_commit(offset_reset(&ProcessEnv, &args.offset_reset)?),
     );
     let view = if args.members {
         View::Members
