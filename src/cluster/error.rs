@@ -1,4 +1,5 @@
-//! Why the cluster layer could not route a request.
+//! Why the cluster layer could not route a request, and why a broker's advertised address
+//! cannot be used.
 
 use crate::protocol::error::{is_retriable, ErrorCode};
 use crate::retry::Retriable;
@@ -37,4 +38,20 @@ impl ClusterError {
     pub fn is_fatal(&self) -> bool {
         matches!(self, ClusterError::Wire(e) if e.is_fatal())
     }
+}
+
+/// Why the address a broker advertised cannot be connected to. Kept per broker in
+/// [`Metadata::unusable`](super::Metadata::unusable): a request routed to it fails with this
+/// reason, and none of them heals before the broker's `advertised.listeners` is fixed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdvertisedError {
+    #[error("broker {node_id} was advertised without a host name: check the broker's advertised.listeners")]
+    NoHost { node_id: i32 },
+    /// The port is outside 1..=65535 (a cast would connect elsewhere).
+    #[error("broker {node_id} was advertised at {host}:{port}, and {port} is not a TCP port (1 to 65535): check the broker's advertised.listeners")]
+    NotAPort {
+        node_id: i32,
+        host: String,
+        port: i32,
+    },
 }

@@ -9,6 +9,7 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use super::AdvertisedError;
 use crate::config::brokers::BrokerAddr;
 use crate::protocol::metadata::MetadataResponse;
 
@@ -37,25 +38,25 @@ pub struct Metadata {
     pub cluster_id: Option<String>,
     /// Brokers the cluster named with an address no connection can use, and why: a request
     /// routed to one fails with that reason instead of going to a truncated port.
-    pub unusable: HashMap<i32, String>,
+    pub unusable: HashMap<i32, AdvertisedError>,
 }
 
 /// The address a broker advertised, if it is one: a port from the wire is an `i32` and only
 /// 1..=65535 is a TCP port (a cast would turn 112877 into 47341 and connect elsewhere).
-pub fn broker_addr(node_id: i32, host: &str, port: i32) -> Result<BrokerAddr, String> {
+pub fn broker_addr(node_id: i32, host: &str, port: i32) -> Result<BrokerAddr, AdvertisedError> {
     if host.is_empty() {
-        return Err(format!(
-            "broker {node_id} was advertised without a host name: check the broker's advertised.listeners"
-        ));
+        return Err(AdvertisedError::NoHost { node_id });
     }
     match u16::try_from(port) {
         Ok(p) if p != 0 => Ok(BrokerAddr {
             host: host.to_string(),
             port: p,
         }),
-        _ => Err(format!(
-            "broker {node_id} was advertised at {host}:{port}, and {port} is not a TCP port (1 to 65535): check the broker's advertised.listeners"
-        )),
+        _ => Err(AdvertisedError::NotAPort {
+            node_id,
+            host: host.to_string(),
+            port,
+        }),
     }
 }
 
@@ -179,6 +180,7 @@ mod tests {
             match (broker_addr(7, host, *port), want) {
                 (Ok(a), Some(p)) => assert_eq!(a.port, *p),
                 (Err(e), None) => {
+                    let e = e.to_string();
                     assert!(e.contains(msg) && e.contains("broker 7"), "{port}: {e}")
                 }
                 (got, _) => panic!("{port}: {got:?}"),
@@ -208,9 +210,9 @@ mod tests {
         let md = Metadata::default().merged(resp, true);
         assert!(!md.brokers.contains_key(&1));
         assert_eq!(md.brokers[&2].port, 9092);
-        assert!(md.unusable[&1].contains("112877"));
+        assert!(md.unusable[&1].to_string().contains("112877"));
         let md = md.with_brokers(vec![(3, "b3".into(), 70_000), (4, "b4".into(), 9094)]);
-        assert!(md.unusable[&3].contains("70000"));
+        assert!(md.unusable[&3].to_string().contains("70000"));
         assert_eq!(md.brokers[&4].port, 9094);
     }
 }

@@ -21,7 +21,7 @@ use crate::protocol::Response;
 use crate::retry::{retry, retry_each, Backoff};
 use crate::wire::{ConnectOptions, Connection, WireError};
 
-pub use error::ClusterError;
+pub use error::{AdvertisedError, ClusterError};
 pub use metadata::{Metadata, PartitionMeta, TopicMeta};
 pub use stats::RequestStats;
 
@@ -138,8 +138,7 @@ impl Cluster {
                 cause: md
                     .unusable
                     .get(&node_id)
-                    .cloned()
-                    .unwrap_or_else(|| "not in the cluster metadata".into()),
+                    .map_or_else(|| "not in the cluster metadata".into(), ToString::to_string),
             }),
         }
     }
