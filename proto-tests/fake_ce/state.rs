@@ -481,7 +481,7 @@ impl State {
         };
         let k = match kafka_observer::launch::code_engine::array_spec_len(&spec) {
             Ok(k) => k,
-            Err(e) => return ce_error(400, "invalid_field", &e),
+            Err(e) => return ce_error(400, "invalid_field", &e.to_string()),
         };
         if let Some(env) = body.get("run_env_variables") {
             let ok = env.as_array().is_some_and(|vars| {

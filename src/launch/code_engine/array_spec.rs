@@ -7,11 +7,34 @@
 /// The most indices one job run may have (Code Engine's array size limit).
 pub const MAX_ARRAY_SIZE: u32 = 1000;
 
+/// Why a job array spec was refused. Each variant carries the whole spec (it is what the
+/// operator or the API sent) and the piece that is wrong; the fake Code Engine answers with
+/// the same text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArraySpecError {
+    #[error("the array spec is empty: expected e.g. \"0-3\" or \"1-5,7-8,10\"")]
+    Empty,
+    /// Not digits (blanks, signs, an empty item, a range of more than two ends).
+    #[error("the array spec \"{spec}\" is malformed near \"{near}\": expected indices like \"0-3\" or \"1-5,7-8,10\"")]
+    Malformed { spec: String, near: String },
+    /// Digits, but more than a `u32` holds.
+    #[error("the array spec \"{spec}\" has an index too large: \"{index}\"")]
+    IndexTooLarge { spec: String, index: String },
+    #[error("the array spec \"{spec}\" has a descending range \"{range}\"")]
+    Descending { spec: String, range: String },
+    #[error("the array spec \"{spec}\" has overlapping indices")]
+    Overlapping { spec: String },
+    #[error(
+        "the array spec \"{spec}\" has {total} indices, more than the limit of {MAX_ARRAY_SIZE}"
+    )]
+    TooMany { spec: String, total: u64 },
+}
+
 /// The number of indices in `spec`: comma-separated non-negative integers or ascending ranges
 /// `a-b`, no blanks, no overlaps, at most [`MAX_ARRAY_SIZE`] in all.
-pub fn array_spec_len(spec: &str) -> Result<u32, String> {
+pub fn array_spec_len(spec: &str) -> Result<u32, ArraySpecError> {
     if spec.is_empty() {
-        return Err("the array spec is empty: expected e.g. \"0-3\" or \"1-5,7-8,10\"".into());
+        return Err(ArraySpecError::Empty);
     }
     let mut ranges: Vec<(u32, u32)> = Vec::new();
     for item in spec.split(',') {
@@ -23,9 +46,10 @@ pub fn array_spec_len(spec: &str) -> Result<u32, String> {
             }
         };
         if lo > hi {
-            return Err(format!(
-                "the array spec \"{spec}\" has a descending range \"{item}\""
-            ));
+            return Err(ArraySpecError::Descending {
+                spec: spec.to_string(),
+                range: item.to_string(),
+            });
         }
         ranges.push((lo, hi));
     }
@@ -33,26 +57,32 @@ pub fn array_spec_len(spec: &str) -> Result<u32, String> {
     let mut total: u64 = 0;
     for (i, &(lo, hi)) in ranges.iter().enumerate() {
         if i > 0 && lo <= ranges[i - 1].1 {
-            return Err(format!("the array spec \"{spec}\" has overlapping indices"));
+            return Err(ArraySpecError::Overlapping {
+                spec: spec.to_string(),
+            });
         }
         total += u64::from(hi - lo) + 1;
     }
     if total > u64::from(MAX_ARRAY_SIZE) {
-        return Err(format!(
-            "the array spec \"{spec}\" has {total} indices, more than the limit of {MAX_ARRAY_SIZE}"
-        ));
+        return Err(ArraySpecError::TooMany {
+            spec: spec.to_string(),
+            total,
+        });
     }
     Ok(total as u32)
 }
 
-fn index(text: &str, spec: &str) -> Result<u32, String> {
+fn index(text: &str, spec: &str) -> Result<u32, ArraySpecError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "the array spec \"{spec}\" is malformed near \"{text}\": expected indices like \"0-3\" or \"1-5,7-8,10\""
-        ));
+        return Err(ArraySpecError::Malformed {
+            spec: spec.to_string(),
+            near: text.to_string(),
+        });
     }
-    text.parse()
-        .map_err(|_| format!("the array spec \"{spec}\" has an index too large: \"{text}\""))
+    text.parse().map_err(|_| ArraySpecError::IndexTooLarge {
+        spec: spec.to_string(),
+        index: text.to_string(),
+    })
 }
 
 /// The spec for `k` instances, `"0-(k-1)"`, as the seed sends it. `k` below 1 is taken as 1.
@@ -101,8 +131,23 @@ mod tests {
             ("1-2-3", "malformed"),
             ("99999999999", "too large"),
         ] {
-            let e = array_spec_len(spec).unwrap_err();
+            let e = array_spec_len(spec).unwrap_err().to_string();
             assert!(e.contains(why), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn messages() {
+        let cases = [
+            ("", "the array spec is empty: expected e.g. \"0-3\" or \"1-5,7-8,10\""),
+            ("0-x", "the array spec \"0-x\" is malformed near \"x\": expected indices like \"0-3\" or \"1-5,7-8,10\""),
+            ("99999999999", "the array spec \"99999999999\" has an index too large: \"99999999999\""),
+            ("1,3-1", "the array spec \"1,3-1\" has a descending range \"3-1\""),
+            ("0-3,2", "the array spec \"0-3,2\" has overlapping indices"),
+            ("0-1000", "the array spec \"0-1000\" has 1001 indices, more than the limit of 1000"),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(array_spec_len(spec).unwrap_err().to_string(), want);
         }
     }
 

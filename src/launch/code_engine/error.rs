@@ -1,6 +1,7 @@
 //! Code Engine client errors: each names the request (method and path), the HTTP status and
 //! the API's own error code and message — what an operator needs to act — and never a token.
 
+use super::array_spec::ArraySpecError;
 use crate::iam::IamError;
 
 /// A failed Code Engine call or an unusable client configuration.
@@ -9,6 +10,9 @@ pub enum CeError {
     /// The configuration cannot work (empty project id, malformed URL, bad request data).
     #[error("Code Engine client configuration: {0}")]
     Config(String),
+    /// A job run request whose array spec Code Engine would refuse.
+    #[error("Code Engine client configuration: {0}")]
+    ArraySpec(#[from] ArraySpecError),
     /// No IAM token could be obtained.
     #[error("Code Engine {method} {path}: no IAM token: {source}")]
     Auth {

@@ -33,7 +33,7 @@ use crate::http_client::{
 use crate::iam::IamTokenManager;
 use crate::retry::{jitter_unit, Backoff};
 
-pub use array_spec::{array_spec, array_spec_len, MAX_ARRAY_SIZE};
+pub use array_spec::{array_spec, array_spec_len, ArraySpecError, MAX_ARRAY_SIZE};
 pub use error::CeError;
 pub use model::{active_count, CreateJobRun, JobRun, RunTally, StatusDetails};
 
@@ -197,7 +197,7 @@ impl CodeEngine {
             return Err(CeError::Config("a job run needs a job name".into()));
         }
         if !req.scale_array_spec.is_empty() {
-            array_spec_len(&req.scale_array_spec).map_err(CeError::Config)?;
+            array_spec_len(&req.scale_array_spec)?;
         }
         let path = self.inner.path(&self.inner.runs_path, None);
         let body = serde_json::to_vec(req)
