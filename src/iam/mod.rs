@@ -366,7 +366,8 @@ impl Inner {
                 return Err(bad(format!("token_type is '{t}', expected 'Bearer'")));
             }
         }
-        let times = token_times(now_ms(), parsed.expires_in, parsed.expiration).map_err(bad)?;
+        let times = token_times(now_ms(), parsed.expires_in, parsed.expiration)
+            .map_err(|e| bad(e.to_string()))?;
         Ok(Cached {
             token: Secret::new(parsed.access_token),
             times,

@@ -59,6 +59,12 @@ pub enum Freshness {
     Expired,
 }
 
+/// A token response that says nothing about when its token expires (neither a positive
+/// `expires_in` nor a future `expiration`): it cannot be scheduled, so it is not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the token response has neither a positive expires_in nor a future expiration")]
+pub struct NoLifetime;
+
 /// The longest early-expiry window (go-sdk-core's fixed value).
 const MAX_EARLY_MS: i64 = 10_000;
 
@@ -74,19 +80,14 @@ pub fn token_times(
     now_ms: i64,
     expires_in: Option<i64>,
     expiration: Option<i64>,
-) -> Result<TokenTimes, String> {
+) -> Result<TokenTimes, NoLifetime> {
     let expiration_ms = expiration
         .filter(|e| *e > 0)
         .map(|e| e.saturating_mul(1000));
     let lifetime_ms = match (expires_in.filter(|s| *s > 0), expiration_ms) {
         (Some(s), _) => s.saturating_mul(1000),
         (None, Some(e)) if e > now_ms => e - now_ms,
-        _ => {
-            return Err(
-                "the token response has neither a positive expires_in nor a future expiration"
-                    .into(),
-            )
-        }
+        _ => return Err(NoLifetime),
     };
     let expires_at_ms = match expiration_ms {
         Some(e) if e > now_ms => e,
@@ -133,7 +134,11 @@ mod tests {
         let now = 1_000_000_000; // ms
         let s = now / 1000;
         /// expires_in, expiration → (expires_at, refresh_at, stale_at)
-        type Case = (Option<i64>, Option<i64>, Result<(i64, i64, i64), ()>);
+        type Case = (
+            Option<i64>,
+            Option<i64>,
+            Result<(i64, i64, i64), NoLifetime>,
+        );
         #[rustfmt::skip]
         let cases: Vec<Case> = vec![
             // normal 1 h token: refresh at 48 min, stale 10 s early
@@ -147,14 +152,13 @@ mod tests {
             // expires_in missing: lifetime from expiration
             (None, Some(s + 50), Ok((now + 50_000, now + 40_000, now + 45_000))),
             // both missing or useless
-            (None, None, Err(())),
-            (Some(0), Some(s - 1), Err(())),
-            (Some(-5), None, Err(())),
+            (None, None, Err(NoLifetime)),
+            (Some(0), Some(s - 1), Err(NoLifetime)),
+            (Some(-5), None, Err(NoLifetime)),
         ];
         for (expires_in, expiration, want) in cases {
             let got = token_times(now, expires_in, expiration)
-                .map(|t| (t.expires_at_ms, t.refresh_at_ms, t.stale_at_ms))
-                .map_err(|_| ());
+                .map(|t| (t.expires_at_ms, t.refresh_at_ms, t.stale_at_ms));
             assert_eq!(
                 got, want,
                 "expires_in {expires_in:?} expiration {expiration:?}"
