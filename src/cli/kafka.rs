@@ -17,7 +17,7 @@ use crate::config::settings::{parse_bool, switch, var};
 use crate::http_client::build_client;
 use crate::iam::{IamError, IamTokenManager, DEFAULT_IAM_URL};
 use crate::tls::{client_config, TlsOptions};
-use crate::wire::sasl::{Credentials, Mechanism, TokenFuture, TokenSource};
+use crate::wire::sasl::{Credentials, Mechanism, TokenError, TokenFuture, TokenSource};
 use crate::wire::{ConnectOptions, SaslConfig};
 
 pub const ENV_BROKERS: &str = "MESSAGEHUB_KAFKA_BROKERS_SASL";
@@ -290,12 +290,13 @@ impl TokenSource for IamTokens {
                 .token_with_expiry()
                 .await
                 .map(|(token, expires_at)| (token, Some(expires_at)))
-                .map_err(|e| {
-                    format!(
-                        "no IAM access token (API key from {}, IAM at {}): {e}",
+                .map_err(|e| TokenError {
+                    what: format!(
+                        "no IAM access token (API key from {}, IAM at {})",
                         self.key_origin,
                         self.iam.url()
-                    )
+                    ),
+                    source: Box::new(e),
                 })
         })
     }

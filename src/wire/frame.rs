@@ -7,40 +7,19 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Why a frame could not be read. The connection is unusable after any of these.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     /// The size prefix is negative: the peer does not speak Kafka.
+    #[error("received a negative frame size ({0}): the peer is not a Kafka broker or the stream is corrupt")]
     NegativeSize(i32),
     /// The size prefix is over the limit.
-    TooLarge {
-        size: i64,
-        max: usize,
-    },
+    #[error("received a frame of {size} bytes, over the {max}-byte limit")]
+    TooLarge { size: i64, max: usize },
     /// The stream ended inside a frame.
-    Truncated {
-        expected: usize,
-        got: usize,
-    },
-    Io(std::io::Error),
-}
-
-impl std::fmt::Display for FrameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FrameError::NegativeSize(n) => write!(
-                f,
-                "received a negative frame size ({n}): the peer is not a Kafka broker or the stream is corrupt"
-            ),
-            FrameError::TooLarge { size, max } => {
-                write!(f, "received a frame of {size} bytes, over the {max}-byte limit")
-            }
-            FrameError::Truncated { expected, got } => write!(
-                f,
-                "the peer closed the connection in the middle of a frame ({got} of {expected} bytes)"
-            ),
-            FrameError::Io(e) => write!(f, "read failed: {e}"),
-        }
-    }
+    #[error("the peer closed the connection in the middle of a frame ({got} of {expected} bytes)")]
+    Truncated { expected: usize, got: usize },
+    #[error("read failed: {0}")]
+    Io(#[source] std::io::Error),
 }
 
 /// Step size for growing the buffer of a large frame.

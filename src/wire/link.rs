@@ -24,6 +24,32 @@ use crate::protocol::{decode_response_header, Reader};
 
 type Reply = Result<Bytes, WireError>;
 
+/// Why the reader poisoned the link: the text becomes the reason of every
+/// [`WireError::Closed`] that follows.
+#[derive(Debug, thiserror::Error)]
+enum ReadFault {
+    #[error("closed by the broker")]
+    Eof,
+    #[error("the broker sent a frame of {size} bytes, over the {max}-byte limit (raise --max-frame-bytes if the broker is genuine)")]
+    TooLarge { size: i64, max: usize },
+    /// Any other framing failure (a negative size, a cut frame, a read error).
+    #[error(transparent)]
+    Frame(FrameError),
+    #[error("received a {len}-byte frame, too short for a response header: not a Kafka broker?")]
+    ShortFrame { len: usize },
+    #[error("received a response with correlation id {id}, which was never sent: not a Kafka broker, or the stream is corrupt")]
+    UnknownId { id: i32 },
+}
+
+impl From<FrameError> for ReadFault {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::TooLarge { size, max } => ReadFault::TooLarge { size, max },
+            e => ReadFault::Frame(e),
+        }
+    }
+}
+
 struct Pending {
     tx: oneshot::Sender<Reply>,
     flexible_header: bool,
@@ -146,10 +172,7 @@ impl Link {
             Ok(f) => f,
             Err(e) => {
                 self.shared.lock().pending.remove(&id);
-                return Err(WireError::Encode {
-                    api,
-                    cause: e.to_string(),
-                });
+                return Err(e);
             }
         };
         if self.writer.send(frame).is_err() {
@@ -171,7 +194,13 @@ impl Link {
         }
     }
 
-    fn encode<Q: Request>(&self, req: &Q, version: i16, id: i32) -> anyhow_free::Result<Bytes> {
+    /// The request's frame; kafka-protocol reports encode errors as `anyhow::Error`, of which
+    /// only the text is kept.
+    fn encode<Q: Request>(&self, req: &Q, version: i16, id: i32) -> Result<Bytes, WireError> {
+        let failed = |e: &dyn std::fmt::Display| WireError::Encode {
+            api: api_name(Q::KEY),
+            cause: e.to_string(),
+        };
         let header = RequestHeader::default()
             .with_request_api_key(Q::KEY)
             .with_request_api_version(version)
@@ -181,17 +210,12 @@ impl Link {
         buf.put_i32(0);
         header
             .encode(&mut buf, Q::header_version(version))
-            .map_err(|e| e.to_string())?;
-        req.encode(&mut buf, version).map_err(|e| e.to_string())?;
+            .map_err(|e| failed(&e))?;
+        req.encode(&mut buf, version).map_err(|e| failed(&e))?;
         let size = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&size.to_be_bytes());
         Ok(buf.freeze())
     }
-}
-
-/// kafka-protocol reports encode errors as `anyhow::Error`; we only keep their text.
-mod anyhow_free {
-    pub type Result<T> = std::result::Result<T, String>;
 }
 
 async fn write_loop(
@@ -215,30 +239,23 @@ async fn write_loop(
 }
 
 async fn read_loop(mut rd: ReadHalf<Box<dyn Stream>>, shared: Arc<Shared>, max_frame: usize) {
-    loop {
+    let fault = loop {
         let frame = match read_frame(&mut rd, max_frame).await {
             Ok(Some(f)) => f,
-            Ok(None) => return shared.poison("closed by the broker".into()),
-            Err(FrameError::TooLarge { size, max }) => {
-                return shared.poison(format!(
-                    "the broker sent a frame of {size} bytes, over the {max}-byte limit (raise --max-frame-bytes if the broker is genuine)"
-                ))
-            }
-            Err(e) => return shared.poison(e.to_string()),
+            Ok(None) => break ReadFault::Eof,
+            Err(e) => break e.into(),
         };
-        if let Err(reason) = dispatch(&shared, frame) {
-            return shared.poison(reason);
+        if let Err(fault) = dispatch(&shared, frame) {
+            break fault;
         }
-    }
+    };
+    shared.poison(fault.to_string());
 }
 
-/// Hands one response frame to its waiter; an error string poisons the link.
-fn dispatch(shared: &Shared, frame: Bytes) -> Result<(), String> {
+/// Hands one response frame to its waiter; a fault poisons the link.
+fn dispatch(shared: &Shared, frame: Bytes) -> Result<(), ReadFault> {
     if frame.len() < 4 {
-        return Err(format!(
-            "received a {}-byte frame, too short for a response header: not a Kafka broker?",
-            frame.len()
-        ));
+        return Err(ReadFault::ShortFrame { len: frame.len() });
     }
     let id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
     let mut st = shared.lock();
@@ -248,9 +265,7 @@ fn dispatch(shared: &Shared, frame: Bytes) -> Result<(), String> {
         if id >= 0 && id < st.next_id {
             return Ok(());
         }
-        return Err(format!(
-            "received a response with correlation id {id}, which was never sent: not a Kafka broker, or the stream is corrupt"
-        ));
+        return Err(ReadFault::UnknownId { id });
     };
     drop(st);
     let mut r = Reader::new(&frame);

@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use crate::config::secret::Secret;
 
-pub use oauthbearer::{Token, TokenFuture, TokenSource};
+pub use oauthbearer::{Token, TokenError, TokenFuture, TokenSource};
 
 /// A SASL mechanism Kafka supports and we implement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -22,11 +22,23 @@ const QUOTE_LIMIT: usize = 200;
 pub type Token = (Secret, Option<i64>);
 
 /// A boxed future returned by [`TokenSource::token`].
-pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Token, String>> + Send + 'a>>;
+pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Token, TokenError>> + Send + 'a>>;
+
+/// Why a [`TokenSource`] has no token. The source's own error (IAM's, in the CLI) is kept as
+/// the cause: this layer knows no token service, only that the connection cannot authenticate
+/// without one. Neither part may contain a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct TokenError {
+    /// Which token could not be had, and from where (for a person: the service, where its
+    /// credentials came from).
+    pub what: String,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
 
 /// Where OAUTHBEARER tokens come from (the IBM IAM token manager in the CLI). Called for the
 /// first authentication of every connection and for every re-authentication, so it should
-/// cache. Errors are messages for a person and must not contain secrets.
+/// cache. Errors are for a person and must not contain secrets.
 pub trait TokenSource: Send + Sync + fmt::Debug {
     /// A currently valid token.
     fn token(&self) -> TokenFuture<'_>;
