@@ -28,6 +28,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::error::{CycleError, Unhealthy};
 use super::metrics::Metrics;
 pub use limits::Limits;
 use limits::{accept_pause, LogLimit, SlotGuard, Slots, Watched};
@@ -45,7 +46,7 @@ pub struct Health {
 #[derive(Debug, Default)]
 struct HealthState {
     last_ok: Option<Instant>,
-    error: Option<String>,
+    error: Option<CycleError>,
     /// Since when the launcher has been failing or not answering, and how.
     launcher: Option<(Instant, String)>,
 }
@@ -79,28 +80,30 @@ impl Health {
         s.error = None;
     }
 
-    pub fn failed(&self, reason: String) {
+    pub fn failed(&self, reason: CycleError) {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).error = Some(reason);
     }
 
     /// `Ok(())` when healthy, else the reason.
-    pub fn check(&self, now: Instant) -> Result<(), String> {
+    pub fn check(&self, now: Instant) -> Result<(), Unhealthy> {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = &s.error {
-            return Err(format!("last cycle failed: {e}"));
+            return Err(Unhealthy::CycleFailed(e.clone()));
         }
         if let Some((since, what)) = &s.launcher {
-            let d = now.saturating_duration_since(*since);
-            if d > self.launcher_after {
-                return Err(format!("launcher: {what} for {:.0} s", d.as_secs_f64()));
+            let lasting = now.saturating_duration_since(*since);
+            if lasting > self.launcher_after {
+                return Err(Unhealthy::Launcher {
+                    what: what.clone(),
+                    lasting,
+                });
             }
         }
         match s.last_ok {
-            None => Err("no cycle has completed yet".into()),
-            Some(t) if now.duration_since(t) > self.stale_after => Err(format!(
-                "no cycle completed for {:.0} s",
-                now.duration_since(t).as_secs_f64()
-            )),
+            None => Err(Unhealthy::NoCycleYet),
+            Some(t) if now.duration_since(t) > self.stale_after => {
+                Err(Unhealthy::Stale(now.duration_since(t)))
+            }
             Some(_) => Ok(()),
         }
     }
@@ -474,32 +477,37 @@ mod tests {
 
     #[test]
     fn health_table() {
+        // The /healthz body without its newline.
+        let check = |h: &Health, at: Instant| h.check(at).map_err(|e| e.to_string());
         let h = Health::new(Duration::from_secs(10));
         let now = Instant::now();
-        assert_eq!(h.check(now), Err("no cycle has completed yet".into()));
+        assert_eq!(check(&h, now), Err("no cycle has completed yet".into()));
         h.ok();
-        assert_eq!(h.check(Instant::now()), Ok(()));
-        assert!(h
-            .check(Instant::now() + Duration::from_secs(11))
-            .unwrap_err()
-            .contains("no cycle completed for"));
-        h.failed("broker down".into());
+        assert_eq!(check(&h, Instant::now()), Ok(()));
         assert_eq!(
-            h.check(Instant::now()),
-            Err("last cycle failed: broker down".into())
+            check(&h, Instant::now() + Duration::from_secs(11)),
+            Err("no cycle completed for 11 s".into())
+        );
+        h.failed(CycleError::Metadata(crate::wire::WireError::Connect {
+            addr: "b1:9092".into(),
+            cause: "connection refused".into(),
+        }));
+        assert_eq!(
+            check(&h, Instant::now()),
+            Err("last cycle failed: cannot connect to b1:9092: connection refused".into())
         );
         h.ok();
-        assert_eq!(h.check(Instant::now()), Ok(()));
+        assert_eq!(check(&h, Instant::now()), Ok(()));
         let h = Health::new(Duration::from_secs(3600)).with_launcher_bound(Duration::from_secs(30));
         h.ok();
         let t = Instant::now();
         h.launcher(Some((t, "Code Engine calls failing: HTTP 500".into())));
-        assert_eq!(h.check(t + Duration::from_secs(29)), Ok(()));
+        assert_eq!(check(&h, t + Duration::from_secs(29)), Ok(()));
         assert_eq!(
-            h.check(t + Duration::from_secs(31)),
+            check(&h, t + Duration::from_secs(31)),
             Err("launcher: Code Engine calls failing: HTTP 500 for 31 s".into())
         );
         h.launcher(None);
-        assert_eq!(h.check(t + Duration::from_secs(31)), Ok(()));
+        assert_eq!(check(&h, t + Duration::from_secs(31)), Ok(()));
     }
 }

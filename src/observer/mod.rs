@@ -12,6 +12,7 @@
 
 mod act;
 mod ages;
+pub(crate) mod error;
 mod export;
 mod gaps;
 pub(crate) mod http;
@@ -34,6 +35,7 @@ use crate::lag::Policy;
 use crate::launch::agent::Agent;
 use crate::launch::Launcher;
 use crate::protocol::api::FETCH;
+use error::CycleError;
 use http::Health;
 use metrics::Metrics;
 use snapshot::Topology;
@@ -230,15 +232,15 @@ impl Observer {
             }
             Err(e) => {
                 self.metrics.cycle_failures.inc();
-                self.health.failed(e.clone());
-                self.broker.failed("Kafka cluster", &e);
+                self.broker.failed("Kafka cluster", &e.to_string());
+                self.health.failed(e);
                 None
             }
         }
     }
 
     /// snapshot → plan → act → export.
-    async fn cycle(&mut self) -> Result<(), String> {
+    async fn cycle(&mut self) -> Result<(), CycleError> {
         // Snapshot.
         self.topology.update(&self.cluster).await?;
         // Ends the long poll already knows need no ListOffsets.
@@ -249,9 +251,10 @@ impl Observer {
             self.watcher.as_ref(),
         )
         .await;
-        if !snap.ends.is_empty() && snap.ends.values().all(|e| e.is_err()) {
-            let first = snap.ends.values().find_map(|e| e.as_ref().err());
-            return Err(first.map(ToString::to_string).unwrap_or_default());
+        if snap.ends.values().all(|e| e.is_err()) {
+            if let Some(first) = snap.ends.values().find_map(|e| e.as_ref().err()) {
+                return Err(CycleError::Ends(first.clone()));
+            }
         }
         let nothing_to_read = self
             .gaps

@@ -11,6 +11,7 @@ use crate::config::kafkadata::Kafkadata;
 use crate::offsets::{
     fetch_committed, fetch_ends, Ends, GroupOffsets, GroupQuery, OffsetsError, TopicPartition,
 };
+use crate::wire::WireError;
 
 /// Everything a cycle decides from.
 #[derive(Debug, Default)]
@@ -49,7 +50,7 @@ impl Topology {
 
     /// Refreshes when due (or when nothing is known yet). Fails only when no partition at all is
     /// known; a failed refresh keeps the last good lists.
-    pub async fn update(&mut self, cluster: &Cluster) -> Result<(), String> {
+    pub async fn update(&mut self, cluster: &Cluster) -> Result<(), WireError> {
         let due = self.last.is_none_or(|t| t.elapsed() >= self.refresh_every)
             || self.partitions.len() < self.topics.len();
         if !due {
@@ -83,7 +84,7 @@ impl Topology {
                 }
                 Ok(())
             }
-            Err(e) if self.partitions.is_empty() => Err(e.to_string()),
+            Err(e) if self.partitions.is_empty() => Err(e),
             Err(e) => {
                 tracing::debug!(error = %e, "metadata refresh failed; keeping the last partition lists");
                 Ok(())
