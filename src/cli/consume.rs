@@ -287,6 +287,6 @@ pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
         .await
     {
         Ok(Exit::Idle) | Ok(Exit::Signal) => Ok(()),
-        Err(e) => Err(CliError::Runtime(e)),
+        Err(e) => Err(CliError::Runtime(e.to_string())),
     }
 }

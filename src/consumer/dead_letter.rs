@@ -26,14 +26,16 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::dispatch::{Control, Reason};
+use super::error::ConsumerError;
 use super::fetcher::Broken;
 use super::message::Message;
 use crate::cluster::Cluster;
 use crate::offsets::TopicPartition;
 use crate::producer::partitioner::for_key;
-use crate::producer::{OutRecord, Producer, ProducerConfig};
-use crate::protocol::error::error_name;
+use crate::producer::{OutRecord, ProduceError, Producer, ProducerConfig};
+use crate::protocol::error::ErrorCode;
 use crate::protocol::records::Compression;
+use crate::wire::WireError;
 
 pub const ORIGINAL_TOPIC: &str = "kafka_dlt-original-topic";
 pub const ORIGINAL_PARTITION: &str = "kafka_dlt-original-partition";
@@ -199,7 +201,34 @@ enum Target {
 
 /// A scripted dead-letter topic for unit tests: gets (original partition, copy).
 #[cfg(test)]
-pub type Script = Box<dyn FnMut(&TopicPartition, &OutRecord) -> Result<(), String> + Send>;
+pub type Script = Box<dyn FnMut(&TopicPartition, &OutRecord) -> Result<(), WriteError> + Send>;
+
+/// Why one write of a dead-letter copy failed (it is retried: see [`DeadLetter::deliver`]).
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// No metadata for the dead-letter topic.
+    #[error(transparent)]
+    Metadata(WireError),
+    /// The metadata carries an error for the topic (not authorized, say).
+    #[error("topic '{topic}': {code}")]
+    Topic { topic: String, code: ErrorCode },
+    /// The topic has no partitions in the metadata: it does not exist (yet).
+    #[error("topic '{0}' does not exist")]
+    NoTopic(String),
+    /// The producer could not start, or the send failed.
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    /// The producer did not answer in time (it is started afresh).
+    #[error("no answer within {} s", .0.as_secs())]
+    Timeout(Duration),
+    /// The broker refused the batch.
+    #[error("{tp}: {error}")]
+    Lost { tp: TopicPartition, error: String },
+    #[error("the producer did not start")]
+    NotStarted,
+    #[error("the producer reported nothing written")]
+    NothingWritten,
+}
 
 /// Where a copy landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,7 +273,7 @@ impl DeadLetter {
         copy: &OutRecord,
         (first, last): (i64, i64),
         ctl: &mut C,
-    ) -> Result<Result<Landed, C::Leave>, String> {
+    ) -> Result<Result<Landed, C::Leave>, ConsumerError> {
         let mut tries = 0u32;
         loop {
             tries = tries.saturating_add(1);
@@ -270,7 +299,7 @@ impl DeadLetter {
         &mut self,
         from: &TopicPartition,
         copy: &OutRecord,
-    ) -> Result<Landed, String> {
+    ) -> Result<Landed, WriteError> {
         let (cluster, producer) = match &mut self.target {
             #[cfg(test)]
             Target::Script(f) => {
@@ -285,34 +314,31 @@ impl DeadLetter {
         let md = cluster
             .metadata_for(topics)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(WriteError::Metadata)?;
         let count = match md.topics.get(&self.topic) {
             Some(t) if t.error_code == 0 && !t.partitions.is_empty() => t.partitions.len() as i32,
             Some(t) if t.error_code != 0 => {
                 // Refresh next time: the topic may be created or the ACL fixed meanwhile.
                 let _ = cluster.refresh_metadata(Some(topics)).await;
-                return Err(format!(
-                    "topic '{}': {}",
-                    self.topic,
-                    error_name(t.error_code)
-                ));
+                return Err(WriteError::Topic {
+                    topic: self.topic.clone(),
+                    code: ErrorCode(t.error_code),
+                });
             }
             _ => {
                 let _ = cluster.refresh_metadata(Some(topics)).await;
-                return Err(format!("topic '{}' does not exist", self.topic));
+                return Err(WriteError::NoTopic(self.topic.clone()));
             }
         };
         if producer.is_none() {
             let mut cfg = ProducerConfig::new(Compression::None, WRITE_TIMEOUT);
             cfg.linger = Duration::ZERO;
             cfg.pipeline.delivery_timeout = WRITE_TIMEOUT;
-            let p = Producer::start(cluster.clone(), cfg)
-                .await
-                .map_err(|e| e.to_string())?;
+            let p = Producer::start(cluster.clone(), cfg).await?;
             *producer = Some(p);
         }
         let Some(p) = producer.as_ref() else {
-            return Err("the producer did not start".into());
+            return Err(WriteError::NotStarted);
         };
         let partition = partition_for(from.partition, copy.key.as_deref(), count);
         let tp = TopicPartition::new(self.topic.as_str(), partition);
@@ -325,26 +351,26 @@ impl DeadLetter {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 *producer = None;
-                return Err(e.to_string());
+                return Err(e.into());
             }
             Err(_) => {
                 // What the old producer still holds may or may not be written: start afresh.
                 *producer = None;
-                return Err(format!(
-                    "no answer within {} s",
-                    (WRITE_TIMEOUT + Duration::from_secs(5)).as_secs()
-                ));
+                return Err(WriteError::Timeout(WRITE_TIMEOUT + Duration::from_secs(5)));
             }
         };
         if let Some(lost) = report.lost.first() {
-            return Err(format!("{}: {}", lost.tp, lost.error));
+            return Err(WriteError::Lost {
+                tp: lost.tp.clone(),
+                error: lost.error.clone(),
+            });
         }
         match report.written.get(&tp) {
             Some(w) if w.records > 0 => Ok(Landed {
                 partition,
                 offset: w.offsets.map(|(first, _)| first),
             }),
-            _ => Err("the producer reported nothing written".into()),
+            _ => Err(WriteError::NothingWritten),
         }
     }
 }
@@ -465,6 +491,42 @@ mod tests {
         b.raw = None;
         let none = broken_copy(&tp, &b, "g", &why, 2, 42);
         assert_eq!(none.value, None);
+    }
+
+    #[test]
+    fn write_errors_say_what_failed_as_the_log_lines_did() {
+        let cases = [
+            (
+                WriteError::Topic {
+                    topic: "t.DLT".into(),
+                    code: ErrorCode(29),
+                },
+                "topic 't.DLT': TOPIC_AUTHORIZATION_FAILED",
+            ),
+            (
+                WriteError::NoTopic("t.DLT".into()),
+                "topic 't.DLT' does not exist",
+            ),
+            (
+                WriteError::Timeout(WRITE_TIMEOUT + Duration::from_secs(5)),
+                "no answer within 35 s",
+            ),
+            (
+                WriteError::Lost {
+                    tp: TopicPartition::new("t.DLT", 1),
+                    error: "NOT_ENOUGH_REPLICAS".into(),
+                },
+                "t.DLT-1: NOT_ENOUGH_REPLICAS",
+            ),
+            (WriteError::NotStarted, "the producer did not start"),
+            (
+                WriteError::NothingWritten,
+                "the producer reported nothing written",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::dead_letter::{self, DeadLetter};
+use super::error::ConsumerError;
 use super::failure::{Attempts, Decision, Exhausted, Failed, FailurePolicy, FailureStats};
 use super::fetcher::{Broken, Chunk};
 use super::handler::{log::now_ms, Failure, Handler};
@@ -42,9 +43,9 @@ pub trait Control {
     type Leave;
     fn progress(&mut self) -> &mut Progress;
     /// Between batches: a stop or rebalance ends the chunk; commits happen on their interval.
-    async fn between_batches(&mut self) -> Result<Option<Self::Leave>, String>;
+    async fn between_batches(&mut self) -> Result<Option<Self::Leave>, ConsumerError>;
     /// Commits what was handled now.
-    async fn commit(&mut self) -> Result<Option<Self::Leave>, String>;
+    async fn commit(&mut self) -> Result<Option<Self::Leave>, ConsumerError>;
     /// Waits `delay` unless the generation ends first.
     async fn pause(&mut self, delay: Duration) -> Option<Self::Leave>;
 }
@@ -60,7 +61,7 @@ pub struct Dispatcher {
     dead_letter: Option<DeadLetter>,
 }
 
-type Step<L> = Result<Option<Next<L>>, String>;
+type Step<L> = Result<Option<Next<L>>, ConsumerError>;
 
 impl Dispatcher {
     pub fn new(handler: Handler, policy: FailurePolicy, batch_size: usize) -> Self {
@@ -91,7 +92,7 @@ impl Dispatcher {
         &mut self,
         chunk: Chunk,
         ctl: &mut C,
-    ) -> Result<Next<C::Leave>, String> {
+    ) -> Result<Next<C::Leave>, ConsumerError> {
         if chunk.reset {
             ctl.progress().reset_to(&chunk.tp, chunk.next_offset);
             return Ok(Next::Continue);
@@ -339,9 +340,7 @@ impl Dispatcher {
             }
             Exhausted::DeadLetter(topic) => {
                 let Some(dl) = self.dead_letter.as_mut() else {
-                    return Err(format!(
-                        "dead-letter topic '{topic}': no writer was set up (a bug)"
-                    ));
+                    return Err(ConsumerError::NoDeadLetterWriter(topic.clone()));
                 };
                 let copy = match unit {
                     Unit::Record(m) => {

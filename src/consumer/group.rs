@@ -98,6 +98,8 @@ impl std::fmt::Display for GroupError {
     }
 }
 
+impl std::error::Error for GroupError {}
+
 impl GroupError {
     /// How much it overrides: a fatal error beats losing the membership, which beats a plain
     /// rebalance, which beats a transient failure.
@@ -388,8 +390,8 @@ impl Member {
                     .map(|m| (t.clone(), m.partitions.len() as i32))
             })
             .collect();
-        let plan =
-            assignor::assign(&self.gen.protocol, &subs, &counts).map_err(GroupError::Fatal)?;
+        let plan = assignor::assign(&self.gen.protocol, &subs, &counts)
+            .map_err(|e| GroupError::Fatal(e.to_string()))?;
         let assigned: usize = plan
             .values()
             .flat_map(|tps| tps.iter().map(|(_, ps)| ps.len()))

@@ -3,6 +3,7 @@
 pub(crate) mod assignor;
 pub(crate) mod dead_letter;
 pub(crate) mod dispatch;
+pub(crate) mod error;
 pub(crate) mod failure;
 pub(crate) mod fetcher;
 pub(crate) mod group;

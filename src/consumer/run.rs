@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use super::assignor::is_cooperative;
 use super::dead_letter::DeadLetter;
 use super::dispatch::{Control, Dispatcher, Next};
+use super::error::ConsumerError;
 use super::failure::{Exhausted, FailurePolicy, FailureStats};
 use super::fetcher::{self, FetchConfig, FetchEvent};
 use super::group::{Claim, GroupConfig, GroupError, Member};
@@ -76,13 +77,13 @@ pub async fn run(
     cluster: Arc<Cluster>,
     cfg: ConsumerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<Exit, String> {
+) -> Result<Exit, ConsumerError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let handler = Handler::new(&cfg.handler).map_err(|e| e.to_string())?;
+    let handler = Handler::new(&cfg.handler)?;
     let mut dispatcher = Dispatcher::new(handler, cfg.failure.clone(), cfg.batch_size);
     if let Exhausted::DeadLetter(topic) = &cfg.failure.exhausted {
         dispatcher =
@@ -104,7 +105,7 @@ pub async fn run(
     // Wrong credentials or an untrusted certificate will not heal: say so now, exit 1.
     if let Err(e) = cluster.refresh_metadata(Some(&cfg.group.topics)).await {
         if e.is_fatal() {
-            return Err(e.to_string());
+            return Err(ConsumerError::Cluster(e));
         }
         tracing::warn!(error = %e, "cluster not reachable yet; retrying");
     }
@@ -117,7 +118,7 @@ pub async fn run(
     let mut idle_since = Instant::now();
     let mut attempt = 0u32;
     let mut joined = false;
-    let mut last_error = String::new();
+    let mut last_error: Option<GroupError> = None;
     let exit = loop {
         if *stop_rx.borrow() {
             break Exit::Signal;
@@ -125,10 +126,10 @@ pub async fn run(
         if idle_since.elapsed() >= cfg.idle_timeout {
             if !joined {
                 // Never got into the group: a failure, not idleness (Code Engine restarts it).
-                return Err(format!(
-                    "could not join group '{}' within the idle timeout: {last_error}",
-                    cfg.group.group
-                ));
+                return Err(ConsumerError::NotJoined {
+                    group: cfg.group.group.clone(),
+                    last: last_error,
+                });
             }
             break Exit::Idle;
         }
@@ -144,13 +145,13 @@ pub async fn run(
                 idle_since = Instant::now();
                 a
             }
-            Err(GroupError::Fatal(e)) => {
+            Err(e @ GroupError::Fatal(_)) => {
                 member.leave().await;
-                return Err(e);
+                return Err(ConsumerError::Group(e));
             }
             Err(e) => {
                 attempt += 1;
-                last_error = e.to_string();
+                last_error = Some(e.clone());
                 // A rebalance that overtook this join (SyncGroup: REBALANCE_IN_PROGRESS) is
                 // answered by joining again at once; each JoinGroup waits for the group, so this
                 // cannot spin. Transient failures, and rebalances that keep coming, back off.
@@ -223,9 +224,9 @@ pub async fn run(
             }
         }
         match signal.pending() {
-            Some(GroupError::Fatal(e)) => {
+            Some(e @ GroupError::Fatal(_)) => {
                 member.leave().await;
-                return Err(e);
+                return Err(ConsumerError::Group(e));
             }
             // Our partitions may be someone else's by now: claim nothing.
             Some(GroupError::Lost(_)) => {
@@ -291,7 +292,7 @@ async fn generation(
     idle_since: &mut Instant,
     stop_rx: &watch::Receiver<bool>,
     signal: &Signal,
-) -> Result<Leave, String> {
+) -> Result<Leave, ConsumerError> {
     let fresh: Vec<TopicPartition> = assigned
         .iter()
         .filter(|tp| progress.position(tp).is_none())
@@ -335,7 +336,7 @@ async fn generation(
             biased;
             _ = stop.wait_for(|s| *s) => break Leave::Exit(Exit::Signal),
             why = signal.raised() => match why {
-                GroupError::Fatal(e) => return Err(e),
+                e @ GroupError::Fatal(_) => return Err(ConsumerError::Group(e)),
                 e => {
                     tracing::info!(group = %s.member.group(), reason = %e, "rebalance");
                     break Leave::Rejoin;
@@ -377,7 +378,7 @@ async fn generation(
                     while rx.try_recv().is_ok() {}
                     fetchers = AbortOnDrop(fetcher::spawn_all(cluster, s.progress, assigned, &fetch_cfg, &tx).await);
                 }
-                Some(FetchEvent::Fatal(e)) => return Err(e),
+                Some(FetchEvent::Fatal(e)) => return Err(ConsumerError::Fetch(e)),
                 None => {}
             },
         }
@@ -402,7 +403,7 @@ async fn resume(
     group: &str,
     assigned: &[TopicPartition],
     progress: &mut Progress,
-) -> Result<(), String> {
+) -> Result<(), ConsumerError> {
     if assigned.is_empty() {
         return Ok(());
     }
@@ -413,8 +414,8 @@ async fn resume(
     let committed = fetch_committed(cluster, std::slice::from_ref(&q)).await;
     let offsets = match committed.get(group) {
         Some(Ok(o)) => o.clone(),
-        Some(Err(e)) => return Err(format!("cannot read the group's committed offsets: {e}")),
-        None => return Err("cannot read the group's committed offsets".into()),
+        Some(Err(e)) => return Err(ConsumerError::Committed(e.clone())),
+        None => return Err(ConsumerError::NoCommitted),
     };
     let mut missing = Vec::new();
     for tp in assigned {
@@ -430,8 +431,13 @@ async fn resume(
     for tp in missing {
         let e = match ends.get(&tp) {
             Some(Ok(e)) => *e,
-            Some(Err(e)) => return Err(format!("cannot read the offsets of {tp}: {e}")),
-            None => return Err(format!("cannot read the offsets of {tp}")),
+            Some(Err(e)) => {
+                return Err(ConsumerError::Ends {
+                    tp,
+                    source: e.clone(),
+                })
+            }
+            None => return Err(ConsumerError::NoEnds(tp)),
         };
         let start = Policy::new(cfg.read_committed, cfg.reset).start(&e, None);
         tracing::info!(partition = %tp, offset = start, policy = ?cfg.reset, "no committed offset; starting by policy");
@@ -447,11 +453,11 @@ impl Control for Session<'_> {
         self.progress
     }
 
-    async fn between_batches(&mut self) -> Result<Option<Leave>, String> {
+    async fn between_batches(&mut self) -> Result<Option<Leave>, ConsumerError> {
         Session::between_batches(self).await
     }
 
-    async fn commit(&mut self) -> Result<Option<Leave>, String> {
+    async fn commit(&mut self) -> Result<Option<Leave>, ConsumerError> {
         Session::commit(self).await
     }
 
@@ -462,12 +468,12 @@ impl Control for Session<'_> {
 
 impl Session<'_> {
     /// Between batches of a long chunk: honour stop and rebalance, keep committing.
-    async fn between_batches(&mut self) -> Result<Option<Leave>, String> {
+    async fn between_batches(&mut self) -> Result<Option<Leave>, ConsumerError> {
         if *self.stop.borrow() {
             return Ok(Some(Leave::Exit(Exit::Signal)));
         }
         match self.rebalance.pending() {
-            Some(GroupError::Fatal(e)) => return Err(e),
+            Some(e @ GroupError::Fatal(_)) => return Err(ConsumerError::Group(e)),
             Some(e) => {
                 tracing::info!(group = %self.member.group(), reason = %e, "rebalance: stopping after this handler call");
                 return Ok(Some(Leave::Rejoin));
@@ -491,7 +497,7 @@ impl Session<'_> {
     }
 
     /// Commits what was handled; a rebalance answer ends the generation.
-    async fn commit(&mut self) -> Result<Option<Leave>, String> {
+    async fn commit(&mut self) -> Result<Option<Leave>, ConsumerError> {
         self.last_commit = Instant::now();
         let offsets = self.progress.to_commit();
         if offsets.is_empty() {
@@ -511,7 +517,7 @@ impl Session<'_> {
                 tracing::warn!(error = %e, "commit failed; retrying at the next interval");
                 Ok(None)
             }
-            Err(GroupError::Fatal(e)) => Err(e),
+            Err(e @ GroupError::Fatal(_)) => Err(ConsumerError::Group(e)),
         }
     }
 }

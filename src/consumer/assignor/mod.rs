@@ -204,19 +204,22 @@ pub fn is_cooperative(protocol: &str) -> bool {
 /// Every assignor this member can run, in the default order of preference.
 pub const SUPPORTED: [&str; 3] = [COOPERATIVE_STICKY, RANGE, ROUND_ROBIN];
 
+/// The group chose an assignor this member cannot run (its name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported partition assignor '{name}' (supported: {COOPERATIVE_STICKY}, {RANGE}, {ROUND_ROBIN})", name = .0)]
+pub struct UnsupportedAssignor(pub String);
+
 /// Runs the assignor named `protocol` ([`COOPERATIVE_STICKY`], [`RANGE`] or [`ROUND_ROBIN`]).
 pub fn assign<M: MemberSubscription>(
     protocol: &str,
     members: &[M],
     counts: &BTreeMap<String, i32>,
-) -> Result<Plan, String> {
+) -> Result<Plan, UnsupportedAssignor> {
     match protocol {
         RANGE => Ok(range(members, counts)),
         ROUND_ROBIN => Ok(round_robin(members, counts)),
         COOPERATIVE_STICKY => Ok(cooperative_sticky(members, counts)),
-        other => Err(format!(
-            "unsupported partition assignor '{other}' (supported: {COOPERATIVE_STICKY}, {RANGE}, {ROUND_ROBIN})"
-        )),
+        other => Err(UnsupportedAssignor(other.to_string())),
     }
 }
 
@@ -426,6 +429,10 @@ mod tests {
         let plan = assign(RANGE, &subs, &counts(&[("t", 3)])).unwrap();
         assert_eq!(plan, expect(&[("m1", "tp0 tp1"), ("m2", "tp2")]));
         let e = assign("sticky", &subs, &counts(&[])).unwrap_err();
-        assert!(e.contains("unsupported partition assignor 'sticky'"), "{e}");
+        assert_eq!(e, UnsupportedAssignor("sticky".into()));
+        assert_eq!(
+            e.to_string(),
+            "unsupported partition assignor 'sticky' (supported: cooperative-sticky, range, roundrobin)"
+        );
     }
 }

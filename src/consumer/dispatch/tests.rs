@@ -19,10 +19,10 @@ impl Control for Session {
     fn progress(&mut self) -> &mut Progress {
         &mut self.progress
     }
-    async fn between_batches(&mut self) -> Result<Option<()>, String> {
+    async fn between_batches(&mut self) -> Result<Option<()>, ConsumerError> {
         Ok(None)
     }
-    async fn commit(&mut self) -> Result<Option<()>, String> {
+    async fn commit(&mut self) -> Result<Option<()>, ConsumerError> {
         self.commits += 1;
         Ok(None)
     }
@@ -238,7 +238,7 @@ fn an_overlap_is_skipped_and_a_chunk_from_the_future_dropped() {
 
 #[test]
 fn exhausted_records_are_dead_lettered_and_passed_only_once_the_write_succeeded() {
-    use crate::consumer::dead_letter::{self, DeadLetter};
+    use crate::consumer::dead_letter::{self, DeadLetter, WriteError};
     let bad: &[i64] = &[2, 5];
     let (h, calls) = handler(bad, false, None);
     let written: Arc<Mutex<Vec<(i32, crate::producer::OutRecord)>>> = Arc::default();
@@ -250,7 +250,10 @@ fn exhausted_records_are_dead_lettered_and_passed_only_once_the_write_succeeded(
         Box::new(move |from, copy| {
             if refusals > 0 {
                 refusals -= 1;
-                return Err("NOT_ENOUGH_REPLICAS".into());
+                return Err(WriteError::Lost {
+                    tp: TopicPartition::new("t.DLT", from.partition),
+                    error: "NOT_ENOUGH_REPLICAS".into(),
+                });
             }
             seen.lock().unwrap().push((from.partition, copy.clone()));
             Ok(())
@@ -285,7 +288,8 @@ fn exhausted_records_are_dead_lettered_and_passed_only_once_the_write_succeeded(
 
 #[test]
 fn a_dead_letter_write_that_keeps_failing_never_passes_the_record() {
-    use crate::consumer::dead_letter::DeadLetter;
+    use crate::consumer::dead_letter::{DeadLetter, WriteError};
+    use crate::protocol::error::ErrorCode;
 
     /// A session that ends the generation at the third pause.
     #[derive(Default)]
@@ -295,10 +299,10 @@ fn a_dead_letter_write_that_keeps_failing_never_passes_the_record() {
         fn progress(&mut self) -> &mut Progress {
             &mut self.0.progress
         }
-        async fn between_batches(&mut self) -> Result<Option<()>, String> {
+        async fn between_batches(&mut self) -> Result<Option<()>, ConsumerError> {
             Ok(None)
         }
-        async fn commit(&mut self) -> Result<Option<()>, String> {
+        async fn commit(&mut self) -> Result<Option<()>, ConsumerError> {
             Ok(None)
         }
         async fn pause(&mut self, delay: Duration) -> Option<()> {
@@ -310,7 +314,12 @@ fn a_dead_letter_write_that_keeps_failing_never_passes_the_record() {
     let dl = DeadLetter::scripted(
         "t.DLT",
         "g",
-        Box::new(|_, _| Err("TOPIC_AUTHORIZATION_FAILED".into())),
+        Box::new(|_, _| {
+            Err(WriteError::Topic {
+                topic: "t.DLT".into(),
+                code: ErrorCode(crate::protocol::error::code::TOPIC_AUTHORIZATION_FAILED),
+            })
+        }),
     );
     let policy = FailurePolicy::new(Some(1), None, Exhausted::DeadLetter("t.DLT".into())).unwrap();
     let mut d = Dispatcher::new(h, policy, 100).with_dead_letter(dl);
