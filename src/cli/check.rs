@@ -10,11 +10,12 @@ use std::collections::HashMap;
 
 use clap::Args;
 
-use super::kafka::{KafkaArgs, ENV_BROKERS};
+use super::kafka::KafkaArgs;
 use super::observe::load_kafkadata;
 use super::CliError;
 use crate::cluster::Cluster;
 use crate::config::env::ProcessEnv;
+use crate::config::kafka::ENV_BROKERS;
 use crate::config::kafkadata::Job;
 use crate::config::settings::var;
 

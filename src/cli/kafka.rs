@@ -1,36 +1,25 @@
-//! Broker connection settings shared by every subcommand, with the IBM sample's variable names.
-//!
-//! Environment fallbacks are resolved here by hand rather than by clap, so that an error can say
-//! whether the bad value came from a flag or from the Event Streams binding.
+//! Broker connection flags shared by every subcommand, and the connection they resolve to:
+//! [`config::kafka`](crate::config::kafka) reads and checks them (with the environment), and
+//! this file turns its settings into the wire's types — the TLS client configuration (which
+//! reads the CA and certificate files) and, for OAUTHBEARER, the IAM token source.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
 
 use super::{invalid, CliError};
-use crate::config::brokers::{parse_brokers, BrokerAddr};
-use crate::config::env::ProcessEnv;
+use crate::config::brokers::BrokerAddr;
+use crate::config::env::{Env, ProcessEnv};
+use crate::config::kafka::{
+    self as settings, KafkaFlags, KafkaSettings, Sasl, DEFAULT_FRAME_BYTES,
+};
 use crate::config::secret::Secret;
-use crate::config::settings::{parse_bool, switch, var};
 use crate::http_client::build_client;
 use crate::iam::{IamError, IamTokenManager, DEFAULT_IAM_URL};
 use crate::tls::{client_config, TlsOptions};
 use crate::wire::sasl::{Credentials, Mechanism, TokenError, TokenFuture, TokenSource};
 use crate::wire::{ConnectOptions, SaslConfig};
-
-pub const ENV_BROKERS: &str = "MESSAGEHUB_KAFKA_BROKERS_SASL";
-pub const ENV_USER: &str = "MESSAGEHUB_USER";
-pub const ENV_PASSWORD: &str = "MESSAGEHUB_PASSWORD";
-pub const ENV_MECHANISM: &str = "KAFKA_SASL_MECHANISM";
-pub const ENV_TLS: &str = "KAFKA_TLS";
-pub const ENV_CA_FILE: &str = "KAFKA_CA_FILE";
-pub const ENV_ALLOW_PLAIN: &str = "KAFKA_ALLOW_PLAIN_WITHOUT_TLS";
-/// OAUTHBEARER: the IBM Cloud API key when MESSAGEHUB_PASSWORD / --password is not set.
-pub const ENV_IAM_API_KEY: &str = "IAM_API_KEY";
-/// OAUTHBEARER: the IAM token endpoint.
-pub const ENV_IAM_URL: &str = "IAM_URL";
 
 /// How to reach and authenticate to the cluster.
 #[derive(Debug, Clone, Default, Args)]
@@ -95,13 +84,6 @@ pub struct KafkaArgs {
     pub max_frame_bytes: usize,
 }
 
-/// `--max-frame-bytes`: the default, and the range accepted (a frame under 1 KiB cannot hold
-/// a Metadata answer, so every request would fail and be retried forever; 2 GiB is the largest
-/// size a Kafka frame header can state).
-pub const DEFAULT_FRAME_BYTES: usize = 100 * 1024 * 1024;
-pub const MIN_FRAME_BYTES: usize = 1024;
-pub const MAX_FRAME_BYTES: usize = i32::MAX as usize;
-
 /// Resolved connection settings.
 #[derive(Debug, Clone)]
 pub struct Kafka {
@@ -110,170 +92,120 @@ pub struct Kafka {
 }
 
 impl KafkaArgs {
-    /// Flags first, then the environment; every problem names its flag or variable.
+    /// The flags as [`config::kafka`](crate::config::kafka) takes them.
+    pub fn flags(&self) -> KafkaFlags {
+        KafkaFlags {
+            bootstrap: self.bootstrap.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            sasl_mechanism: self.sasl_mechanism.clone(),
+            sasl_iam_url: self.sasl_iam_url.clone(),
+            tls: self.tls.clone(),
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+            allow_plain_without_tls: self.allow_plain_without_tls,
+            request_timeout: self.request_timeout,
+            connect_timeout: self.connect_timeout,
+            max_frame_bytes: self.max_frame_bytes,
+        }
+    }
+
+    /// The settings, checked: flags first, then `env`.
+    pub fn settings(&self, env: &dyn Env) -> Result<KafkaSettings, CliError> {
+        Ok(settings::resolve(env, &self.flags())?)
+    }
+
+    /// Flags first, then the process environment, then the connection built from them.
     pub fn resolve(&self) -> Result<Kafka, CliError> {
-        let (brokers_text, origin, from_binding) =
-            match (&self.bootstrap, var(&ProcessEnv, ENV_BROKERS)?) {
-                (Some(b), _) => (b.clone(), "--bootstrap", false),
-                (None, Some(b)) => (b, ENV_BROKERS, true),
-                (None, None) => {
-                    return Err(invalid(
-                        "--bootstrap",
-                        format!(
-                            "no brokers given: pass --bootstrap HOST:PORT or set {ENV_BROKERS}"
-                        ),
-                    ))
-                }
-            };
-        let bootstrap = parse_brokers(&brokers_text, origin)?;
-
-        let tls = match (&self.tls, var(&ProcessEnv, ENV_TLS)?) {
-            (Some(v), _) => parse_bool(v).map_err(|m| invalid("--tls", m))?,
-            (None, Some(v)) => parse_bool(&v).map_err(|m| invalid(ENV_TLS, m))?,
-            (None, None) => from_binding,
-        };
-
-        let username = or_env(&self.username, ENV_USER)?;
-        let password = or_env(&self.password, ENV_PASSWORD)?;
-        let mechanism = match (&self.sasl_mechanism, var(&ProcessEnv, ENV_MECHANISM)?) {
-            (Some(m), _) => Some(parse_mechanism(m, "--sasl-mechanism")?),
-            (None, Some(m)) => Some(parse_mechanism(&m, ENV_MECHANISM)?),
-            (None, None) => None,
-        };
-        let sasl = if mechanism == Some(Mechanism::OAuthBearer) {
-            Some(self.oauth_bearer()?)
-        } else {
-            match (username, password, mechanism) {
-                (None, None, None) => None,
-                (Some(u), Some(p), m) => Some(SaslConfig {
-                    mechanism: m.unwrap_or(Mechanism::Plain),
-                    credentials: Credentials {
-                        username: u,
-                        password: Secret::new(p),
-                    },
-                    token_source: None,
-                }),
-                (None, _, _) => {
-                    return Err(invalid(
-                        "--username",
-                        format!("SASL needs a user name: pass --username or set {ENV_USER}"),
-                    ))
-                }
-                (Some(_), None, _) => {
-                    return Err(invalid(
-                        "--password",
-                        format!("SASL needs a password: pass --password or set {ENV_PASSWORD}"),
-                    ))
-                }
-            }
-        };
-
-        let allow_plain = switch(&ProcessEnv, self.allow_plain_without_tls, ENV_ALLOW_PLAIN)?;
-        if let Some(s) = &sasl {
-            if s.mechanism == Mechanism::Plain && !tls && !allow_plain {
-                return Err(invalid(
-                    "--sasl-mechanism",
-                    "PLAIN would send the password in clear text without TLS: add --tls, use SCRAM-SHA-256 or SCRAM-SHA-512, or pass --allow-plain-without-tls",
-                ));
-            }
-            if s.mechanism == Mechanism::OAuthBearer && !tls && !allow_plain {
-                return Err(invalid(
-                    "--sasl-mechanism",
-                    "OAUTHBEARER would send the access token in clear text without TLS: add --tls, or pass --allow-plain-without-tls",
-                ));
-            }
-        }
-        let ca_file = match &self.ca_file {
-            Some(p) => Some(p.clone()),
-            None => var(&ProcessEnv, ENV_CA_FILE)?.map(PathBuf::from),
-        };
-        let tls_config = if tls {
-            let opts = TlsOptions {
-                ca_file,
-                client_cert: self.client_cert.clone(),
-                client_key: self.client_key.clone(),
-            };
-            Some(client_config(&opts).map_err(|e| CliError::Usage(e.to_string()))?)
-        } else {
-            if ca_file.is_some() || self.client_cert.is_some() || self.client_key.is_some() {
-                return Err(invalid(
-                    "--tls",
-                    "a CA file or client certificate was given but TLS is off: add --tls",
-                ));
-            }
-            None
-        };
-        if self.request_timeout == 0 {
-            return Err(invalid("--request-timeout", "must be at least 1 second"));
-        }
-        if self.connect_timeout == 0 {
-            return Err(invalid("--connect-timeout", "must be at least 1 second"));
-        }
-        if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&self.max_frame_bytes) {
-            return Err(invalid(
-                "--max-frame-bytes",
-                format!(
-                    "expected a size from {MIN_FRAME_BYTES} (1 KiB) to {MAX_FRAME_BYTES} (2 GiB), got {}; the default is {DEFAULT_FRAME_BYTES} (100 MiB)",
-                    self.max_frame_bytes
-                ),
-            ));
-        }
-        Ok(Kafka {
-            bootstrap,
-            options: ConnectOptions {
-                tls: tls_config,
-                sasl,
-                allow_plain_without_tls: allow_plain,
-                connect_timeout: Duration::from_secs(self.connect_timeout),
-                request_timeout: Duration::from_secs(self.request_timeout),
-                max_frame_bytes: self.max_frame_bytes,
-                client_id: "kafka-observer".into(),
-            },
-        })
+        connect(&self.settings(&ProcessEnv)?)
     }
 }
 
-impl KafkaArgs {
-    /// OAUTHBEARER with IBM IAM access tokens: the API key from --password /
-    /// MESSAGEHUB_PASSWORD, else IAM_API_KEY; the user name is not used.
-    fn oauth_bearer(&self) -> Result<SaslConfig, CliError> {
-        let (key, origin) = match (&self.password, var(&ProcessEnv, ENV_PASSWORD)?, var(&ProcessEnv, ENV_IAM_API_KEY)?) {
-            (Some(k), _, _) => (k.clone(), "--password"),
-            (None, Some(k), _) => (k, ENV_PASSWORD),
-            (None, None, Some(k)) => (k, ENV_IAM_API_KEY),
-            (None, None, None) => {
-                return Err(invalid(
-                    "--password",
-                    format!("OAUTHBEARER needs an IBM Cloud API key: pass --password or set {ENV_PASSWORD} or {ENV_IAM_API_KEY}"),
-                ))
-            }
-        };
-        let (url, url_origin) = match (&self.sasl_iam_url, var(&ProcessEnv, ENV_IAM_URL)?) {
-            (Some(u), _) => (u.clone(), "--sasl-iam-url"),
-            (None, Some(u)) => (u, ENV_IAM_URL),
-            (None, None) => (DEFAULT_IAM_URL.to_string(), "--sasl-iam-url"),
-        };
-        let client = build_client(None).map_err(|e| CliError::Usage(e.to_string()))?;
-        let key = Secret::new(key);
-        let iam = IamTokenManager::new(url, key.clone(), client).map_err(|e| {
-            let named = match e {
-                IamError::InvalidUrl { .. } => url_origin,
-                _ => origin,
-            };
-            invalid(named, e.to_string())
-        })?;
-        Ok(SaslConfig {
-            mechanism: Mechanism::OAuthBearer,
+/// The connection for checked settings: the TLS configuration (its files read now, so a
+/// missing CA is a usage error before any connection) and the SASL configuration.
+pub fn connect(s: &KafkaSettings) -> Result<Kafka, CliError> {
+    let sasl = match &s.sasl {
+        None => None,
+        Some(Sasl::Password {
+            mechanism,
+            username,
+            password,
+        }) => Some(SaslConfig {
+            mechanism: wire_mechanism(*mechanism),
             credentials: Credentials {
-                username: "token".into(),
-                password: key,
+                username: username.clone(),
+                password: password.clone(),
             },
-            token_source: Some(Arc::new(IamTokens {
-                iam,
-                key_origin: origin,
-            })),
-        })
+            token_source: None,
+        }),
+        Some(Sasl::Iam {
+            key,
+            key_origin,
+            url,
+            url_origin,
+        }) => Some(oauth_bearer(key, key_origin, url.as_deref(), url_origin)?),
+    };
+    let tls = match &s.tls {
+        Some(files) => {
+            let opts = TlsOptions {
+                ca_file: files.ca_file.clone(),
+                client_cert: files.client_cert.clone(),
+                client_key: files.client_key.clone(),
+            };
+            Some(client_config(&opts).map_err(|e| CliError::Usage(e.to_string()))?)
+        }
+        None => None,
+    };
+    Ok(Kafka {
+        bootstrap: s.bootstrap.clone(),
+        options: ConnectOptions {
+            tls,
+            sasl,
+            allow_plain_without_tls: s.allow_plain_without_tls,
+            connect_timeout: s.connect_timeout,
+            request_timeout: s.request_timeout,
+            max_frame_bytes: s.max_frame_bytes,
+            client_id: "kafka-observer".into(),
+        },
+    })
+}
+
+/// The wire's name for a mechanism `config` resolved.
+fn wire_mechanism(m: settings::Mechanism) -> Mechanism {
+    match m {
+        settings::Mechanism::Plain => Mechanism::Plain,
+        settings::Mechanism::ScramSha256 => Mechanism::ScramSha256,
+        settings::Mechanism::ScramSha512 => Mechanism::ScramSha512,
+        settings::Mechanism::OAuthBearer => Mechanism::OAuthBearer,
     }
+}
+
+/// OAUTHBEARER with IBM IAM access tokens for `key` (the user name is not used); a key or URL
+/// the token manager refuses names the setting it came from.
+fn oauth_bearer(
+    key: &Secret,
+    key_origin: &'static str,
+    url: Option<&str>,
+    url_origin: &'static str,
+) -> Result<SaslConfig, CliError> {
+    let client = build_client(None).map_err(|e| CliError::Usage(e.to_string()))?;
+    let url = url.unwrap_or(DEFAULT_IAM_URL).to_string();
+    let iam = IamTokenManager::new(url, key.clone(), client).map_err(|e| {
+        let named = match e {
+            IamError::InvalidUrl { .. } => url_origin,
+            _ => key_origin,
+        };
+        invalid(named, e.to_string())
+    })?;
+    Ok(SaslConfig {
+        mechanism: Mechanism::OAuthBearer,
+        credentials: Credentials {
+            username: "token".into(),
+            password: key.clone(),
+        },
+        token_source: Some(Arc::new(IamTokens { iam, key_origin })),
+    })
 }
 
 /// OAUTHBEARER tokens from IBM IAM (cached, refreshed in the background at 80 % of their life).
@@ -302,26 +234,10 @@ impl TokenSource for IamTokens {
     }
 }
 
-/// The flag's value, else the variable's (for values used as they are).
-fn or_env(flag: &Option<String>, name: &str) -> Result<Option<String>, CliError> {
-    match flag {
-        Some(v) => Ok(Some(v.clone())),
-        None => Ok(var(&ProcessEnv, name)?),
-    }
-}
-
-fn parse_mechanism(v: &str, origin: &str) -> Result<Mechanism, CliError> {
-    v.parse::<Mechanism>().map_err(|_| {
-        invalid(
-            origin,
-            format!("unknown SASL mechanism '{v}': use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::env::VarTable;
 
     const KEY: &str = "unit-test-iam-key-4242";
 
@@ -341,9 +257,13 @@ mod tests {
         }
     }
 
+    fn build(a: &KafkaArgs) -> Result<Kafka, CliError> {
+        connect(&a.settings(&VarTable::default())?)
+    }
+
     #[test]
     fn oauthbearer_uses_the_api_key_and_hides_it() {
-        let k = oauth_args().resolve().unwrap();
+        let k = build(&oauth_args()).unwrap();
         let sasl = k.options.sasl.clone().unwrap();
         assert_eq!(sasl.mechanism, Mechanism::OAuthBearer);
         assert_eq!(sasl.credentials.username, "token");
@@ -357,17 +277,18 @@ mod tests {
     fn oauthbearer_needs_tls_or_the_opt_in_and_a_usable_key() {
         let mut a = oauth_args();
         a.allow_plain_without_tls = false;
-        if var(&ProcessEnv, ENV_ALLOW_PLAIN).unwrap().is_none() {
-            let e = a.resolve().unwrap_err().to_string();
-            assert!(e.contains("OAUTHBEARER") && e.contains("clear text"), "{e}");
-        }
+        let e = build(&a).unwrap_err().to_string();
+        assert!(e.contains("OAUTHBEARER") && e.contains("clear text"), "{e}");
         let mut a = oauth_args();
         a.password = Some("\"quoted-key\"".into());
-        let e = a.resolve().unwrap_err().to_string();
+        let e = build(&a).unwrap_err().to_string();
         assert!(e.contains("--password") && !e.contains("quoted-key"), "{e}");
         let mut a = oauth_args();
         a.sasl_iam_url = Some("ftp://nowhere".into());
-        let e = a.resolve().unwrap_err().to_string();
-        assert!(e.contains("ftp://nowhere"), "{e}");
+        let e = build(&a).unwrap_err().to_string();
+        assert!(
+            e.contains("ftp://nowhere") && e.contains("--sasl-iam-url"),
+            "{e}"
+        );
     }
 }

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::kafka::{Kafka, KafkaArgs};
+use super::kafka::{connect, Kafka, KafkaArgs};
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
 use crate::config::env::ProcessEnv;
 use crate::config::failure::{failure_policy, FailureFlags};
+use crate::config::kafka::{child_env, KafkaSettings};
 use crate::config::kafkadata::{self, Kafkadata};
 use crate::config::secret::Secret;
 use crate::config::settings::{
@@ -199,6 +200,7 @@ pub fn load_kafkadata(file: &Option<PathBuf>) -> Result<Kafkadata, CliError> {
 
 /// Everything `observe` needs, validated before anything starts.
 struct Resolved {
+    kafka_settings: KafkaSettings,
     kafka: Kafka,
     cfg: ObserverConfig,
     launcher: String,
@@ -206,9 +208,10 @@ struct Resolved {
 }
 
 fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
-    let kafkadata = load_kafkadata(&a.kafkadata)?;
-    let kafka = a.kafka.resolve()?;
     let env = &ProcessEnv;
+    let kafkadata = load_kafkadata(&a.kafkadata)?;
+    let kafka_settings = a.kafka.settings(env)?;
+    let kafka = connect(&kafka_settings)?;
     let ticker = whole(
         env,
         &a.ticker_ms,
@@ -319,47 +322,12 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
             .clamp(Duration::from_secs(5), Duration::from_secs(30)),
     };
     Ok(Resolved {
+        kafka_settings,
         kafka,
         cfg,
         launcher,
         metrics_addr,
     })
-}
-
-/// The consumer children's environment: the broker settings this observer resolved, in the
-/// variables `consume` reads, so flags given to the observer reach its consumers.
-fn child_env(a: &KafkaArgs, k: &Kafka) -> Result<Vec<(String, String)>, CliError> {
-    let mut env = vec![(
-        "MESSAGEHUB_KAFKA_BROKERS_SASL".to_string(),
-        k.bootstrap
-            .iter()
-            .map(|b| b.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-    )];
-    env.push(("KAFKA_TLS".into(), k.options.tls.is_some().to_string()));
-    if let Some(s) = &k.options.sasl {
-        env.push(("MESSAGEHUB_USER".into(), s.credentials.username.clone()));
-        env.push((
-            "MESSAGEHUB_PASSWORD".into(),
-            s.credentials.password.expose().to_string(),
-        ));
-        env.push((
-            "KAFKA_SASL_MECHANISM".into(),
-            s.mechanism.name().to_string(),
-        ));
-    }
-    let ca = match &a.ca_file {
-        Some(p) => Some(p.clone()),
-        None => var(&ProcessEnv, "KAFKA_CA_FILE")?.map(PathBuf::from),
-    };
-    if let Some(ca) = ca {
-        env.push(("KAFKA_CA_FILE".into(), ca.display().to_string()));
-    }
-    if a.allow_plain_without_tls {
-        env.push(("KAFKA_ALLOW_PLAIN_WITHOUT_TLS".into(), "true".into()));
-    }
-    Ok(env)
 }
 
 fn make_launcher(a: &ObserveArgs, r: &Resolved) -> Result<Launcher, CliError> {
@@ -377,7 +345,7 @@ fn make_launcher(a: &ObserveArgs, r: &Resolved) -> Result<Launcher, CliError> {
             Ok(Launcher::Local(LocalLauncher::new(
                 exe,
                 args,
-                child_env(&a.kafka, &r.kafka)?,
+                child_env(&r.kafka_settings, a.kafka.allow_plain_without_tls),
                 starter,
             )))
         }

@@ -9,6 +9,7 @@
 pub mod brokers;
 pub mod env;
 pub mod failure;
+pub mod kafka;
 pub mod kafkadata;
 pub mod secret;
 pub mod settings;
