@@ -9,7 +9,7 @@ use crate::harness;
 use crate::support::observer::{
     local_observer, local_observer_in, sample_mapping, ObserverProc, StandIn,
 };
-use crate::support::wait::exit_within;
+use crate::support::wait::{eventually, exit_within};
 
 #[test]
 fn local_launcher_wakes_exactly_the_lagging_jobs_and_heals() {
@@ -453,6 +453,41 @@ fn local_end_to_end_real_consumers_wake_drain_and_exit() {
     // Lag is 0: no further launches.
     obs.wait_cycles(10);
     assert_eq!(obs.log_text().matches("woke consumers").count(), 3);
+    assert_eq!(obs.stop(), Some(0));
+}
+
+/// A consumer that drained its work and exited is reaped at once, not at its job's next count
+/// (a job with no lag is not counted again): no zombie child of the observer remains.
+#[test]
+fn consumers_that_exit_idle_leave_no_zombie() {
+    let b = harness::broker();
+    let d = std::env::temp_dir().join(harness::unique("reap"));
+    std::fs::create_dir_all(&d).unwrap();
+    let m = sample_mapping(&d);
+    let mut obs = local_observer_in(
+        &d,
+        &m.file,
+        &["--ticker-ms", "200"],
+        &[("IDLE_TIMEOUT", "2"), ("SESSION_TIMEOUT", "6")],
+    );
+    obs.wait_cycles(2);
+    // Only the shipping job has work: one consumer starts, drains, commits and exits.
+    b.produce(&m.ship, 1, 2);
+    obs.wait_log(120, "the consumer to finish", |t| {
+        t.contains("consumer stopped").then_some(())
+    });
+    // Its process ends just after that line; from then on the observer has no child at all,
+    // dead or alive (with the bug: one in state Z until the job is counted again).
+    eventually(60, "no child of the observer, zombie or not", || {
+        let children = obs.children();
+        if children.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("children (pid, state): {children:?}"))
+        }
+    });
+    let text = obs.log_text();
+    assert_eq!(text.matches("woke consumers").count(), 1, "{text}");
     assert_eq!(obs.stop(), Some(0));
 }
 

@@ -274,6 +274,41 @@ impl ObserverProc {
         self.child.id()
     }
 
+    /// The observer's child processes that still exist: (pid, state letter of
+    /// `/proc/<pid>/stat`, `Z` for a zombie nobody reaped), from the `ppid` of every process.
+    pub fn children(&self) -> Vec<(u32, char)> {
+        let me = self.pid();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue; // gone meanwhile
+            };
+            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next().and_then(|s| s.chars().next());
+            let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
+            if let (Some(state), Some(ppid)) = (state, ppid) {
+                if ppid == me {
+                    out.push((pid, state));
+                }
+            }
+        }
+        out
+    }
+
     /// Peak resident memory so far (VmHWM), in KiB.
     pub fn peak_rss_kb(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.pid()))

@@ -15,16 +15,22 @@
 //! signals are sent with `kill(2)`, not by running `kill`. Run names carry a random tag chosen
 //! at start, so a restarted observer never reuses a name (with static membership the name is
 //! the `group.instance.id`).
+//!
+//! An exited child is reaped as it exits, not at its job's next count: a job that went idle
+//! may not be counted again for hours, and its finished consumers would stay zombies until
+//! then. One task per launcher wakes on `SIGCHLD` and reaps every job's exited children,
+//! counting each as it goes, so counts stay exact whoever reaps first.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 
 use super::LaunchError;
 use crate::config::kafkadata::Job;
@@ -42,10 +48,87 @@ pub struct LocalLauncher {
     starter: PathBuf,
     /// Random per observer start: part of every run name.
     tag: String,
-    children: Mutex<BTreeMap<String, Vec<Child>>>,
-    /// Children that exited, per job: (all, failed).
-    ended: Mutex<BTreeMap<String, (u64, u64)>>,
+    children: Arc<Mutex<Children>>,
+    /// Reaps exited children as they exit; started with the first launch (it needs the
+    /// runtime), stopped when the launcher is dropped.
+    reaper: Mutex<Option<JoinHandle<()>>>,
     runs: Mutex<u64>,
+}
+
+/// Live children per job, and per job the children that exited: (all, failed).
+#[derive(Default)]
+struct Children {
+    live: BTreeMap<String, Vec<Child>>,
+    ended: BTreeMap<String, (u64, u64)>,
+}
+
+impl Children {
+    /// Reaps `job`'s exited children, counting them; returns its live count and what ended.
+    fn reap(&mut self, job: &str) -> (u32, (u64, u64)) {
+        let e = self.ended.entry(job.to_string()).or_default();
+        let Some(list) = self.live.get_mut(job) else {
+            return (0, *e);
+        };
+        list.retain_mut(|c| match c.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                e.0 += 1;
+                e.1 += u64::from(!status.success());
+                false
+            }
+            Err(_) => {
+                e.0 += 1;
+                false
+            }
+        });
+        (list.len() as u32, *e)
+    }
+
+    /// Reaps the exited children of every job.
+    fn reap_all(&mut self) {
+        let jobs: Vec<String> = self.live.keys().cloned().collect();
+        for job in jobs {
+            self.reap(&job);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How often the reaper looks when `SIGCHLD` cannot be listened to (it always can on Linux
+/// with tokio's signal driver, which the program's runtime enables).
+const REAP_EVERY: Duration = Duration::from_secs(1);
+
+/// The reaper: every job's exited children, at each `SIGCHLD` (signals that arrive together
+/// wake it once; one pass reaps them all). Ends with the launcher.
+async fn reap_on_exit(
+    children: Weak<Mutex<Children>>,
+    mut sigchld: Option<tokio::signal::unix::Signal>,
+) {
+    loop {
+        match &mut sigchld {
+            Some(s) => {
+                if s.recv().await.is_none() {
+                    return; // the runtime is shutting down
+                }
+            }
+            None => tokio::time::sleep(REAP_EVERY).await,
+        }
+        let Some(children) = children.upgrade() else {
+            return;
+        };
+        lock(&children).reap_all();
+    }
+}
+
+impl Drop for LocalLauncher {
+    fn drop(&mut self) {
+        if let Some(t) = lock(&self.reaper).take() {
+            t.abort();
+        }
+    }
 }
 
 impl LocalLauncher {
@@ -66,8 +149,8 @@ impl LocalLauncher {
                 "{:08x}",
                 getrandom::u32().unwrap_or_else(|_| std::process::id())
             ),
-            children: Mutex::default(),
-            ended: Mutex::default(),
+            children: Arc::default(),
+            reaper: Mutex::new(None),
             runs: Mutex::new(0),
         }
     }
@@ -79,25 +162,23 @@ impl LocalLauncher {
 
     /// Live children of `job`, and the children that exited so far (all, failed).
     pub fn count(&self, job: &str) -> (u32, (u64, u64)) {
-        let mut all = self.children.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
-        let e = ended.entry(job.to_string()).or_default();
-        let Some(list) = all.get_mut(job) else {
-            return (0, *e);
-        };
-        list.retain_mut(|c| match c.try_wait() {
-            Ok(None) => true,
-            Ok(Some(status)) => {
-                e.0 += 1;
-                e.1 += u64::from(!status.success());
-                false
-            }
-            Err(_) => {
-                e.0 += 1;
-                false
-            }
-        });
-        (list.len() as u32, *e)
+        lock(&self.children).reap(job)
+    }
+
+    /// Starts the reaper if it does not run yet. Its `SIGCHLD` listener is registered here,
+    /// before any child exists, so no exit goes unnoticed.
+    fn start_reaper(&self) {
+        let mut reaper = lock(&self.reaper);
+        if reaper.is_some() {
+            return;
+        }
+        let sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+            .map_err(|e| tracing::debug!(error = %e, "cannot listen to SIGCHLD; reaping children every second"))
+            .ok();
+        *reaper = Some(tokio::spawn(reap_on_exit(
+            Arc::downgrade(&self.children),
+            sigchld,
+        )));
     }
 
     /// Starts `k` instances of `job`; returns the run's name.
@@ -107,6 +188,7 @@ impl LocalLauncher {
             *n += 1;
             run_name(&job.name, &self.tag, *n)
         };
+        self.start_reaper();
         let mut started = Vec::new();
         let observer = std::process::id().to_string();
         for index in 0..k {
@@ -135,9 +217,8 @@ impl LocalLauncher {
             })?;
             started.push(child);
         }
-        self.children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.children)
+            .live
             .entry(job.name.clone())
             .or_default()
             .extend(started);
@@ -147,10 +228,10 @@ impl LocalLauncher {
     /// Asks every child to stop (SIGTERM to its process group), waits up to `grace`, then
     /// kills the groups of those still running.
     pub async fn shutdown(&self, grace: Duration) {
-        let mut all: Vec<Child> = {
-            let mut map = self.children.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::take(&mut *map).into_values().flatten().collect()
-        };
+        let mut all: Vec<Child> = std::mem::take(&mut lock(&self.children).live)
+            .into_values()
+            .flatten()
+            .collect();
         for c in &all {
             signal_group(c, Signal::TERM);
         }
