@@ -33,7 +33,7 @@ pub enum ConsumerError {
     Group(GroupError),
     /// The coordinator could not say where the group stands.
     #[error("cannot read the group's committed offsets: {0}")]
-    Committed(#[source] OffsetsError),
+    Committed(#[source] Box<OffsetsError>),
     /// The group was missing from the committed offsets' answer.
     #[error("cannot read the group's committed offsets")]
     NoCommitted,
@@ -41,7 +41,7 @@ pub enum ConsumerError {
     #[error("cannot read the offsets of {tp}: {source}")]
     Ends {
         tp: TopicPartition,
-        source: OffsetsError,
+        source: Box<OffsetsError>,
     },
     /// A partition without a commit was missing from the log ends' answer.
     #[error("cannot read the offsets of {0}")]
@@ -90,7 +90,7 @@ mod tests {
                 false,
             ),
             (
-                ConsumerError::Committed(OffsetsError::NoCoordinator),
+                ConsumerError::Committed(Box::new(OffsetsError::NoCoordinator)),
                 "cannot read the group's committed offsets: no coordinator found",
                 true,
             ),
@@ -102,7 +102,7 @@ mod tests {
             (
                 ConsumerError::Ends {
                     tp: tp.clone(),
-                    source: OffsetsError::NoLeader(tp.clone()),
+                    source: Box::new(OffsetsError::NoLeader(tp.clone())),
                 },
                 "cannot read the offsets of t-3: t-3: no leader right now",
                 true,

@@ -75,7 +75,7 @@ impl Default for Claim {
 }
 
 /// Why a group call did not succeed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupError {
     /// The group is rebalancing and we are still a member: commit, then join again.
     Rebalance(String),

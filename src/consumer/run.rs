@@ -12,6 +12,10 @@
 //! waits for (so the bound is `--handler-timeout`, and the rebalance timeout is set above it).
 //! Under cooperative-sticky the member keeps its partitions and their positions across the join
 //! and drops only what was revoked; under the eager assignors it gives everything up first.
+//!
+//! What the loop decides — when to give up joining and how fast to join again, where a fresh
+//! partition starts, what a commit's answer or a raised signal means, when it is idle — is in
+//! [`decide`] (pure, table-tested); this file takes the snapshot, asks, and acts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +36,7 @@ use super::group::{Claim, GroupConfig, GroupError, Member};
 use super::handler::{Handler, HandlerSpec};
 use super::heartbeat;
 use super::progress::Progress;
-use super::rebalance::{Change, Signal};
+use super::rebalance::Signal;
 use crate::cluster::Cluster;
 use crate::lag::{NoCommit, Policy};
 use crate::offsets::{fetch_committed, fetch_ends, GroupQuery, TopicPartition};
@@ -56,8 +60,9 @@ pub struct ConsumerConfig {
     pub failure: FailurePolicy,
 }
 
-/// Joins in a row that a rebalance may overtake before the member starts pausing between them.
-const IMMEDIATE_REJOINS: u32 = 5;
+mod decide;
+
+use decide::{Between, Commit, Idle, Keep, Rejoin, Turn};
 
 /// Why the consumer stopped (both are clean exits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,23 +120,20 @@ pub async fn run(
     let mut owned: BTreeSet<TopicPartition> = BTreeSet::new();
     let mut held_generation = -1;
     let mut progress = Progress::default();
-    let mut idle_since = Instant::now();
+    let mut idle = Idle::new(Instant::now(), cfg.idle_timeout);
     let mut attempt = 0u32;
     let mut joined = false;
     let mut last_error: Option<GroupError> = None;
     let exit = loop {
-        if *stop_rx.borrow() {
-            break Exit::Signal;
-        }
-        if idle_since.elapsed() >= cfg.idle_timeout {
-            if !joined {
-                // Never got into the group: a failure, not idleness (Code Engine restarts it).
+        match decide::before_join(*stop_rx.borrow(), idle.expired(Instant::now()), joined) {
+            Turn::Join => {}
+            Turn::Exit(e) => break e,
+            Turn::GiveUp => {
                 return Err(ConsumerError::NotJoined {
                     group: cfg.group.group.clone(),
                     last: last_error,
-                });
+                })
             }
-            break Exit::Idle;
         }
         let claim = Claim {
             partitions: owned.iter().cloned().collect(),
@@ -142,34 +144,42 @@ pub async fn run(
                 attempt = 0;
                 joined = true;
                 // A join can wait for a dead member's session to expire: that is not idleness.
-                idle_since = Instant::now();
+                idle.reset(Instant::now());
                 a
             }
-            Err(e @ GroupError::Fatal(_)) => {
-                member.leave().await;
-                return Err(ConsumerError::Group(e));
-            }
             Err(e) => {
+                let delay = match decide::rejoin(&e, attempt + 1) {
+                    Rejoin::Never => {
+                        member.leave().await;
+                        return Err(ConsumerError::Group(e));
+                    }
+                    Rejoin::Now => None,
+                    Rejoin::After(d) => Some(d),
+                };
                 attempt += 1;
-                last_error = Some(e.clone());
-                // A rebalance that overtook this join (SyncGroup: REBALANCE_IN_PROGRESS) is
-                // answered by joining again at once; each JoinGroup waits for the group, so this
-                // cannot spin. Transient failures, and rebalances that keep coming, back off.
-                let rebalance = matches!(e, GroupError::Rebalance(_) | GroupError::Lost(_));
-                if rebalance && attempt <= IMMEDIATE_REJOINS {
+                if delay.is_none() {
                     tracing::info!(group = %member.group(), error = %e, "joining again at once");
-                    continue;
+                } else {
+                    tracing::info!(group = %member.group(), error = %e, "joining again");
                 }
-                let d = Duration::from_millis(200 * u64::from(attempt.min(10)));
-                tracing::info!(group = %member.group(), error = %e, "joining again");
-                if sleep_or_stop(d, &stop_rx).await {
-                    break Exit::Signal;
+                last_error = Some(e);
+                if let Some(d) = delay {
+                    if sleep_or_stop(d, &stop_rx).await {
+                        break Exit::Signal;
+                    }
                 }
                 continue;
             }
         };
         let gen = member.generation().clone();
-        let change = Change::of(&owned, held_generation, gen.generation_id, &assigned);
+        let plan = decide::assigned(
+            &owned,
+            held_generation,
+            gen.generation_id,
+            &gen.protocol,
+            &assigned,
+        );
+        let change = &plan.change;
         let list = |tps: &[TopicPartition]| {
             tps.iter()
                 .map(|tp| tp.to_string())
@@ -191,12 +201,12 @@ pub async fn run(
         if !pending.is_empty() && member.commit(&pending).await.is_ok() {
             progress.committed(&pending);
         }
-        for tp in change.revoked.iter().chain(&change.added) {
+        for tp in &plan.forget {
             progress.remove(tp);
         }
         owned = assigned.iter().cloned().collect();
         held_generation = gen.generation_id;
-        if is_cooperative(&gen.protocol) && !change.revoked.is_empty() {
+        if plan.rejoin_first {
             // KIP-429's second phase: the revoked partitions go to their new owners only once
             // this member rejoins without them.
             continue;
@@ -209,7 +219,7 @@ pub async fn run(
             &mut dispatcher,
             &assigned,
             &mut progress,
-            &mut idle_since,
+            &mut idle,
             &stop_rx,
             &signal,
         )
@@ -223,24 +233,17 @@ pub async fn run(
                 return Err(e);
             }
         }
-        match signal.pending() {
-            Some(e @ GroupError::Fatal(_)) => {
+        match decide::after_generation(signal.pending(), is_cooperative(&gen.protocol)) {
+            Ok(Keep::Held) => {}
+            Ok(Keep::Nothing) => {
+                progress.clear();
+                owned.clear();
+                held_generation = -1;
+            }
+            Err(e) => {
                 member.leave().await;
-                return Err(ConsumerError::Group(e));
+                return Err(e);
             }
-            // Our partitions may be someone else's by now: claim nothing.
-            Some(GroupError::Lost(_)) => {
-                progress.clear();
-                owned.clear();
-                held_generation = -1;
-            }
-            _ if !is_cooperative(&gen.protocol) => {
-                // Eager protocols give everything up before the join.
-                progress.clear();
-                owned.clear();
-                held_generation = -1;
-            }
-            _ => {}
         }
     };
     member.leave().await;
@@ -289,15 +292,11 @@ async fn generation(
     dispatcher: &mut Dispatcher,
     assigned: &[TopicPartition],
     progress: &mut Progress,
-    idle_since: &mut Instant,
+    idle: &mut Idle,
     stop_rx: &watch::Receiver<bool>,
     signal: &Signal,
 ) -> Result<Leave, ConsumerError> {
-    let fresh: Vec<TopicPartition> = assigned
-        .iter()
-        .filter(|tp| progress.position(tp).is_none())
-        .cloned()
-        .collect();
+    let fresh = decide::fresh(assigned, progress);
     resume(cluster, cfg, member.group(), &fresh, progress).await?;
 
     let hb = heartbeat::spawn(
@@ -331,19 +330,17 @@ async fn generation(
         commit_interval: cfg.commit_interval,
     };
     let leave = loop {
-        let idle_at = *idle_since + cfg.idle_timeout;
+        let idle_at = idle.deadline();
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break Leave::Exit(Exit::Signal),
-            why = signal.raised() => match why {
-                e @ GroupError::Fatal(_) => return Err(ConsumerError::Group(e)),
-                e => {
-                    tracing::info!(group = %s.member.group(), reason = %e, "rebalance");
-                    break Leave::Rejoin;
-                }
-            },
+            why = signal.raised() => {
+                let why = decide::on_signal(why)?;
+                tracing::info!(group = %s.member.group(), reason = %why, "rebalance");
+                break Leave::Rejoin;
+            }
             _ = tokio::time::sleep_until(idle_at) => {
-                tracing::info!(group = %s.member.group(), idle_secs = cfg.idle_timeout.as_secs(), "idle: no records");
+                tracing::info!(group = %s.member.group(), idle_secs = idle.timeout().as_secs(), "idle: no records");
                 break Leave::Exit(Exit::Idle);
             }
             _ = commit_tick.tick() => {
@@ -355,7 +352,7 @@ async fn generation(
                 Some(FetchEvent::Chunk(chunk)) => {
                     let had_records = !chunk.messages.is_empty();
                     if had_records {
-                        *idle_since = Instant::now();
+                        idle.reset(Instant::now());
                     }
                     match dispatcher.handle(chunk, &mut s).await? {
                         Next::Continue => {}
@@ -368,7 +365,7 @@ async fn generation(
                     }
                     if had_records {
                         // Idle counts from the end of the last handled batch, not its arrival.
-                        *idle_since = Instant::now();
+                        idle.reset(Instant::now());
                     }
                 }
                 Some(FetchEvent::Reroute(why)) => {
@@ -412,34 +409,17 @@ async fn resume(
         topics: Some(cfg.group.topics.clone()),
     };
     let committed = fetch_committed(cluster, std::slice::from_ref(&q)).await;
-    let offsets = match committed.get(group) {
-        Some(Ok(o)) => o.clone(),
-        Some(Err(e)) => return Err(ConsumerError::Committed(e.clone())),
-        None => return Err(ConsumerError::NoCommitted),
-    };
-    let mut missing = Vec::new();
-    for tp in assigned {
-        match offsets.committed.get(tp) {
-            Some(c) => progress.start(tp.clone(), c.offset, true),
-            None => missing.push(tp.clone()),
-        }
+    let starts = decide::from_commits(assigned, committed.get(group))?;
+    for (tp, offset) in starts.committed {
+        progress.start(tp, offset, true);
     }
-    if missing.is_empty() {
+    if starts.missing.is_empty() {
         return Ok(());
     }
-    let ends = fetch_ends(cluster, &missing).await;
-    for tp in missing {
-        let e = match ends.get(&tp) {
-            Some(Ok(e)) => *e,
-            Some(Err(e)) => {
-                return Err(ConsumerError::Ends {
-                    tp,
-                    source: e.clone(),
-                })
-            }
-            None => return Err(ConsumerError::NoEnds(tp)),
-        };
-        let start = Policy::new(cfg.read_committed, cfg.reset).start(&e, None);
+    let ends = fetch_ends(cluster, &starts.missing).await;
+    let policy = Policy::new(cfg.read_committed, cfg.reset);
+    for tp in starts.missing {
+        let start = decide::by_policy(&tp, ends.get(&tp), policy)?;
         tracing::info!(partition = %tp, offset = start, policy = ?cfg.reset, "no committed offset; starting by policy");
         progress.start(tp, start, false);
     }
@@ -469,21 +449,21 @@ impl Control for Session<'_> {
 impl Session<'_> {
     /// Between batches of a long chunk: honour stop and rebalance, keep committing.
     async fn between_batches(&mut self) -> Result<Option<Leave>, ConsumerError> {
-        if *self.stop.borrow() {
-            return Ok(Some(Leave::Exit(Exit::Signal)));
-        }
-        match self.rebalance.pending() {
-            Some(e @ GroupError::Fatal(_)) => return Err(ConsumerError::Group(e)),
-            Some(e) => {
-                tracing::info!(group = %self.member.group(), reason = %e, "rebalance: stopping after this handler call");
-                return Ok(Some(Leave::Rejoin));
+        let look = decide::between_batches(
+            *self.stop.borrow(),
+            self.rebalance.pending(),
+            Instant::now().saturating_duration_since(self.last_commit),
+            self.commit_interval,
+        )?;
+        match look {
+            Between::Go => Ok(None),
+            Between::Commit => self.commit().await,
+            Between::Stop => Ok(Some(Leave::Exit(Exit::Signal))),
+            Between::Rejoin(why) => {
+                tracing::info!(group = %self.member.group(), reason = %why, "rebalance: stopping after this handler call");
+                Ok(Some(Leave::Rejoin))
             }
-            None => {}
         }
-        if self.last_commit.elapsed() >= self.commit_interval {
-            return self.commit().await;
-        }
-        Ok(None)
     }
 
     /// Waits `delay` unless told to stop or rebalance first.
@@ -503,21 +483,21 @@ impl Session<'_> {
         if offsets.is_empty() {
             return Ok(None);
         }
-        match self.member.commit(&offsets).await {
-            Ok(()) => {
+        let answer = self.member.commit(&offsets).await;
+        match decide::commit_answer(answer)? {
+            Commit::Done => {
                 self.progress.committed(&offsets);
                 Ok(None)
             }
-            Err(e @ (GroupError::Rebalance(_) | GroupError::Lost(_))) => {
-                tracing::info!(error = %e, "commit refused: rebalancing");
-                self.rebalance.raise(e);
+            Commit::Rejoin(why) => {
+                tracing::info!(error = %why, "commit refused: rebalancing");
+                self.rebalance.raise(why);
                 Ok(Some(Leave::Rejoin))
             }
-            Err(GroupError::Retry(e)) => {
+            Commit::Later(e) => {
                 tracing::warn!(error = %e, "commit failed; retrying at the next interval");
                 Ok(None)
             }
-            Err(e @ GroupError::Fatal(_)) => Err(ConsumerError::Group(e)),
         }
     }
 }
