@@ -1,7 +1,7 @@
-//! `kafka-observer observe`: the daemon. Resolves settings (flags win over the sample's
-//! environment variables), then wires cluster, launcher, metrics and the loop together.
+//! `kafka-observer observe`: the daemon. Hands its flags to
+//! [`config::observe`](crate::config::observe) (flags win over the sample's environment
+//! variables), then wires cluster, launcher, metrics and the loop together.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,14 +13,12 @@ use super::kafka::{connect, Kafka, KafkaArgs};
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
 use crate::config::env::ProcessEnv;
-use crate::config::failure::{failure_policy, FailureFlags};
 use crate::config::kafka::{child_env, KafkaSettings};
-use crate::config::kafkadata::{self, Kafkadata};
+use crate::config::kafkadata::load::load;
+use crate::config::kafkadata::Kafkadata;
+use crate::config::observe::{self, CodeEngineFlags, LauncherKind, ObserveFlags};
 use crate::config::secret::Secret;
-use crate::config::settings::{
-    boolean, choice, number, offset_reset, parsed, read_committed, required, setting, var, whole,
-    Setting,
-};
+use crate::config::settings::Setting;
 use crate::http_client::build_client;
 use crate::iam::{IamError, IamTokenManager, DEFAULT_IAM_URL};
 use crate::lag::stuck::StuckPolicy;
@@ -130,68 +128,10 @@ pub struct ObserveArgs {
     pub group_plan: Option<String>,
 }
 
-/// Reads the mapping from `--kafkadata FILE` or the `kafkadata` variable.
+/// Reads the mapping from `--kafkadata FILE` or the `kafkadata` variable; its warnings are
+/// logged.
 pub fn load_kafkadata(file: &Option<PathBuf>) -> Result<Kafkadata, CliError> {
-    let too_big = |origin: &str, what: String, size: String| {
-        invalid(
-            origin,
-            format!(
-                "{what} is {size} bytes; a kafkadata mapping may be at most {} bytes (1 MiB, the size limit of a Code Engine configmap): split the jobs over several observers",
-                kafkadata::MAX_BYTES
-            ),
-        )
-    };
-    let (text, source) = match (file, var(&ProcessEnv, "kafkadata")?) {
-        (Some(path), _) => {
-            let cannot = |e: std::io::Error| {
-                invalid(
-                    "--kafkadata",
-                    format!("cannot read '{}': {e}", path.display()),
-                )
-            };
-            // Read at most one byte past the limit: a huge or endless file costs nothing.
-            let mut bytes = Vec::new();
-            std::fs::File::open(path)
-                .and_then(|f| f.take(kafkadata::MAX_BYTES as u64 + 1).read_to_end(&mut bytes))
-                .map_err(cannot)?;
-            if bytes.len() > kafkadata::MAX_BYTES {
-                let size = std::fs::metadata(path)
-                    .map(|m| m.len().to_string())
-                    .unwrap_or_else(|_| format!("more than {}", kafkadata::MAX_BYTES));
-                return Err(too_big(
-                    "--kafkadata",
-                    format!("'{}'", path.display()),
-                    size,
-                ));
-            }
-            let text = String::from_utf8(bytes).map_err(|e| {
-                invalid(
-                    "--kafkadata",
-                    format!(
-                        "'{}' is not UTF-8 text (invalid byte at offset {})",
-                        path.display(),
-                        e.utf8_error().valid_up_to()
-                    ),
-                )
-            })?;
-            (text, path.display().to_string())
-        }
-        (None, Some(text)) if text.len() > kafkadata::MAX_BYTES => {
-            return Err(too_big(
-                "kafkadata",
-                "the variable".into(),
-                text.len().to_string(),
-            ))
-        }
-        (None, Some(text)) => (text, "env kafkadata".to_string()),
-        (None, None) => {
-            return Err(invalid(
-                "--kafkadata",
-                "the topic → job mapping is required: pass --kafkadata FILE or set the variable kafkadata to its YAML",
-            ))
-        }
-    };
-    let (data, warnings) = Kafkadata::parse(&text, &source)?;
+    let (data, warnings) = load(&ProcessEnv, file)?;
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -203,8 +143,39 @@ struct Resolved {
     kafka_settings: KafkaSettings,
     kafka: Kafka,
     cfg: ObserverConfig,
-    launcher: String,
+    launcher: LauncherKind,
     metrics_addr: SocketAddr,
+}
+
+impl ObserveArgs {
+    /// The loop's flags as [`config::observe`](crate::config::observe) takes them.
+    fn flags(&self) -> ObserveFlags {
+        ObserveFlags {
+            launcher: self.launcher.clone(),
+            ticker_ms: self.ticker_ms.clone(),
+            max_instances: self.max_instances.clone(),
+            isolation: self.isolation.clone(),
+            offset_reset: self.offset_reset.clone(),
+            metrics_addr: self.metrics_addr.clone(),
+            metadata_refresh: self.metadata_refresh.clone(),
+            stuck_cycles: self.stuck_cycles.clone(),
+            stuck_backoff: self.stuck_backoff.clone(),
+            launcher_refresh: self.launcher_refresh.clone(),
+            long_poll: self.long_poll.clone(),
+            idle_ticker_ms: self.idle_ticker_ms.clone(),
+            group_plan: self.group_plan.clone(),
+        }
+    }
+
+    /// The Code Engine flags as [`config::observe`](crate::config::observe) takes them.
+    fn code_engine_flags(&self) -> CodeEngineFlags {
+        CodeEngineFlags {
+            iam_api_key: self.iam_api_key.clone(),
+            iam_url: self.iam_url.clone(),
+            project_id: self.project_id.clone(),
+            api_base: self.api_base.clone(),
+        }
+    }
 }
 
 fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
@@ -212,127 +183,49 @@ fn resolve(a: &ObserveArgs) -> Result<Resolved, CliError> {
     let kafkadata = load_kafkadata(&a.kafkadata)?;
     let kafka_settings = a.kafka.settings(env)?;
     let kafka = connect(&kafka_settings)?;
-    let ticker = whole(
-        env,
-        &a.ticker_ms,
-        "--ticker-ms",
-        "OBSERVER_TICKER",
-        500,
-        (10, 3_600_000),
-    )?;
-    let max_instances = parsed(
-        setting(env, &a.max_instances, "--max-instances", "MAX_INSTANCES")?,
-        None,
-        |v| number(1, 1000)(v).map(|n| Some(n as u32)),
-    )?;
-    let read_committed = read_committed(env, &a.isolation)?;
-    let no_commit = super::no_commit(offset_reset(env, &a.offset_reset)?);
-    let metrics_addr = parsed(
-        setting(env, &a.metrics_addr, "--metrics-addr", "METRICS_ADDR")?,
-        SocketAddr::from(([127, 0, 0, 1], 9464)),
-        |v| {
-            v.parse::<SocketAddr>()
-                .map_err(|_| format!("expected IP:PORT such as 127.0.0.1:9464, got '{v}'"))
-        },
-    )?;
-    let metadata_refresh = whole(
-        env,
-        &a.metadata_refresh,
-        "--metadata-refresh",
-        "METADATA_REFRESH",
-        30,
-        (1, 86_400),
-    )?;
-    let stuck_cycles = whole(
-        env,
-        &a.stuck_cycles,
-        "--stuck-cycles",
-        "STUCK_CYCLES",
-        120,
-        (1, 1_000_000),
-    )?;
-    let stuck_backoff = whole(
-        env,
-        &a.stuck_backoff,
-        "--stuck-backoff",
-        "STUCK_BACKOFF",
-        10,
-        (1, 3_600),
-    )?;
-    let long_poll = boolean(env, &a.long_poll, "--long-poll", "OBSERVER_LONG_POLL", true)?;
-    let group_plan = boolean(
-        env,
-        &a.group_plan,
-        "--group-plan",
-        "OBSERVER_GROUP_PLAN",
-        true,
-    )?;
-    let idle_ticker = whole(
-        env,
-        &a.idle_ticker_ms,
-        "--idle-ticker-ms",
-        "OBSERVER_IDLE_TICKER",
-        10_000,
-        (10, 3_600_000),
-    )?;
-    let launcher = parsed(
-        setting(env, &a.launcher, "--launcher", "OBSERVER_LAUNCHER")?,
-        "codeengine".to_string(),
-        choice(&["codeengine", "local"]),
-    )?;
-    let launcher_refresh = Duration::from_secs(whole(
-        env,
-        &a.launcher_refresh,
-        "--launcher-refresh",
-        "LAUNCHER_REFRESH",
-        if launcher == "local" { 0 } else { 10 },
-        (0, 3_600),
-    )?);
-    // The consumers inherit this environment: a failure policy they would refuse is refused
-    // here, with the message each of them would print, before any job is woken.
-    for job in kafkadata.jobs() {
-        failure_policy(env, &FailureFlags::default(), &job.topics)?;
-    }
+    let s = observe::resolve(env, &a.flags())?;
+    observe::consumers_policy(env, &kafkadata)?;
+    let local = s.launcher == LauncherKind::Local;
     let cfg = ObserverConfig {
         kafkadata,
         policy: Policy {
-            end: if read_committed {
+            end: if s.read_committed {
                 EndKind::LastStable
             } else {
                 EndKind::HighWatermark
             },
-            no_commit,
+            no_commit: super::no_commit(s.offset_reset),
         },
-        ticker: Duration::from_millis(ticker),
-        max_instances,
+        ticker: s.ticker,
+        max_instances: s.max_instances,
         stuck: StuckPolicy {
-            cycles: stuck_cycles as u32,
+            cycles: s.stuck_cycles,
         },
-        group_plan,
-        metadata_refresh: Duration::from_secs(metadata_refresh),
+        group_plan: s.group_plan,
+        metadata_refresh: s.metadata_refresh,
         // Code Engine may list a fresh run a moment late; local children are counted exactly.
-        launch_grace: Duration::from_secs(if launcher == "local" { 0 } else { 5 }),
-        long_poll,
-        idle_ticker: Duration::from_millis(idle_ticker.max(ticker)),
-        launcher_refresh,
-        backoff: Duration::from_secs(stuck_backoff),
+        launch_grace: Duration::from_secs(if local { 0 } else { 5 }),
+        long_poll: s.long_poll,
+        idle_ticker: s.idle_ticker.max(s.ticker),
+        launcher_refresh: s.launcher_refresh,
+        backoff: s.stuck_backoff,
         max_backoff: Duration::from_secs(3600),
         launcher_deadline: LAUNCHER_DEADLINE,
-        launcher_health: (launcher_refresh * 3)
+        launcher_health: (s.launcher_refresh * 3)
             .clamp(Duration::from_secs(5), Duration::from_secs(30)),
     };
     Ok(Resolved {
         kafka_settings,
         kafka,
         cfg,
-        launcher,
-        metrics_addr,
+        launcher: s.launcher,
+        metrics_addr: s.metrics_addr,
     })
 }
 
 fn make_launcher(a: &ObserveArgs, r: &Resolved) -> Result<Launcher, CliError> {
-    match r.launcher.as_str() {
-        "local" => {
+    match r.launcher {
+        LauncherKind::Local => {
             let starter = std::env::current_exe()
                 .map_err(|e| CliError::Runtime(format!("cannot find this program's path: {e}")))?;
             let (exe, args) = match &a.consumer_exe {
@@ -349,7 +242,7 @@ fn make_launcher(a: &ObserveArgs, r: &Resolved) -> Result<Launcher, CliError> {
                 starter,
             )))
         }
-        _ => code_engine_launcher(a),
+        LauncherKind::CodeEngine => code_engine_launcher(a),
     }
 }
 
@@ -381,26 +274,12 @@ fn check_exe(p: &std::path::Path) -> Result<(), String> {
 }
 
 fn code_engine_launcher(a: &ObserveArgs) -> Result<Launcher, CliError> {
-    let env = &ProcessEnv;
-    let key = required(
-        env,
-        &a.iam_api_key,
-        "--iam-api-key",
-        "IAM_API_KEY",
-        "an IBM Cloud API key",
-    )?;
-    let project = required(
-        env,
-        &a.project_id,
-        "--project-id",
-        "CE_PROJECT_ID",
-        "the Code Engine project id",
-    )?;
-    let base = api_base(a)?;
-    let iam_url = setting(env, &a.iam_url, "--iam-url", "IAM_URL")?.unwrap_or(Setting {
+    let s = observe::code_engine(&ProcessEnv, &a.code_engine_flags())?;
+    let iam_url = s.iam_url.unwrap_or(Setting {
         value: DEFAULT_IAM_URL.to_string(),
         origin: "--iam-url".into(),
     });
+    let (key, project) = (s.api_key, s.project_id);
     let client = build_client(None).map_err(|e| CliError::Usage(e.to_string()))?;
     let iam = IamTokenManager::new(iam_url.value, Secret::new(key.value), client.clone()).map_err(
         |e| match e {
@@ -409,7 +288,7 @@ fn code_engine_launcher(a: &ObserveArgs) -> Result<Launcher, CliError> {
         },
     )?;
     let cfg = CodeEngineConfig {
-        api_base: base,
+        api_base: s.api_base,
         project_id: project.value,
         api_version: None,
         request_timeout: Duration::from_secs(30),
@@ -418,44 +297,6 @@ fn code_engine_launcher(a: &ObserveArgs) -> Result<Launcher, CliError> {
     let ce = CodeEngine::new(cfg, Arc::new(iam), client)
         .map_err(|e| invalid(&project.origin, e.to_string()))?;
     Ok(Launcher::CodeEngine(ce))
-}
-
-/// `…/v2` from --api-base / CE_API_BASE_URL, else the public endpoint of CE_REGION.
-pub fn api_base(a: &ObserveArgs) -> Result<String, CliError> {
-    if let Some(s) = setting(&ProcessEnv, &a.api_base, "--api-base", "CE_API_BASE_URL")? {
-        let v = s.value.trim().trim_end_matches('/');
-        if !(v.starts_with("https://") || v.starts_with("http://")) {
-            return Err(invalid(
-                &s.origin,
-                format!("expected an http(s) URL such as https://api.us-south.codeengine.cloud.ibm.com, got '{v}'"),
-            ));
-        }
-        return Ok(if v.ends_with("/v2") {
-            v.to_string()
-        } else {
-            format!("{v}/v2")
-        });
-    }
-    match var(&ProcessEnv, "CE_REGION")? {
-        Some(region) => region_base(&region),
-        None => Err(invalid(
-            "--api-base",
-            "the Code Engine API URL is required: pass --api-base URL or set CE_API_BASE_URL (or CE_REGION)",
-        )),
-    }
-}
-
-/// The public API base of Code Engine region `region`. The region becomes part of the host the
-/// bearer token is sent to, so it must be a region name and nothing else.
-fn region_base(region: &str) -> Result<String, CliError> {
-    let r = region.trim();
-    if r.is_empty() || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(invalid(
-            "CE_REGION",
-            format!("'{r}' is not a region name (letters, digits and '-' only, e.g. us-south)"),
-        ));
-    }
-    Ok(format!("https://api.{r}.codeengine.cloud.ibm.com/v2"))
 }
 
 /// Deadline of one launcher order (an IAM token, a count and a start, each with retries).

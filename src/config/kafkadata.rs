@@ -15,6 +15,7 @@ use serde_norway::{Mapping, Value};
 
 use super::ConfigError;
 
+pub mod load;
 pub mod wake;
 pub use wake::WakePolicy;
 

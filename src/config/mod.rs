@@ -11,6 +11,7 @@ pub mod env;
 pub mod failure;
 pub mod kafka;
 pub mod kafkadata;
+pub mod observe;
 pub mod secret;
 pub mod settings;
 
