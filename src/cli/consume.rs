@@ -12,10 +12,9 @@ mod policy;
 use super::kafka::KafkaArgs;
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
+use crate::config::consume::{self, ConsumeFlags, HandlerChoice};
 use crate::config::env::ProcessEnv;
-use crate::config::settings::{
-    offset_reset, parsed, read_committed, required, setting, switch, var, whole,
-};
+use crate::config::settings::var;
 use crate::consumer::assignor::SUPPORTED;
 use crate::consumer::failure::Exhausted;
 use crate::consumer::group::GroupConfig;
@@ -117,157 +116,74 @@ pub struct ConsumeArgs {
     pub on_exhausted: Option<String>,
 }
 
+impl ConsumeArgs {
+    /// The flags as [`config::consume`](crate::config::consume) takes them.
+    fn flags(&self) -> ConsumeFlags {
+        ConsumeFlags {
+            topics: self.topics.clone(),
+            group: self.group.clone(),
+            idle_timeout: self.idle_timeout.clone(),
+            exec: self.exec.clone(),
+            sink: self.sink.clone(),
+            discard: self.discard,
+            handler_timeout: self.handler_timeout.clone(),
+            offset_reset: self.offset_reset.clone(),
+            isolation: self.isolation.clone(),
+            assignors: self.assignors.clone(),
+            commit_interval_ms: self.commit_interval_ms.clone(),
+            batch_size: self.batch_size.clone(),
+            session_timeout: self.session_timeout.clone(),
+            heartbeat_interval_ms: self.heartbeat_interval_ms.clone(),
+            static_membership: self.static_membership,
+            failure: policy::flags(self),
+        }
+    }
+}
+
 pub async fn run(a: ConsumeArgs) -> Result<(), CliError> {
     let env = &ProcessEnv;
-    let topics_s = required(env, &a.topics, "--topic", "KAFKA_TOPIC", "the topic list")?;
-    let topics: Vec<String> = topics_s
-        .value
-        .split(',')
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect();
-    if topics.is_empty() {
-        return Err(invalid(&topics_s.origin, "no topic named"));
-    }
-    let group = required(
-        env,
-        &a.group,
-        "--group",
-        "CONSUMER_GROUP",
-        "the consumer group",
-    )?;
-    let idle = whole(
-        env,
-        &a.idle_timeout,
-        "--idle-timeout",
-        "IDLE_TIMEOUT",
-        60,
-        (1, 7 * 86_400),
-    )?;
-    let handler_timeout = whole(
-        env,
-        &a.handler_timeout,
-        "--handler-timeout",
-        "HANDLER_TIMEOUT",
-        300,
-        (1, 86_400),
-    )?;
-    let reset = super::no_commit(offset_reset(env, &a.offset_reset)?);
-    let read_committed = read_committed(env, &a.isolation)?;
-    let assignors = parsed(
-        setting(env, &a.assignors, "--assignors", "ASSIGNORS")?,
-        SUPPORTED.iter().map(|s| s.to_string()).collect(),
-        |v| {
-            let mut list: Vec<String> = Vec::new();
-            for name in v.split(',').map(|s| s.trim().to_ascii_lowercase()) {
-                if !SUPPORTED.contains(&name.as_str()) {
-                    return Err(format!(
-                        "expected a list of {}, got '{v}'",
-                        SUPPORTED.join(", ")
-                    ));
-                }
-                if !list.contains(&name) {
-                    list.push(name);
-                }
-            }
-            Ok(list)
-        },
-    )?;
-    let commit_ms = whole(
-        env,
-        &a.commit_interval_ms,
-        "--commit-interval-ms",
-        "COMMIT_INTERVAL",
-        1000,
-        (10, 3_600_000),
-    )?;
-    let batch_size = whole(
-        env,
-        &a.batch_size,
-        "--batch-size",
-        "BATCH_SIZE",
-        500,
-        (1, 1_000_000),
-    )?;
-    let session = whole(
-        env,
-        &a.session_timeout,
-        "--session-timeout",
-        "SESSION_TIMEOUT",
-        45,
-        (6, 3600),
-    )?;
-    let heartbeat_ms = whole(
-        env,
-        &a.heartbeat_interval_ms,
-        "--heartbeat-interval-ms",
-        "HEARTBEAT_INTERVAL",
-        500,
-        (50, session * 1000 / 3),
-    )?;
-    let failure = policy::failure_policy(env, &a, &topics)?;
-    let timeout = Duration::from_secs(handler_timeout);
-    let source = format!("kafka-observer/{}", group.value);
-    let (handler, handler_origin) = match (
-        setting(env, &a.exec, "--exec", "CONSUMER_EXEC")?,
-        setting(env, &a.sink, "--sink", "CONSUMER_SINK")?,
-    ) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "--exec",
-                "--exec and --sink exclude each other: pick one handler",
-            ))
-        }
-        (Some(e), None) => (
-            HandlerSpec::Exec {
-                command: e.value,
-                timeout,
-            },
-            e.origin,
-        ),
-        (None, Some(s)) => (
+    let s = consume::resolve(env, &a.flags(), &SUPPORTED)?;
+    let failure = policy::failure_policy(s.failure)?;
+    let timeout = s.handler_timeout;
+    let source = format!("kafka-observer/{}", s.group);
+    let (handler, handler_origin) = match s.handler {
+        HandlerChoice::Exec { command, origin } => (HandlerSpec::Exec { command, timeout }, origin),
+        HandlerChoice::Sink { url, origin } => (
             HandlerSpec::Sink {
-                url: s.value,
+                url,
                 timeout,
                 source,
             },
-            s.origin,
+            origin,
         ),
-        (None, None) if a.discard => (HandlerSpec::Discard, "--discard".into()),
-        (None, None) => (HandlerSpec::Log, "--exec".into()),
+        HandlerChoice::Discard => (HandlerSpec::Discard, "--discard".into()),
+        HandlerChoice::Log => (HandlerSpec::Log, "--exec".into()),
     };
     // A handler that cannot be built is a usage error, found before joining the group.
     Handler::new(&handler).map_err(|e| invalid(&handler_origin, e.to_string()))?;
-    let static_membership = switch(env, a.static_membership, "STATIC_MEMBERSHIP")?;
-    let instance_id = if static_membership {
-        let run = var(env, "CE_JOBRUN")?.unwrap_or_else(|| "local".into());
-        let index = var(env, "JOB_INDEX")?.unwrap_or_else(|| "0".into());
-        Some(format!("{run}-{index}"))
-    } else {
-        None
-    };
+    let instance_id = consume::instance_id(env, a.static_membership)?;
     let kafka = a.kafka.resolve()?;
     let cfg = ConsumerConfig {
         group: GroupConfig {
-            group: group.value,
-            topics,
+            group: s.group,
+            topics: s.topics,
             instance_id,
-            session_timeout: Duration::from_secs(session),
+            session_timeout: s.session_timeout,
             // A member rejoins after its handler call in flight: the group waits that long for
             // it rather than evicting it (evicted, its commit would fail and records repeat).
-            rebalance_timeout: Duration::from_secs(handler_timeout + REJOIN_MARGIN_SECS),
-            assignors,
+            rebalance_timeout: s.handler_timeout + Duration::from_secs(REJOIN_MARGIN_SECS),
+            assignors: s.assignors,
         },
         handler,
-        reset,
-        read_committed,
-        idle_timeout: Duration::from_secs(idle),
-        commit_interval: Duration::from_millis(commit_ms),
-        heartbeat_interval: Duration::from_millis(heartbeat_ms),
+        reset: super::no_commit(s.offset_reset),
+        read_committed: s.read_committed,
+        idle_timeout: s.idle_timeout,
+        commit_interval: s.commit_interval,
+        heartbeat_interval: s.heartbeat_interval,
         max_wait: Duration::from_millis(500),
         partition_max_bytes: 1024 * 1024,
         max_decompressed: kafka.options.max_frame_bytes,
-        batch_size: batch_size as usize,
+        batch_size: s.batch_size,
         failure,
     };
     let cluster = Arc::new(Cluster::new(kafka.bootstrap, kafka.options));

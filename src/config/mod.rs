@@ -7,6 +7,7 @@
 //! [`EXIT_CODE`].
 
 pub mod brokers;
+pub mod consume;
 pub mod env;
 pub mod failure;
 pub mod kafka;

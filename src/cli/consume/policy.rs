@@ -1,16 +1,16 @@
-//! The failure policy of `consume`: its flags handed to [`config::failure`](crate::config::failure)
-//! (which resolves and checks them, for `observe` too), the result turned into the consumer's
-//! [`FailurePolicy`], and the one check that needs the cluster: the dead-letter topic exists.
+//! The failure policy of `consume`: its flags as [`config::failure`](crate::config::failure)
+//! takes them (it resolves and checks them, for `observe` too), the result turned into the
+//! consumer's [`FailurePolicy`], and the one check that needs the cluster: the dead-letter
+//! topic exists.
 
 use super::ConsumeArgs;
 use crate::cli::{invalid, CliError};
 use crate::cluster::Cluster;
-use crate::config::env::Env;
-use crate::config::failure::{self, FailureFlags, OnExhausted};
+use crate::config::failure::{FailureFlags, FailureSettings, OnExhausted};
 use crate::consumer::failure::{Exhausted, FailurePolicy};
 
 /// The failure-policy flags of `consume`, as [`config::failure`](crate::config::failure) takes them.
-fn flags(a: &ConsumeArgs) -> FailureFlags {
+pub(super) fn flags(a: &ConsumeArgs) -> FailureFlags {
     FailureFlags {
         max_attempts: a.max_attempts.clone(),
         max_record_age: a.max_record_age.clone(),
@@ -19,14 +19,9 @@ fn flags(a: &ConsumeArgs) -> FailureFlags {
     }
 }
 
-/// The failure policy from `--max-attempts`, `--max-record-age`, `--dead-letter-topic` and
-/// `--on-exhausted` (or their variables); every refusal names the setting to fix.
-pub(super) fn failure_policy(
-    env: &dyn Env,
-    a: &ConsumeArgs,
-    topics: &[String],
-) -> Result<FailurePolicy, CliError> {
-    let s = failure::failure_policy(env, &flags(a), topics)?;
+/// The consumer's failure policy for settings [`config::failure`](crate::config::failure)
+/// resolved and checked.
+pub(super) fn failure_policy(s: FailureSettings) -> Result<FailurePolicy, CliError> {
     let exhausted = match s.exhausted {
         OnExhausted::Block => Exhausted::Block,
         OnExhausted::Skip => Exhausted::Skip,
