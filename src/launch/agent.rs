@@ -69,12 +69,11 @@ impl Agent {
                         None,
                         0,
                         None,
-                        Some(LaunchError::new(format!(
-                            "{} for job {}: no answer within {} s",
-                            describe(order),
-                            j.name,
-                            deadline.as_secs()
-                        ))),
+                        Some(LaunchError::Deadline {
+                            order: describe(order),
+                            job: j.name.clone(),
+                            deadline,
+                        }),
                     ),
                 };
             lock(&out).remove(&job);

@@ -208,12 +208,10 @@ impl LocalLauncher {
                 .stdin(Stdio::null())
                 .process_group(0)
                 .kill_on_drop(false);
-            let child = cmd.spawn().map_err(|e| {
-                LaunchError::new(format!(
-                    "cannot start {} for job {}: {e}",
-                    self.exe.display(),
-                    job.name
-                ))
+            let child = cmd.spawn().map_err(|e| LaunchError::Spawn {
+                exe: self.exe.display().to_string(),
+                job: job.name.clone(),
+                source: Arc::new(e),
             })?;
             started.push(child);
         }

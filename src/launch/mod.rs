@@ -9,28 +9,38 @@ pub(crate) mod agent;
 pub mod code_engine;
 pub mod local;
 
-use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::kafkadata::Job;
 use crate::lag::reconcile::Count;
+use code_engine::CeError;
 
-/// A launch or count that failed; the message names the job and the cause, never a secret.
-#[derive(Debug, Clone)]
-pub struct LaunchError(String);
-
-impl LaunchError {
-    pub fn new(msg: impl Into<String>) -> Self {
-        LaunchError(msg.into())
-    }
+/// A launch or count that failed: which order, for which job, and the cause; never a secret.
+/// Every one is asked again after the job's back-off, so none says whether it may heal.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LaunchError {
+    /// Code Engine could not list the job's runs.
+    #[error("listing job runs of {job}: {source}")]
+    Count { job: String, source: Box<CeError> },
+    /// Code Engine did not create the job run.
+    #[error("creating a job run of {job}: {source}")]
+    Create { job: String, source: Box<CeError> },
+    /// A local consumer process could not be started.
+    #[error("cannot start {exe} for job {job}: {source}")]
+    Spawn {
+        exe: String,
+        job: String,
+        source: Arc<std::io::Error>,
+    },
+    /// The order got no answer within its deadline; its call was abandoned.
+    #[error("{order} for job {job}: no answer within {} s", .deadline.as_secs())]
+    Deadline {
+        order: &'static str,
+        job: String,
+        deadline: Duration,
+    },
 }
-
-impl fmt::Display for LaunchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for LaunchError {}
 
 /// Where consumer instances run.
 pub enum Launcher {
@@ -57,7 +67,10 @@ impl Launcher {
                     ended: t.ended,
                     failed: t.failed,
                 })
-                .map_err(|e| LaunchError::new(format!("listing job runs of {}: {e}", job.name))),
+                .map_err(|e| LaunchError::Count {
+                    job: job.name.clone(),
+                    source: Box::new(e),
+                }),
             Launcher::Local(l) => {
                 let (active, (ended, failed)) = l.count(&job.name);
                 Ok(Count {
@@ -90,8 +103,9 @@ impl Launcher {
                 ce.create_job_run(&req)
                     .await
                     .map(|run| run.name)
-                    .map_err(|e| {
-                        LaunchError::new(format!("creating a job run of {}: {e}", job.name))
+                    .map_err(|e| LaunchError::Create {
+                        job: job.name.clone(),
+                        source: Box::new(e),
                     })
             }
             Launcher::Local(l) => l.launch(job, instances),
@@ -103,6 +117,51 @@ impl Launcher {
         match self {
             Launcher::CodeEngine(_) => {}
             Launcher::Local(l) => l.shutdown(std::time::Duration::from_secs(20)).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages() {
+        let ce = Box::new(CeError::Config("a job run name is needed".into()));
+        let cases = [
+            (
+                LaunchError::Count {
+                    job: "pay".into(),
+                    source: ce.clone(),
+                },
+                "listing job runs of pay: Code Engine client configuration: a job run name is needed",
+            ),
+            (
+                LaunchError::Create {
+                    job: "pay".into(),
+                    source: ce,
+                },
+                "creating a job run of pay: Code Engine client configuration: a job run name is needed",
+            ),
+            (
+                LaunchError::Spawn {
+                    exe: "/bin/consume".into(),
+                    job: "pay".into(),
+                    source: Arc::new(std::io::Error::other("no such file")),
+                },
+                "cannot start /bin/consume for job pay: no such file",
+            ),
+            (
+                LaunchError::Deadline {
+                    order: "counting instances",
+                    job: "pay".into(),
+                    deadline: Duration::from_millis(30_500),
+                },
+                "counting instances for job pay: no answer within 30 s",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
         }
     }
 }
