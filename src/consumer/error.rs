@@ -5,6 +5,7 @@
 //! look at; the error below it is kept as the source. The text of every variant is what the
 //! consumer printed before these were types, and `cli/consume.rs` prints it as it is (exit 1).
 
+use super::fetcher::FetchFatal;
 use super::group::GroupError;
 use super::handler::HandlerError;
 use crate::offsets::{OffsetsError, TopicPartition};
@@ -46,9 +47,9 @@ pub enum ConsumerError {
     /// A partition without a commit was missing from the log ends' answer.
     #[error("cannot read the offsets of {0}")]
     NoEnds(TopicPartition),
-    /// A fetcher met what no retry fixes (authorization); the fetcher's words.
-    #[error("{0}")]
-    Fetch(String),
+    /// A fetcher met what no retry fixes (authorization).
+    #[error(transparent)]
+    Fetch(#[from] FetchFatal),
     /// The dead-letter policy is on but no writer was set up (a bug).
     #[error("dead-letter topic '{0}': no writer was set up (a bug)")]
     NoDeadLetterWriter(String),
@@ -109,7 +110,7 @@ mod tests {
             ),
             (ConsumerError::NoEnds(tp), "cannot read the offsets of t-3", false),
             (
-                ConsumerError::Fetch("not authorized to read topic 't' (TOPIC_AUTHORIZATION_FAILED)".into()),
+                ConsumerError::Fetch(FetchFatal::NotAuthorized("t".into())),
                 "not authorized to read topic 't' (TOPIC_AUTHORIZATION_FAILED)",
                 false,
             ),

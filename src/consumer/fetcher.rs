@@ -18,7 +18,7 @@ use super::message::Message;
 use super::progress::Progress;
 use crate::cluster::{Cluster, Lane};
 use crate::lag::{NoCommit, Policy};
-use crate::offsets::fetch::{fetch, FetchOptions};
+use crate::offsets::fetch::{fetch, FetchFailure, FetchOptions};
 use crate::offsets::{fetch_ends, TopicPartition};
 use crate::protocol::error::{code, error_name, is_stale_route};
 use crate::protocol::records;
@@ -72,7 +72,15 @@ pub enum FetchEvent {
     /// Leadership moved or metadata is stale: refresh and restart the fetchers.
     Reroute(String),
     /// Nothing can fix this (authorization).
-    Fatal(String),
+    Fatal(FetchFatal),
+}
+
+/// What no retry of a fetch fixes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchFatal {
+    /// The broker answered TOPIC_AUTHORIZATION_FAILED for a partition of the topic.
+    #[error("not authorized to read topic '{0}' (TOPIC_AUTHORIZATION_FAILED)")]
+    NotAuthorized(String),
 }
 
 /// One task per leader of `assigned`, starting at the handled positions.
@@ -179,7 +187,7 @@ async fn fetch_loop(
                 failures += 1;
                 tracing::debug!(leader, error = %e, failures, "fetch failed");
                 if failures >= 3 {
-                    let _ = tx.send(FetchEvent::Reroute(e)).await;
+                    let _ = tx.send(FetchEvent::Reroute(e.to_string())).await;
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
@@ -193,7 +201,7 @@ enum PartitionOutcome {
     Nothing,
     Reset(i64),
     Reroute(String),
-    Fatal(String),
+    Fatal(FetchFatal),
 }
 
 /// One Fetch to `leader` for `positions`.
@@ -202,7 +210,7 @@ async fn fetch_once(
     leader: i32,
     positions: &BTreeMap<TopicPartition, i64>,
     cfg: &FetchConfig,
-) -> Result<Vec<(TopicPartition, PartitionOutcome)>, String> {
+) -> Result<Vec<(TopicPartition, PartitionOutcome)>, FetchFailure> {
     let opts = FetchOptions {
         max_wait: cfg.max_wait,
         partition_max_bytes: cfg.partition_max_bytes,
@@ -210,9 +218,7 @@ async fn fetch_once(
         read_committed: cfg.read_committed,
         lane: Lane::Fetch,
     };
-    let answers = fetch(cluster, leader, positions, opts)
-        .await
-        .map_err(|e| e.to_string())?;
+    let answers = fetch(cluster, leader, positions, opts).await?;
     let mut out = Vec::new();
     for (tp, p) in answers {
         let first = positions[&tp];
@@ -245,10 +251,7 @@ async fn partition_outcome(
             };
         }
         code::TOPIC_AUTHORIZATION_FAILED => {
-            return PartitionOutcome::Fatal(format!(
-                "not authorized to read topic '{}' (TOPIC_AUTHORIZATION_FAILED)",
-                tp.topic
-            ))
+            return PartitionOutcome::Fatal(FetchFatal::NotAuthorized(tp.topic.to_string()))
         }
         ec if is_stale_route(ec) => {
             return PartitionOutcome::Reroute(format!("{tp}: {}", error_name(ec)))
