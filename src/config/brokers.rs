@@ -11,6 +11,33 @@ use std::net::Ipv6Addr;
 
 use super::ConfigError;
 
+/// Why one `host:port` entry is not a broker address; each message says how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerAddrError {
+    #[error("expected host:port, got '{entry}' (an empty entry); write it like 'broker-0.example.com:9093'")]
+    Empty { entry: String },
+    #[error("expected [ipv6]:port, got '{entry}' (no closing ']'); write it like '[::1]:9092'")]
+    Unclosed { entry: String },
+    #[error("'{inside}' in '{entry}' is not an IPv6 address; only IPv6 literals go in brackets, e.g. '[::1]:9092'")]
+    NotIpv6 { entry: String, inside: String },
+    #[error("expected [ipv6]:port, got '{entry}' (no port); add it, e.g. '[{inside}]:9092'")]
+    NoIpv6Port { entry: String, inside: String },
+    #[error("expected host:port, got '{entry}' (no port); add it, e.g. '{body}:9093'")]
+    NoPort { entry: String, body: String },
+    #[error(
+        "expected host:port, got '{entry}'; an IPv6 address needs brackets, e.g. '[::1]:9092'"
+    )]
+    BareIpv6 { entry: String },
+    #[error("expected host:port, got '{entry}' (the host is empty); write it like 'broker-0.example.com:9093'")]
+    EmptyHost { entry: String },
+    #[error("expected host:port, got '{entry}' (the host '{host}' has characters a host name cannot have)")]
+    BadHost { entry: String, host: String },
+    #[error(
+        "expected host:port, got '{entry}' (the port '{port}' is not a number from 1 to 65535)"
+    )]
+    BadPort { entry: String, port: String },
+}
+
 /// One bootstrap broker. `host` holds an IPv6 literal without brackets.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BrokerAddr {
@@ -33,67 +60,72 @@ impl fmt::Display for BrokerAddr {
 impl BrokerAddr {
     /// Parses one strict `host:port` / `[ipv6]:port` entry (an optional `SCHEME://` prefix, as
     /// in Kafka listener strings, is ignored). The error explains the problem and the fix.
-    pub fn parse(entry: &str) -> Result<Self, String> {
+    pub fn parse(entry: &str) -> Result<Self, BrokerAddrError> {
         let entry = entry.trim();
         let body = match entry.find("://") {
             Some(i) => &entry[i + 3..],
             None => entry,
         };
         if body.is_empty() {
-            return Err(format!(
-                "expected host:port, got '{entry}' (an empty entry); write it like 'broker-0.example.com:9093'"
-            ));
+            return Err(BrokerAddrError::Empty {
+                entry: entry.into(),
+            });
         }
         let (host, port) = if let Some(rest) = body.strip_prefix('[') {
             let Some((inside, after)) = rest.split_once(']') else {
-                return Err(format!(
-                    "expected [ipv6]:port, got '{entry}' (no closing ']'); write it like '[::1]:9092'"
-                ));
+                return Err(BrokerAddrError::Unclosed {
+                    entry: entry.into(),
+                });
             };
             if inside.parse::<Ipv6Addr>().is_err() {
-                return Err(format!(
-                    "'{inside}' in '{entry}' is not an IPv6 address; only IPv6 literals go in brackets, e.g. '[::1]:9092'"
-                ));
+                return Err(BrokerAddrError::NotIpv6 {
+                    entry: entry.into(),
+                    inside: inside.into(),
+                });
             }
             let Some(port) = after.strip_prefix(':') else {
-                return Err(format!(
-                    "expected [ipv6]:port, got '{entry}' (no port); add it, e.g. '[{inside}]:9092'"
-                ));
+                return Err(BrokerAddrError::NoIpv6Port {
+                    entry: entry.into(),
+                    inside: inside.into(),
+                });
             };
             (inside, port)
         } else {
             let Some((host, port)) = body.rsplit_once(':') else {
-                return Err(format!(
-                    "expected host:port, got '{entry}' (no port); add it, e.g. '{body}:9093'"
-                ));
+                return Err(BrokerAddrError::NoPort {
+                    entry: entry.into(),
+                    body: body.into(),
+                });
             };
             if host.contains(':') {
-                return Err(format!(
-                    "expected host:port, got '{entry}'; an IPv6 address needs brackets, e.g. '[::1]:9092'"
-                ));
+                return Err(BrokerAddrError::BareIpv6 {
+                    entry: entry.into(),
+                });
             }
             (host, port)
         };
         if host.is_empty() {
-            return Err(format!(
-                "expected host:port, got '{entry}' (the host is empty); write it like 'broker-0.example.com:9093'"
-            ));
+            return Err(BrokerAddrError::EmptyHost {
+                entry: entry.into(),
+            });
         }
         if !host.contains(':')
             && !host
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
         {
-            return Err(format!(
-                "expected host:port, got '{entry}' (the host '{host}' has characters a host name cannot have)"
-            ));
+            return Err(BrokerAddrError::BadHost {
+                entry: entry.into(),
+                host: host.into(),
+            });
         }
         let port = match port.parse::<u16>() {
             Ok(p) if p != 0 => p,
             _ => {
-                return Err(format!(
-                    "expected host:port, got '{entry}' (the port '{port}' is not a number from 1 to 65535)"
-                ))
+                return Err(BrokerAddrError::BadPort {
+                    entry: entry.into(),
+                    port: port.into(),
+                })
             }
         };
         Ok(BrokerAddr {
@@ -137,7 +169,7 @@ pub fn parse_brokers(text: &str, origin: &str) -> Result<Vec<BrokerAddr>, Config
     };
     let mut out: Vec<BrokerAddr> = Vec::new();
     for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
-        let addr = BrokerAddr::parse(entry).map_err(&err)?;
+        let addr = BrokerAddr::parse(entry).map_err(|e| err(e.to_string()))?;
         if !out.contains(&addr) {
             out.push(addr);
         }
@@ -271,6 +303,7 @@ mod tests {
         // Strict parsing (no bracket peeling) reports an unclosed IPv6 literal as such.
         assert!(BrokerAddr::parse("[::1:9092")
             .unwrap_err()
+            .to_string()
             .contains("no closing ']'"));
     }
 
