@@ -12,6 +12,7 @@ pub mod env;
 pub mod failure;
 pub mod kafka;
 pub mod kafkadata;
+pub mod lag;
 pub mod observe;
 pub mod secret;
 pub mod settings;

@@ -22,6 +22,7 @@ use super::{invalid, CliError};
 use crate::cluster::Cluster;
 use crate::config::env::ProcessEnv;
 use crate::config::kafkadata::Kafkadata;
+use crate::config::lag;
 use crate::config::settings::{offset_reset, read_committed};
 use crate::consumer::handler::log::now_ms;
 use crate::consumer::handler::rfc3339::format_millis;
@@ -93,20 +94,12 @@ struct Report<'a> {
 
 pub async fn run(args: LagArgs) -> Result<(), CliError> {
     let kafka = args.kafka.resolve()?;
-    if args.groups.is_empty() && !args.all_groups && args.kafkadata.is_none() {
-        return Err(invalid(
-            "--group",
-            "say which groups to show: --group GROUP (repeatable), --all-groups, or --kafkadata FILE",
-        ));
-    }
-    if let Some(w) = args.watch {
-        if !(w.is_finite() && w >= 0.1) {
-            return Err(invalid(
-                "--watch",
-                "must be a number of seconds, at least 0.1",
-            ));
-        }
-    }
+    lag::targets_named(
+        !args.groups.is_empty(),
+        args.all_groups,
+        args.kafkadata.is_some(),
+    )?;
+    lag::watch(args.watch)?;
     // `no_commit` plays no part in the offsets shown (a partition without a commit shows `-`),
     // only in its TIME-LAG: the age of the record a consumer would start at.
     let policy = Policy::new(
