@@ -28,14 +28,14 @@ use crate::tls::{client_config, TlsError, TlsOptions};
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// How long establishing a TCP connection may take before it counts as a connect error.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sent with every request, so IBM support can tell our calls apart.
-pub const USER_AGENT: &str = concat!("kafka-observer/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("kafka-observer/", env!("CARGO_PKG_VERSION"));
 
 /// The longest `Retry-After` we are willing to sleep: a reconcile loop must not stall for an
 /// hour because a proxy said so.
-pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
+pub(crate) const RETRY_AFTER_CAP: Duration = Duration::from_secs(30);
 
 /// Builds the shared client. `ca_file` (PEM) replaces the system roots when given.
 pub fn build_client(ca_file: Option<&Path>) -> Result<HttpClient, TlsError> {
@@ -134,7 +134,7 @@ pub async fn exchange(
 }
 
 /// `e` and its sources joined with ": " (hyper's own Display is only "client error (Connect)").
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -149,13 +149,13 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// `Retry-After` in its delay-seconds form; the HTTP-date form is ignored (plain backoff then).
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// What went wrong with one attempt, as far as retrying is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// A complete non-2xx response.
     Status {
         status: u16,
@@ -181,7 +181,7 @@ impl From<&Reply> for Failure {
 /// not sent); timeouts and broken connections only when `idempotent`, because a create that
 /// timed out may well have happened — the caller's next reconcile cycle counts it instead of
 /// launching a duplicate. Other 4xx never: asking again will not change the answer.
-pub fn retry_delay(
+pub(crate) fn retry_delay(
     failure: &Failure,
     attempt: u32,
     backoff: &Backoff,
@@ -206,7 +206,7 @@ pub fn retry_delay(
 
 /// The status class of a failed attempt, as the metrics label it: `429`, `4xx`, `5xx`,
 /// `connect`, `timeout`, `broken`, `too_large`.
-pub fn failure_class(f: &Failure) -> &'static str {
+pub(crate) fn failure_class(f: &Failure) -> &'static str {
     match f {
         Failure::Status { status: 429, .. } => "429",
         Failure::Status { status, .. } if *status >= 500 => "5xx",
@@ -345,7 +345,7 @@ impl CallLog {
 /// `{"errors":[{"code","message"}]}`, IAM's `{"errorCode","errorMessage"}`, or plain
 /// `error` / `message` fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub code: Option<String>,
     pub message: Option<String>,
 }
@@ -356,7 +356,7 @@ const MAX_ERROR_TEXT: usize = 300;
 /// Extracts [`ApiError`] from a response body. Message precedence follows go-sdk-core:
 /// `errors[0].message`, `error`, `message`, `errorMessage`. Text is cleaned of control
 /// characters and cut, since it ends up in logs.
-pub fn api_error(body: &[u8]) -> ApiError {
+pub(crate) fn api_error(body: &[u8]) -> ApiError {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
         return ApiError::default();
     };

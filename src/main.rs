@@ -4,8 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kafka_observer::cli::{check, consume, lag, observe, produce, CliError};
-use kafka_observer::config::env::ProcessEnv;
-use kafka_observer::config::settings;
+use kafka_observer::config::{self, ProcessEnv};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,8 +47,7 @@ struct RunChildArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::RunChild(a) = &cli.command {
-        let why =
-            kafka_observer::launch::local::exec_child(a.parent, &a.command[0], &a.command[1..]);
+        let why = kafka_observer::launch::exec_child(a.parent, &a.command[0], &a.command[1..]);
         eprintln!("error: {why}");
         return ExitCode::from(127);
     }
@@ -95,8 +93,8 @@ fn main() -> ExitCode {
 /// that cannot be read is a usage error naming its variable.
 fn init_logging(default: &str) -> Result<(), CliError> {
     let (filter, origin) = match (
-        settings::var(&ProcessEnv, "RUST_LOG")?,
-        settings::var(&ProcessEnv, "LOG_LEVEL")?,
+        config::var(&ProcessEnv, "RUST_LOG")?,
+        config::var(&ProcessEnv, "LOG_LEVEL")?,
     ) {
         (Some(f), _) => (f, "RUST_LOG"),
         (None, Some(f)) => (f, "LOG_LEVEL"),

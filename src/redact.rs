@@ -13,13 +13,13 @@ use base64::Engine;
 use crate::config::secret::Secret;
 
 /// What replaces a secret.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// Secrets shorter than this are not searched for: they would match ordinary text.
 const MIN_LEN: usize = 4;
 
 /// `text` with every occurrence of every secret, in any encoding above, replaced.
-pub fn redact(text: &str, secrets: &[&Secret]) -> String {
+pub(crate) fn redact(text: &str, secrets: &[&Secret]) -> String {
     let mut out = text.to_string();
     for s in secrets {
         let secret = s.expose().as_bytes();

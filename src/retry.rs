@@ -54,7 +54,7 @@ impl Backoff {
 }
 
 /// A uniformly random number in [0, 1) for jitter (0.5 if the OS has no randomness).
-pub fn jitter_unit() -> f64 {
+pub(crate) fn jitter_unit() -> f64 {
     let mut b = [0u8; 8];
     match getrandom::fill(&mut b) {
         Ok(()) => (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64,
@@ -63,7 +63,7 @@ pub fn jitter_unit() -> f64 {
 }
 
 /// A failure that knows whether asking again may succeed.
-pub trait Retriable {
+pub(crate) trait Retriable {
     /// True when the condition may heal by itself (a moved leader, a closed connection), false
     /// when every further attempt would fail the same way (bad credentials, a missing topic).
     fn is_retriable(&self) -> bool;
@@ -72,7 +72,7 @@ pub trait Retriable {
 /// One operation, retried on the schedule while its failure is retriable. `op` receives the
 /// attempt number (0 for the first try). `what` names the operation in the debug line logged
 /// per retry.
-pub async fn retry<T, E, F, Fut>(backoff: &Backoff, what: &str, mut op: F) -> Result<T, E>
+pub(crate) async fn retry<T, E, F, Fut>(backoff: &Backoff, what: &str, mut op: F) -> Result<T, E>
 where
     E: Retriable + std::fmt::Display,
     F: FnMut(u32) -> Fut,
@@ -112,7 +112,7 @@ fn log_retry(what: &str, attempt: u32, keys: usize, d: Duration, error: &dyn std
 /// into the next round after the back-off; the others are final. When the retries run out,
 /// the last failure stands. A key the round leaves out counts as done without an answer and
 /// is absent from the result.
-pub async fn retry_each<K, V, E, F, Fut>(
+pub(crate) async fn retry_each<K, V, E, F, Fut>(
     backoff: &Backoff,
     what: &str,
     todo: Vec<K>,

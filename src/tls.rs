@@ -16,7 +16,7 @@ use rustls::{ClientConfig, RootCertStore};
 
 /// Where trust and (optionally) a client identity come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsOptions {
+pub(crate) struct TlsOptions {
     /// PEM file with one or more CA certificates (`--ca-file`); replaces the system roots.
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate chain for mutual TLS (`--client-cert`).
@@ -95,7 +95,7 @@ pub enum TlsError {
 
 /// Builds the client configuration: TLS 1.2/1.3, hostname verification on, roots and client
 /// identity from `opts`.
-pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
+pub(crate) fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
     let identity = match (&opts.client_cert, &opts.client_key) {
         (Some(cert), Some(key)) => Some((load_client_chain(cert)?, load_key(key)?)),
         (Some(_), None) => {

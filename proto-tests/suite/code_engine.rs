@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use kafka_observer::config::secret::Secret;
+use kafka_observer::config::Secret;
 use kafka_observer::http_client::{build_client, exchange, HttpClient};
 use kafka_observer::iam::IamTokenManager;
 use kafka_observer::launch::code_engine::{

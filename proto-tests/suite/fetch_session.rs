@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kafka_observer::cluster::Cluster;
-use kafka_observer::config::brokers::BrokerAddr;
-use kafka_observer::offsets::fetch::{fetch, fetch_in_session, FetchOptions, FetchSession};
+use kafka_observer::config::BrokerAddr;
 use kafka_observer::offsets::TopicPartition;
-use kafka_observer::wire::connection::ConnectOptions;
+use kafka_observer::offsets::{fetch, fetch_in_session, FetchOptions, FetchSession};
+use kafka_observer::wire::ConnectOptions;
 
 use crate::harness;
 

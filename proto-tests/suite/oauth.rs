@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_observer::config::secret::Secret;
+use kafka_observer::config::Secret;
 use kafka_observer::protocol::metadata::MetadataResponse;
-use kafka_observer::wire::sasl::{Credentials, Mechanism, TokenFuture, TokenSource};
 use kafka_observer::wire::{ConnectOptions, Connection, SaslConfig, WireError};
+use kafka_observer::wire::{Credentials, Mechanism, TokenFuture, TokenSource};
 use kafka_protocol::messages::MetadataRequest;
 use serde_json::{json, Value};
 

@@ -134,7 +134,6 @@ impl ConsumeArgs {
             batch_size: self.batch_size.clone(),
             session_timeout: self.session_timeout.clone(),
             heartbeat_interval_ms: self.heartbeat_interval_ms.clone(),
-            static_membership: self.static_membership,
             failure: policy::flags(self),
         }
     }

@@ -124,7 +124,7 @@ impl KafkaArgs {
 
 /// The connection for checked settings: the TLS configuration (its files read now, so a
 /// missing CA is a usage error before any connection) and the SASL configuration.
-pub fn connect(s: &KafkaSettings) -> Result<Kafka, CliError> {
+pub(crate) fn connect(s: &KafkaSettings) -> Result<Kafka, CliError> {
     let sasl = match &s.sasl {
         None => None,
         Some(Sasl::Password {

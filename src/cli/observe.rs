@@ -130,7 +130,7 @@ pub struct ObserveArgs {
 
 /// Reads the mapping from `--kafkadata FILE` or the `kafkadata` variable; its warnings are
 /// logged.
-pub fn load_kafkadata(file: &Option<PathBuf>) -> Result<Kafkadata, CliError> {
+pub(crate) fn load_kafkadata(file: &Option<PathBuf>) -> Result<Kafkadata, CliError> {
     let (data, warnings) = load(&ProcessEnv, file)?;
     for w in warnings {
         tracing::warn!("{w}");
@@ -378,7 +378,7 @@ pub async fn run(a: ObserveArgs) -> Result<(), CliError> {
 }
 
 /// SIGTERM (Code Engine, `kill`) or Ctrl-C.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

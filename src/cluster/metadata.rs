@@ -43,7 +43,11 @@ pub struct Metadata {
 
 /// The address a broker advertised, if it is one: a port from the wire is an `i32` and only
 /// 1..=65535 is a TCP port (a cast would turn 112877 into 47341 and connect elsewhere).
-pub fn broker_addr(node_id: i32, host: &str, port: i32) -> Result<BrokerAddr, AdvertisedError> {
+pub(super) fn broker_addr(
+    node_id: i32,
+    host: &str,
+    port: i32,
+) -> Result<BrokerAddr, AdvertisedError> {
     if host.is_empty() {
         return Err(AdvertisedError::NoHost { node_id });
     }
@@ -141,7 +145,7 @@ impl Metadata {
 }
 
 /// A Metadata request for `topics`, or for every topic when `None`.
-pub fn request(topics: Option<&[String]>, version: i16) -> MetadataRequest {
+pub(super) fn request(topics: Option<&[String]>, version: i16) -> MetadataRequest {
     let list = topics.map(|ts| {
         ts.iter()
             .map(|t| {
@@ -161,7 +165,7 @@ pub fn request(topics: Option<&[String]>, version: i16) -> MetadataRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::MetadataBroker;
+    use crate::protocol::metadata::MetadataBroker;
 
     #[test]
     fn advertised_ports_are_checked_not_truncated() {

@@ -21,9 +21,11 @@ use crate::protocol::Response;
 use crate::retry::{retry, retry_each, Backoff};
 use crate::wire::{ConnectOptions, Connection, WireError};
 
-pub use error::{AdvertisedError, ClusterError};
-pub use metadata::{Metadata, PartitionMeta, TopicMeta};
-pub use stats::RequestStats;
+pub(crate) use error::{AdvertisedError, ClusterError};
+pub(crate) use metadata::Metadata;
+#[cfg(test)]
+pub(crate) use metadata::{PartitionMeta, TopicMeta};
+pub(crate) use stats::RequestStats;
 
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 

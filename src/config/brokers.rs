@@ -139,7 +139,7 @@ impl BrokerAddr {
 /// whitespace, tolerating stray `[`, `]` and `"` around entries. Duplicates are dropped, order
 /// is kept. `origin` names where the text came from (e.g. `--bootstrap`,
 /// `MESSAGEHUB_KAFKA_BROKERS_SASL`) and appears in errors.
-pub fn parse_brokers(text: &str, origin: &str) -> Result<Vec<BrokerAddr>, ConfigError> {
+pub(crate) fn parse_brokers(text: &str, origin: &str) -> Result<Vec<BrokerAddr>, ConfigError> {
     let err = |message: String| ConfigError::Brokers {
         origin: origin.to_string(),
         message,

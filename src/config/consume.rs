@@ -18,7 +18,7 @@ use super::ConfigError;
 
 /// The consumer's flags as given (each with its variable), besides the connection's.
 #[derive(Debug, Clone, Default)]
-pub struct ConsumeFlags {
+pub(crate) struct ConsumeFlags {
     pub topics: Option<String>,
     pub group: Option<String>,
     pub idle_timeout: Option<String>,
@@ -33,13 +33,12 @@ pub struct ConsumeFlags {
     pub batch_size: Option<String>,
     pub session_timeout: Option<String>,
     pub heartbeat_interval_ms: Option<String>,
-    pub static_membership: bool,
     pub failure: FailureFlags,
 }
 
 /// Which handler, and the setting it came from (a handler that cannot be built names it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HandlerChoice {
+pub(crate) enum HandlerChoice {
     /// One log line per record (the default).
     Log,
     Discard,
@@ -55,7 +54,7 @@ pub enum HandlerChoice {
 
 /// The consumer's settings, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumeSettings {
+pub(crate) struct ConsumeSettings {
     pub topics: Vec<String>,
     pub group: String,
     pub idle_timeout: Duration,
@@ -73,7 +72,7 @@ pub struct ConsumeSettings {
 
 /// Flags first, then the environment, then the defaults; every problem names its origin.
 /// `supported` are the assignor names the consumer implements, in its default order.
-pub fn resolve(
+pub(crate) fn resolve(
     env: &dyn Env,
     f: &ConsumeFlags,
     supported: &[&str],
@@ -205,7 +204,7 @@ pub fn resolve(
 
 /// Static membership's `group.instance.id` when `--static-membership` / `STATIC_MEMBERSHIP`
 /// is on: the job run and array index Code Engine (or the local launcher) set.
-pub fn instance_id(env: &dyn Env, flag: bool) -> Result<Option<String>, ConfigError> {
+pub(crate) fn instance_id(env: &dyn Env, flag: bool) -> Result<Option<String>, ConfigError> {
     if !switch(env, flag, "STATIC_MEMBERSHIP")? {
         return Ok(None);
     }

@@ -4,8 +4,9 @@
 //! are decisions, and decisions in this program are pure functions of their inputs, as time and
 //! randomness are passed in elsewhere. So `config` never calls `std::env`: the process
 //! environment is one [`Env`] ([`ProcessEnv`], used by `cli`), and a table of variables is
-//! another ([`VarTable`], used by the unit tests).
+//! another (`VarTable`, in the unit tests).
 
+#[cfg(test)]
 use std::collections::HashMap;
 use std::ffi::OsString;
 
@@ -25,13 +26,15 @@ impl Env for ProcessEnv {
     }
 }
 
-/// A fixed table of variables (tests, and any caller that has the variables already).
+/// A fixed table of variables, for tests.
+#[cfg(test)]
 #[derive(Debug, Clone, Default)]
-pub struct VarTable(HashMap<String, OsString>);
+pub(crate) struct VarTable(HashMap<String, OsString>);
 
+#[cfg(test)]
 impl VarTable {
     /// A table of text values.
-    pub fn new(vars: &[(&str, &str)]) -> Self {
+    pub(crate) fn new(vars: &[(&str, &str)]) -> Self {
         VarTable(
             vars.iter()
                 .map(|(k, v)| (k.to_string(), OsString::from(v)))
@@ -40,12 +43,13 @@ impl VarTable {
     }
 
     /// Adds or replaces one raw value (for values that are not UTF-8).
-    pub fn with_raw(mut self, name: &str, value: OsString) -> Self {
+    pub(crate) fn with_raw(mut self, name: &str, value: OsString) -> Self {
         self.0.insert(name.to_string(), value);
         self
     }
 }
 
+#[cfg(test)]
 impl Env for VarTable {
     fn var_os(&self, name: &str) -> Option<OsString> {
         self.0.get(name).cloned()

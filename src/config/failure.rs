@@ -18,7 +18,7 @@ const MAX_RECORD_AGE_SECS: u64 = 10 * 365 * 86_400;
 
 /// The failure-policy flags as given (all `None` for `observe`, which has no such flags).
 #[derive(Debug, Clone, Default)]
-pub struct FailureFlags {
+pub(crate) struct FailureFlags {
     pub max_attempts: Option<String>,
     pub max_record_age: Option<String>,
     pub dead_letter_topic: Option<String>,
@@ -27,7 +27,7 @@ pub struct FailureFlags {
 
 /// Where a record goes once its attempts are exhausted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OnExhausted {
+pub(crate) enum OnExhausted {
     /// Nowhere: retry forever, commit nothing past it (the default).
     Block,
     /// Log it, count it, commit past it.
@@ -39,7 +39,7 @@ pub enum OnExhausted {
 /// The failure settings, checked: attempts and age come with somewhere for exhausted records
 /// to go, and the dead-letter topic is a topic name that this consumer does not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailureSettings {
+pub(crate) struct FailureSettings {
     /// `None`: the consumer's default (unlimited, or 10 with a dead-letter topic).
     pub max_attempts: Option<u32>,
     pub max_record_age: Option<Duration>,
@@ -47,7 +47,7 @@ pub struct FailureSettings {
 }
 
 /// The failure policy of a consumer reading `topics`; every refusal names the setting to fix.
-pub fn failure_policy(
+pub(crate) fn failure_policy(
     env: &dyn Env,
     flags: &FailureFlags,
     topics: &[String],

@@ -17,24 +17,24 @@ use super::secret::Secret;
 use super::settings::{invalid, parse_bool, switch, var};
 use super::ConfigError;
 
-pub const ENV_BROKERS: &str = "MESSAGEHUB_KAFKA_BROKERS_SASL";
-pub const ENV_USER: &str = "MESSAGEHUB_USER";
-pub const ENV_PASSWORD: &str = "MESSAGEHUB_PASSWORD";
-pub const ENV_MECHANISM: &str = "KAFKA_SASL_MECHANISM";
-pub const ENV_TLS: &str = "KAFKA_TLS";
-pub const ENV_CA_FILE: &str = "KAFKA_CA_FILE";
-pub const ENV_ALLOW_PLAIN: &str = "KAFKA_ALLOW_PLAIN_WITHOUT_TLS";
+pub(crate) const ENV_BROKERS: &str = "MESSAGEHUB_KAFKA_BROKERS_SASL";
+pub(crate) const ENV_USER: &str = "MESSAGEHUB_USER";
+pub(crate) const ENV_PASSWORD: &str = "MESSAGEHUB_PASSWORD";
+pub(crate) const ENV_MECHANISM: &str = "KAFKA_SASL_MECHANISM";
+pub(crate) const ENV_TLS: &str = "KAFKA_TLS";
+pub(crate) const ENV_CA_FILE: &str = "KAFKA_CA_FILE";
+pub(crate) const ENV_ALLOW_PLAIN: &str = "KAFKA_ALLOW_PLAIN_WITHOUT_TLS";
 /// OAUTHBEARER: the IBM Cloud API key when MESSAGEHUB_PASSWORD / --password is not set.
-pub const ENV_IAM_API_KEY: &str = "IAM_API_KEY";
+pub(crate) const ENV_IAM_API_KEY: &str = "IAM_API_KEY";
 /// OAUTHBEARER: the IAM token endpoint.
-pub const ENV_IAM_URL: &str = "IAM_URL";
+pub(crate) const ENV_IAM_URL: &str = "IAM_URL";
 
 /// `--max-frame-bytes`: the default, and the range accepted (a frame under 1 KiB cannot hold
 /// a Metadata answer, so every request would fail and be retried forever; 2 GiB is the largest
 /// size a Kafka frame header can state).
-pub const DEFAULT_FRAME_BYTES: usize = 100 * 1024 * 1024;
-pub const MIN_FRAME_BYTES: usize = 1024;
-pub const MAX_FRAME_BYTES: usize = i32::MAX as usize;
+pub(crate) const DEFAULT_FRAME_BYTES: usize = 100 * 1024 * 1024;
+pub(crate) const MIN_FRAME_BYTES: usize = 1024;
+pub(crate) const MAX_FRAME_BYTES: usize = i32::MAX as usize;
 
 /// The connection flags as given on the command line.
 #[derive(Debug, Clone, Default)]
@@ -153,7 +153,7 @@ pub struct KafkaSettings {
 }
 
 /// Flags first, then the environment; every problem names its flag or variable.
-pub fn resolve(env: &dyn Env, f: &KafkaFlags) -> Result<KafkaSettings, ConfigError> {
+pub(crate) fn resolve(env: &dyn Env, f: &KafkaFlags) -> Result<KafkaSettings, ConfigError> {
     let (brokers_text, origin, from_binding) = match (&f.bootstrap, var(env, ENV_BROKERS)?) {
         (Some(b), _) => (b.clone(), "--bootstrap", false),
         (None, Some(b)) => (b, ENV_BROKERS, true),
@@ -305,7 +305,7 @@ fn or_env(env: &dyn Env, flag: &Option<String>, name: &str) -> Result<Option<Str
 /// The consumers' environment for these settings: the variables `consume` reads, so that
 /// flags given to the observer reach the consumers it starts. `allow_plain_flag` is the
 /// observer's own `--allow-plain-without-tls` (the variable reaches them by inheritance).
-pub fn child_env(s: &KafkaSettings, allow_plain_flag: bool) -> Vec<(String, String)> {
+pub(crate) fn child_env(s: &KafkaSettings, allow_plain_flag: bool) -> Vec<(String, String)> {
     let mut env = vec![(
         ENV_BROKERS.to_string(),
         s.bootstrap

@@ -15,20 +15,20 @@ use serde_norway::{Mapping, Value};
 
 use super::ConfigError;
 
-pub mod load;
-pub mod wake;
-pub use wake::WakePolicy;
+pub(crate) mod load;
+pub(crate) mod wake;
+pub(crate) use wake::WakePolicy;
 
 /// The whole mapping, topics in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Kafkadata {
+pub(crate) struct Kafkadata {
     /// One entry per top-level key, in file order.
     pub topics: Vec<TopicSpec>,
 }
 
 /// One topic and the jobs that consume it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicSpec {
+pub(crate) struct TopicSpec {
     /// Kafka topic name.
     pub name: String,
     /// The partition count the file claims (informational; the broker's metadata wins).
@@ -39,7 +39,7 @@ pub struct TopicSpec {
 
 /// One `jobs:` entry under a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobSpec {
+pub(crate) struct JobSpec {
     /// Code Engine job name.
     pub name: String,
     /// Kafka consumer group the job commits to.
@@ -50,7 +50,7 @@ pub struct JobSpec {
 
 /// A job with every topic it consumes, merged across the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Job {
+pub(crate) struct Job {
     /// Code Engine job name.
     pub name: String,
     /// Its (single) consumer group.
@@ -63,7 +63,7 @@ pub struct Job {
 
 /// The largest mapping accepted, in bytes: what a Code Engine configmap can hold (1 MiB). The
 /// loaders refuse anything larger before parsing, so a wrong file costs no memory or CPU.
-pub const MAX_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_BYTES: usize = 1024 * 1024;
 
 const TOPIC_KEYS: &[&str] = &["partitions", "jobs"];
 const JOB_KEYS: &[&str] = &[
@@ -82,7 +82,7 @@ impl Kafkadata {
     /// Parses and validates a kafkadata document. `source` names where it came from (a file
     /// path, `env kafkadata`) for error messages. Returns the mapping and warnings about keys
     /// that were ignored or combinations that are legal but suspicious.
-    pub fn parse(text: &str, source: &str) -> Result<(Kafkadata, Vec<String>), ConfigError> {
+    pub(crate) fn parse(text: &str, source: &str) -> Result<(Kafkadata, Vec<String>), ConfigError> {
         let mut p = Parser {
             source,
             warnings: Vec::new(),
@@ -93,7 +93,7 @@ impl Kafkadata {
     }
 
     /// Each job once, with all its topics (order of first appearance).
-    pub fn jobs(&self) -> Vec<Job> {
+    pub(crate) fn jobs(&self) -> Vec<Job> {
         let mut wake: HashMap<&str, WakePolicy> = HashMap::new();
         for spec in self.topics.iter().flat_map(|t| &t.jobs) {
             wake.entry(&spec.name).or_insert(spec.wake);
@@ -112,7 +112,7 @@ impl Kafkadata {
 
     /// Each consumer group once with the topics it covers (order of first appearance): what
     /// the observer fetches committed offsets for.
-    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+    pub(crate) fn groups(&self) -> Vec<(String, Vec<String>)> {
         self.merged(|s| &s.consumer_group, |s| &s.consumer_group)
             .into_iter()
             .map(|(group, _, topics)| (group.to_string(), topics))
@@ -144,8 +144,9 @@ impl Kafkadata {
         out
     }
 
+    #[cfg(test)]
     /// The topic with this name, if listed.
-    pub fn topic(&self, name: &str) -> Option<&TopicSpec> {
+    pub(crate) fn topic(&self, name: &str) -> Option<&TopicSpec> {
         self.topics.iter().find(|t| t.name == name)
     }
 }

@@ -7,7 +7,11 @@ use super::ConfigError;
 
 /// Which groups to show: some must be named (`--group`), or all (`--all-groups`), or those of
 /// a mapping (`--kafkadata`).
-pub fn targets_named(named: bool, all_groups: bool, kafkadata: bool) -> Result<(), ConfigError> {
+pub(crate) fn targets_named(
+    named: bool,
+    all_groups: bool,
+    kafkadata: bool,
+) -> Result<(), ConfigError> {
     if !named && !all_groups && !kafkadata {
         return Err(invalid(
             "--group",
@@ -18,7 +22,7 @@ pub fn targets_named(named: bool, all_groups: bool, kafkadata: bool) -> Result<(
 }
 
 /// `--watch SECONDS`: a number of seconds, at least 0.1.
-pub fn watch(seconds: Option<f64>) -> Result<(), ConfigError> {
+pub(crate) fn watch(seconds: Option<f64>) -> Result<(), ConfigError> {
     match seconds {
         Some(w) if !(w.is_finite() && w >= 0.1) => Err(invalid(
             "--watch",

@@ -6,20 +6,25 @@
 //! connection timeout or a consumer that never wakes up. Those failures map to exit code
 //! [`EXIT_CODE`].
 
-pub mod brokers;
-pub mod consume;
-pub mod env;
-pub mod failure;
-pub mod kafka;
-pub mod kafkadata;
-pub mod lag;
-pub mod observe;
-pub mod secret;
-pub mod settings;
+pub(crate) mod brokers;
+pub(crate) mod consume;
+pub(crate) mod env;
+pub(crate) mod failure;
+pub(crate) mod kafka;
+pub(crate) mod kafkadata;
+pub(crate) mod lag;
+pub(crate) mod observe;
+pub(crate) mod secret;
+pub(crate) mod settings;
+
+pub use brokers::BrokerAddr;
+pub use env::{Env, ProcessEnv};
+pub use secret::Secret;
+pub use settings::var;
 
 /// Process exit code for any configuration error: the run cannot succeed until a person edits
 /// the input, so restarting (which Code Engine does for non-zero daemon exits) will not help.
-pub const EXIT_CODE: i32 = 2;
+pub(crate) const EXIT_CODE: i32 = 2;
 
 /// A configuration problem, phrased for the person who has to fix it.
 ///

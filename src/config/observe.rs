@@ -20,7 +20,7 @@ use super::ConfigError;
 
 /// The loop's flags as given (each with its variable).
 #[derive(Debug, Clone, Default)]
-pub struct ObserveFlags {
+pub(crate) struct ObserveFlags {
     pub launcher: Option<String>,
     pub ticker_ms: Option<String>,
     pub max_instances: Option<String>,
@@ -38,14 +38,14 @@ pub struct ObserveFlags {
 
 /// Where consumers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LauncherKind {
+pub(crate) enum LauncherKind {
     CodeEngine,
     Local,
 }
 
 /// The loop's settings, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObserveSettings {
+pub(crate) struct ObserveSettings {
     pub ticker: Duration,
     pub max_instances: Option<u32>,
     pub read_committed: bool,
@@ -63,7 +63,7 @@ pub struct ObserveSettings {
 }
 
 /// Flags first, then the environment, then the defaults; every problem names its origin.
-pub fn resolve(env: &dyn Env, f: &ObserveFlags) -> Result<ObserveSettings, ConfigError> {
+pub(crate) fn resolve(env: &dyn Env, f: &ObserveFlags) -> Result<ObserveSettings, ConfigError> {
     let ticker = whole(
         env,
         &f.ticker_ms,
@@ -168,7 +168,7 @@ pub fn resolve(env: &dyn Env, f: &ObserveFlags) -> Result<ObserveSettings, Confi
 
 /// The consumers inherit the observer's environment: a failure policy they would refuse is
 /// refused here, with the message each of them would print, before any job is woken.
-pub fn consumers_policy(env: &dyn Env, kafkadata: &Kafkadata) -> Result<(), ConfigError> {
+pub(crate) fn consumers_policy(env: &dyn Env, kafkadata: &Kafkadata) -> Result<(), ConfigError> {
     for job in kafkadata.jobs() {
         failure_policy(env, &FailureFlags::default(), &job.topics)?;
     }
@@ -177,7 +177,7 @@ pub fn consumers_policy(env: &dyn Env, kafkadata: &Kafkadata) -> Result<(), Conf
 
 /// The Code Engine flags as given.
 #[derive(Debug, Clone, Default)]
-pub struct CodeEngineFlags {
+pub(crate) struct CodeEngineFlags {
     pub iam_api_key: Option<String>,
     pub iam_url: Option<String>,
     pub project_id: Option<String>,
@@ -187,7 +187,7 @@ pub struct CodeEngineFlags {
 /// What the Code Engine launcher needs, each with where it came from (the IAM client and the
 /// API client refuse values with the origin named).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CodeEngineSettings {
+pub(crate) struct CodeEngineSettings {
     pub api_key: Setting,
     pub project_id: Setting,
     /// `…/v2`.
@@ -198,7 +198,10 @@ pub struct CodeEngineSettings {
 
 /// The Code Engine settings: the key and project are required, the API from --api-base /
 /// CE_API_BASE_URL or CE_REGION.
-pub fn code_engine(env: &dyn Env, f: &CodeEngineFlags) -> Result<CodeEngineSettings, ConfigError> {
+pub(crate) fn code_engine(
+    env: &dyn Env,
+    f: &CodeEngineFlags,
+) -> Result<CodeEngineSettings, ConfigError> {
     let api_key = required(
         env,
         &f.iam_api_key,
@@ -224,7 +227,7 @@ pub fn code_engine(env: &dyn Env, f: &CodeEngineFlags) -> Result<CodeEngineSetti
 }
 
 /// `…/v2` from --api-base / CE_API_BASE_URL, else the public endpoint of CE_REGION.
-pub fn api_base(env: &dyn Env, flag: &Option<String>) -> Result<String, ConfigError> {
+pub(crate) fn api_base(env: &dyn Env, flag: &Option<String>) -> Result<String, ConfigError> {
     if let Some(s) = setting(env, flag, "--api-base", "CE_API_BASE_URL")? {
         let v = s.value.trim().trim_end_matches('/');
         if !(v.starts_with("https://") || v.starts_with("http://")) {

@@ -18,7 +18,7 @@ use super::env::Env;
 use super::ConfigError;
 
 /// An invalid flag or variable value.
-pub fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         origin: origin.to_string(),
         message: message.into(),
@@ -27,7 +27,7 @@ pub fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
 
 /// A raw setting and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Setting {
+pub(crate) struct Setting {
     pub value: String,
     pub origin: String,
 }
@@ -39,7 +39,7 @@ pub fn var(env: &dyn Env, name: &str) -> Result<Option<String>, ConfigError> {
 }
 
 /// [`var()`] on a value already read.
-pub fn env_value(name: &str, raw: Option<OsString>) -> Result<Option<String>, ConfigError> {
+pub(crate) fn env_value(name: &str, raw: Option<OsString>) -> Result<Option<String>, ConfigError> {
     match raw.map(OsString::into_string) {
         None => Ok(None),
         Some(Ok(v)) if v.trim().is_empty() => Ok(None),
@@ -55,7 +55,7 @@ pub fn env_value(name: &str, raw: Option<OsString>) -> Result<Option<String>, Co
 }
 
 /// Yes or no: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, in any case.
-pub fn parse_bool(v: &str) -> Result<bool, String> {
+pub(crate) fn parse_bool(v: &str) -> Result<bool, String> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
@@ -67,7 +67,7 @@ pub fn parse_bool(v: &str) -> Result<bool, String> {
 }
 
 /// The flag's value, else the variable's; `None` when neither is set.
-pub fn setting(
+pub(crate) fn setting(
     env: &dyn Env,
     flag: &Option<String>,
     flag_name: &str,
@@ -87,7 +87,7 @@ pub fn setting(
 }
 
 /// A flag without an environment fallback, as a setting naming it.
-pub fn flag(value: &Option<String>, name: &str) -> Option<Setting> {
+pub(crate) fn flag(value: &Option<String>, name: &str) -> Option<Setting> {
     value.as_ref().map(|v| Setting {
         value: v.clone(),
         origin: name.to_string(),
@@ -95,7 +95,7 @@ pub fn flag(value: &Option<String>, name: &str) -> Option<Setting> {
 }
 
 /// Like [`setting`], but missing is an error naming both the flag and the variable.
-pub fn required(
+pub(crate) fn required(
     env: &dyn Env,
     flag: &Option<String>,
     flag_name: &str,
@@ -111,7 +111,7 @@ pub fn required(
 }
 
 /// Parses a setting with `parse`, naming its origin on failure.
-pub fn parsed<T>(
+pub(crate) fn parsed<T>(
     s: Option<Setting>,
     default: T,
     parse: impl Fn(&str) -> Result<T, String>,
@@ -124,7 +124,7 @@ pub fn parsed<T>(
 
 /// A yes/no setting given as a flag value (`--long-poll false`) or a variable; `default` when
 /// neither is set.
-pub fn boolean(
+pub(crate) fn boolean(
     env: &dyn Env,
     flag: &Option<String>,
     flag_name: &str,
@@ -136,7 +136,7 @@ pub fn boolean(
 
 /// A yes/no setting whose flag is a switch (`--static-membership`): on when the switch is
 /// given, else the variable through [`parse_bool`], else off.
-pub fn switch(env: &dyn Env, flag: bool, name: &str) -> Result<bool, ConfigError> {
+pub(crate) fn switch(env: &dyn Env, flag: bool, name: &str) -> Result<bool, ConfigError> {
     if flag {
         return Ok(true);
     }
@@ -148,7 +148,7 @@ pub fn switch(env: &dyn Env, flag: bool, name: &str) -> Result<bool, ConfigError
 }
 
 /// A whole number within `min..=max`.
-pub fn number(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
+pub(crate) fn number(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
     move |v| match v.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(format!(
@@ -158,7 +158,7 @@ pub fn number(min: u64, max: u64) -> impl Fn(&str) -> Result<u64, String> {
 }
 
 /// One of `choices`, case-insensitively.
-pub fn choice<'a>(choices: &'a [&'a str]) -> impl Fn(&str) -> Result<String, String> + 'a {
+pub(crate) fn choice<'a>(choices: &'a [&'a str]) -> impl Fn(&str) -> Result<String, String> + 'a {
     move |v| {
         let lower = v.to_ascii_lowercase();
         if choices.contains(&lower.as_str()) {
@@ -170,7 +170,7 @@ pub fn choice<'a>(choices: &'a [&'a str]) -> impl Fn(&str) -> Result<String, Str
 }
 
 /// A whole-number setting: flag, else variable, else `default`; must lie in `min..=max`.
-pub fn whole(
+pub(crate) fn whole(
     env: &dyn Env,
     flag: &Option<String>,
     flag_name: &str,
@@ -188,7 +188,7 @@ pub fn whole(
 /// An isolation level as people write it: `read_committed`, `read-committed`, `READ_COMMITTED`,
 /// … (Kafka's Java clients say `read_committed`, kcat and the old `lag` flag `read-committed`).
 /// True for read_committed.
-pub fn isolation(v: &str) -> Result<bool, String> {
+pub(crate) fn isolation(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().replace('-', "_").as_str() {
         "read_committed" => Ok(true),
         "read_uncommitted" => Ok(false),
@@ -200,7 +200,7 @@ pub fn isolation(v: &str) -> Result<bool, String> {
 
 /// `--isolation` / `KAFKA_ISOLATION`, for every subcommand: true for read_committed (the
 /// default).
-pub fn read_committed(env: &dyn Env, flag: &Option<String>) -> Result<bool, ConfigError> {
+pub(crate) fn read_committed(env: &dyn Env, flag: &Option<String>) -> Result<bool, ConfigError> {
     parsed(
         setting(env, flag, "--isolation", "KAFKA_ISOLATION")?,
         true,
@@ -211,7 +211,7 @@ pub fn read_committed(env: &dyn Env, flag: &Option<String>) -> Result<bool, Conf
 /// Where a partition without a usable commit starts (Kafka's `auto.offset.reset`). The
 /// decision layer has its own type for it; `config` sits below it and names only the choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OffsetReset {
+pub(crate) enum OffsetReset {
     /// From the log start (the default).
     Earliest,
     /// From the end.
@@ -219,7 +219,10 @@ pub enum OffsetReset {
 }
 
 /// `--offset-reset` / `OFFSET_RESET`: where a partition without a usable commit starts.
-pub fn offset_reset(env: &dyn Env, flag: &Option<String>) -> Result<OffsetReset, ConfigError> {
+pub(crate) fn offset_reset(
+    env: &dyn Env,
+    flag: &Option<String>,
+) -> Result<OffsetReset, ConfigError> {
     let v = parsed(
         setting(env, flag, "--offset-reset", "OFFSET_RESET")?,
         "earliest".to_string(),

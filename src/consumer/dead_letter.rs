@@ -37,29 +37,29 @@ use crate::protocol::error::ErrorCode;
 use crate::protocol::records::Compression;
 use crate::wire::WireError;
 
-pub const ORIGINAL_TOPIC: &str = "kafka_dlt-original-topic";
-pub const ORIGINAL_PARTITION: &str = "kafka_dlt-original-partition";
-pub const ORIGINAL_OFFSET: &str = "kafka_dlt-original-offset";
-pub const ORIGINAL_TIMESTAMP: &str = "kafka_dlt-original-timestamp";
-pub const ORIGINAL_TIMESTAMP_TYPE: &str = "kafka_dlt-original-timestamp-type";
-pub const ORIGINAL_CONSUMER_GROUP: &str = "kafka_dlt-original-consumer-group";
-pub const EXCEPTION_FQCN: &str = "kafka_dlt-exception-fqcn";
-pub const EXCEPTION_MESSAGE: &str = "kafka_dlt-exception-message";
+pub(crate) const ORIGINAL_TOPIC: &str = "kafka_dlt-original-topic";
+pub(crate) const ORIGINAL_PARTITION: &str = "kafka_dlt-original-partition";
+pub(crate) const ORIGINAL_OFFSET: &str = "kafka_dlt-original-offset";
+pub(crate) const ORIGINAL_TIMESTAMP: &str = "kafka_dlt-original-timestamp";
+pub(crate) const ORIGINAL_TIMESTAMP_TYPE: &str = "kafka_dlt-original-timestamp-type";
+pub(crate) const ORIGINAL_CONSUMER_GROUP: &str = "kafka_dlt-original-consumer-group";
+pub(crate) const EXCEPTION_FQCN: &str = "kafka_dlt-exception-fqcn";
+pub(crate) const EXCEPTION_MESSAGE: &str = "kafka_dlt-exception-message";
 /// Ours: failed handler calls of the record on its own (4-byte big-endian int; 0 for a record
 /// that was too old to be handled).
-pub const ATTEMPTS: &str = "kafka-observer-attempts";
+pub(crate) const ATTEMPTS: &str = "kafka-observer-attempts";
 /// Ours, on the copy of an undecodable batch: the last offset of its range (8-byte big-endian).
-pub const ORIGINAL_LAST_OFFSET: &str = "kafka-observer-original-last-offset";
+pub(crate) const ORIGINAL_LAST_OFFSET: &str = "kafka-observer-original-last-offset";
 
 /// Raw bytes of an undecodable batch larger than this are left out of its copy (a broker's
 /// default `max.message.bytes` is 1 MiB; a copy it refuses would block the partition).
-pub const RAW_COPY_LIMIT: usize = 900 << 10;
+pub(crate) const RAW_COPY_LIMIT: usize = 900 << 10;
 
 /// How long one write may take before it counts as failed (and is retried).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Between failed writes of the same copy: 1 s, doubling, at most 30 s, forever.
-pub const WRITE_BACKOFF: crate::retry::Backoff = crate::retry::Backoff {
+pub(crate) const WRITE_BACKOFF: crate::retry::Backoff = crate::retry::Backoff {
     base: Duration::from_secs(1),
     max: Duration::from_secs(30),
     retries: u32::MAX,
@@ -81,7 +81,7 @@ fn binary(name: &str, v: &[u8]) -> (Bytes, Option<Bytes>) {
 
 /// The copy of a record (pure). A record without a timestamp (-1) is written at `now_ms`, as
 /// the Java producer stamps a record without one; its original-timestamp header stays -1.
-pub fn record_copy(
+pub(crate) fn record_copy(
     m: &Message,
     group: &str,
     why: &Reason,
@@ -127,7 +127,7 @@ pub fn record_copy(
 
 /// The copy of a batch that could not be decoded (pure): no key, the raw batch as its value
 /// when it arrived whole and is at most [`RAW_COPY_LIMIT`] bytes (else null), written at `now`.
-pub fn broken_copy(
+pub(crate) fn broken_copy(
     tp: &TopicPartition,
     b: &Broken,
     group: &str,
@@ -170,7 +170,7 @@ pub fn broken_copy(
 
 /// The dead-letter partition: the original's number when the topic has it (as Spring does),
 /// else by key as the Java client's partitioner, else the original's modulo the count.
-pub fn partition_for(original: i32, key: Option<&[u8]>, partitions: i32) -> i32 {
+pub(crate) fn partition_for(original: i32, key: Option<&[u8]>, partitions: i32) -> i32 {
     let n = partitions.max(1);
     if (0..n).contains(&original) {
         return original;
@@ -182,7 +182,7 @@ pub fn partition_for(original: i32, key: Option<&[u8]>, partitions: i32) -> i32 
 }
 
 /// Where dead-letter copies are written.
-pub struct DeadLetter {
+pub(crate) struct DeadLetter {
     target: Target,
     topic: String,
     group: String,
@@ -201,11 +201,12 @@ enum Target {
 
 /// A scripted dead-letter topic for unit tests: gets (original partition, copy).
 #[cfg(test)]
-pub type Script = Box<dyn FnMut(&TopicPartition, &OutRecord) -> Result<(), WriteError> + Send>;
+pub(crate) type Script =
+    Box<dyn FnMut(&TopicPartition, &OutRecord) -> Result<(), WriteError> + Send>;
 
 /// Why one write of a dead-letter copy failed (it is retried: see [`DeadLetter::deliver`]).
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// No metadata for the dead-letter topic.
     #[error(transparent)]
     Metadata(WireError),
@@ -232,14 +233,14 @@ pub enum WriteError {
 
 /// Where a copy landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Landed {
+pub(crate) struct Landed {
     pub partition: i32,
     /// `None` when the broker answered that it already had the batch (a retried write).
     pub offset: Option<i64>,
 }
 
 impl DeadLetter {
-    pub fn new(cluster: Arc<Cluster>, topic: &str, group: &str) -> DeadLetter {
+    pub(crate) fn new(cluster: Arc<Cluster>, topic: &str, group: &str) -> DeadLetter {
         DeadLetter {
             target: Target::Kafka {
                 cluster,
@@ -251,7 +252,7 @@ impl DeadLetter {
     }
 
     #[cfg(test)]
-    pub fn scripted(topic: &str, group: &str, script: Script) -> DeadLetter {
+    pub(crate) fn scripted(topic: &str, group: &str, script: Script) -> DeadLetter {
         DeadLetter {
             target: Target::Script(script),
             topic: topic.to_string(),
@@ -259,7 +260,7 @@ impl DeadLetter {
         }
     }
 
-    pub fn group(&self) -> &str {
+    pub(crate) fn group(&self) -> &str {
         &self.group
     }
 
@@ -267,7 +268,7 @@ impl DeadLetter {
     /// failed write is logged and retried with back-off, committing what was handled before it,
     /// for as long as the generation lasts. `Err(leave)`: the generation ended first (stop,
     /// rebalance) and the copy is not known to be written — the record stays unhandled.
-    pub async fn deliver<C: Control>(
+    pub(crate) async fn deliver<C: Control>(
         &mut self,
         from: &TopicPartition,
         copy: &OutRecord,
@@ -295,7 +296,7 @@ impl DeadLetter {
     }
 
     /// Writes one copy and waits for the broker's acknowledgement (acks=all). One attempt.
-    pub async fn write(
+    pub(crate) async fn write(
         &mut self,
         from: &TopicPartition,
         copy: &OutRecord,

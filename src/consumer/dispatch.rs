@@ -26,7 +26,7 @@ use crate::offsets::TopicPartition;
 
 /// What the session does after a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next<L> {
+pub(crate) enum Next<L> {
     /// Take the next chunk.
     Continue,
     /// The generation ends (stop, rebalance), with the session's reason.
@@ -38,7 +38,7 @@ pub enum Next<L> {
 /// What the dispatcher needs from the session around it: the positions, and the waits that
 /// must give way to a stop or a rebalance.
 #[allow(async_fn_in_trait)] // crate-internal; implemented once, by the session in run.rs
-pub trait Control {
+pub(crate) trait Control {
     /// How the session says "the generation ends".
     type Leave;
     fn progress(&mut self) -> &mut Progress;
@@ -51,7 +51,7 @@ pub trait Control {
 }
 
 /// The handler plus everything the failure policy remembers between chunks.
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     handler: Handler,
     policy: FailurePolicy,
     batch_size: usize,
@@ -64,7 +64,7 @@ pub struct Dispatcher {
 type Step<L> = Result<Option<Next<L>>, ConsumerError>;
 
 impl Dispatcher {
-    pub fn new(handler: Handler, policy: FailurePolicy, batch_size: usize) -> Self {
+    pub(crate) fn new(handler: Handler, policy: FailurePolicy, batch_size: usize) -> Self {
         Dispatcher {
             handler,
             policy,
@@ -76,19 +76,19 @@ impl Dispatcher {
     }
 
     /// Where the dead-letter copies go (required by a `DeadLetter` policy).
-    pub fn with_dead_letter(mut self, d: DeadLetter) -> Self {
+    pub(crate) fn with_dead_letter(mut self, d: DeadLetter) -> Self {
         self.dead_letter = Some(d);
         self
     }
 
-    pub fn stats(&self) -> &FailureStats {
+    pub(crate) fn stats(&self) -> &FailureStats {
         &self.stats
     }
 
     /// Handles one chunk. Records already handled (a re-fetched overlap) are skipped; a chunk
     /// that starts past the handled position, or of a partition no longer ours, is dropped
     /// (skipping records is worse than fetching again).
-    pub async fn handle<C: Control>(
+    pub(crate) async fn handle<C: Control>(
         &mut self,
         chunk: Chunk,
         ctl: &mut C,
@@ -396,7 +396,7 @@ fn age(m: &Message, now_ms: i64) -> Option<Duration> {
 
 /// Why a unit is exhausted, for the log and the dead-letter copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reason {
+pub(crate) struct Reason {
     /// Stable name of the failure kind (`kafka_dlt-exception-fqcn`).
     pub kind: &'static str,
     /// What happened, for people (`kafka_dlt-exception-message`).
@@ -404,14 +404,14 @@ pub struct Reason {
 }
 
 impl Reason {
-    pub fn handler(error: &super::handler::HandlerError, attempts: u32) -> Reason {
+    pub(crate) fn handler(error: &super::handler::HandlerError, attempts: u32) -> Reason {
         Reason {
             kind: error.kind_name(),
             message: format!("{error} (failed {attempts} times)"),
         }
     }
 
-    pub fn too_old(age: Duration) -> Reason {
+    pub(crate) fn too_old(age: Duration) -> Reason {
         Reason {
             kind: "kafka-observer.RecordTooOld",
             message: format!(
@@ -421,7 +421,7 @@ impl Reason {
         }
     }
 
-    pub fn undecodable(b: &Broken, attempts: u32) -> Reason {
+    pub(crate) fn undecodable(b: &Broken, attempts: u32) -> Reason {
         Reason {
             kind: "kafka-observer.UndecodableBatch",
             message: format!(

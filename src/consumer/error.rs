@@ -13,7 +13,7 @@ use crate::wire::WireError;
 
 /// A consumer failure no retry heals: the process exits 1 with this message.
 #[derive(Debug, thiserror::Error)]
-pub enum ConsumerError {
+pub(crate) enum ConsumerError {
     /// `--exec` or `--sink` cannot be used.
     #[error(transparent)]
     Handler(#[from] HandlerError),

@@ -23,11 +23,11 @@ use crate::offsets::TopicPartition;
 use crate::retry::Backoff;
 
 /// Attempts when a dead-letter topic is set and `--max-attempts` is not (as AWS Lambda does).
-pub const DEFAULT_ATTEMPTS_WITH_DEAD_LETTER: u32 = 10;
+pub(crate) const DEFAULT_ATTEMPTS_WITH_DEAD_LETTER: u32 = 10;
 
 /// Where a record goes once its attempts are exhausted.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Exhausted {
+pub(crate) enum Exhausted {
     /// Nowhere: retry forever, commit nothing past it (the default).
     #[default]
     Block,
@@ -39,7 +39,7 @@ pub enum Exhausted {
 
 /// The failure settings of one consumer.
 #[derive(Debug, Clone)]
-pub struct FailurePolicy {
+pub(crate) struct FailurePolicy {
     /// Failures of one record on its own before it is exhausted; `None` = unlimited.
     pub max_attempts: Option<u32>,
     /// Records older than this go straight to the exhausted path.
@@ -61,7 +61,7 @@ impl Default for FailurePolicy {
 }
 
 /// 0.5 s, doubling, at most 30 s (with jitter in the upper half of each step), unbounded.
-pub const RETRY_BACKOFF: Backoff = Backoff {
+pub(crate) const RETRY_BACKOFF: Backoff = Backoff {
     base: Duration::from_millis(500),
     max: Duration::from_secs(30),
     retries: u32::MAX,
@@ -69,7 +69,7 @@ pub const RETRY_BACKOFF: Backoff = Backoff {
 
 /// Why the settings do not make sense together (the caller names the flag).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PolicyError {
+pub(crate) enum PolicyError {
     /// `--max-attempts` or `--max-record-age` without anywhere for exhausted records to go.
     NowhereToGo(&'static str),
     /// `--max-attempts 0`.
@@ -79,7 +79,7 @@ pub enum PolicyError {
 impl FailurePolicy {
     /// The policy for these settings: `max_attempts` defaults to unlimited, or to
     /// [`DEFAULT_ATTEMPTS_WITH_DEAD_LETTER`] with a dead-letter topic.
-    pub fn new(
+    pub(crate) fn new(
         max_attempts: Option<u32>,
         max_record_age: Option<Duration>,
         exhausted: Exhausted,
@@ -108,17 +108,17 @@ impl FailurePolicy {
     }
 
     /// Whether failing records can ever leave the partition's way (bisect, exhaust).
-    pub fn can_exhaust(&self) -> bool {
+    pub(crate) fn can_exhaust(&self) -> bool {
         self.exhausted != Exhausted::Block
     }
 
     /// Whether a record with this age goes straight to the exhausted path.
-    pub fn too_old(&self, age: Option<Duration>) -> bool {
+    pub(crate) fn too_old(&self, age: Option<Duration>) -> bool {
         matches!((self.max_record_age, age), (Some(max), Some(age)) if age > max)
     }
 
     /// What to do after a handler call failed (pure; `unit` in [0, 1) is the jitter).
-    pub fn decide(&self, f: &Failed, unit: f64) -> Decision {
+    pub(crate) fn decide(&self, f: &Failed, unit: f64) -> Decision {
         let retry = || Decision::Retry {
             delay: self
                 .backoff
@@ -144,7 +144,7 @@ impl FailurePolicy {
 
 /// One failed handler call, as the policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failed {
+pub(crate) struct Failed {
     /// Records in the failed call, from the first one not handled.
     pub records: usize,
     /// The handler said which record failed: the first of them (`--sink` posts one by one).
@@ -157,7 +157,7 @@ pub struct Failed {
 
 /// What the dispatcher does next.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Wait, then call the handler with the same records again.
     Retry { delay: Duration },
     /// Handle the first half, then the second (each may fail and split again).
@@ -171,30 +171,30 @@ pub enum Decision {
 /// Failed attempts per (partition, first offset) of what is being retried. Entries leave when
 /// the partition's handled position passes them, so the map holds at most a few per partition.
 #[derive(Debug, Default)]
-pub struct Attempts {
+pub(crate) struct Attempts {
     failed: BTreeMap<(TopicPartition, i64), u32>,
 }
 
 impl Attempts {
     /// Counts one more failure of the records starting at `offset`; returns the total.
-    pub fn failed(&mut self, tp: &TopicPartition, offset: i64) -> u32 {
+    pub(crate) fn failed(&mut self, tp: &TopicPartition, offset: i64) -> u32 {
         let n = self.failed.entry((tp.clone(), offset)).or_default();
         *n = n.saturating_add(1);
         *n
     }
 
     /// Failures so far of the records starting at `offset`.
-    pub fn get(&self, tp: &TopicPartition, offset: i64) -> u32 {
+    pub(crate) fn get(&self, tp: &TopicPartition, offset: i64) -> u32 {
         self.failed.get(&(tp.clone(), offset)).copied().unwrap_or(0)
     }
 
     /// Everything of `tp` before `next` is resolved (handled, dead-lettered or skipped).
-    pub fn resolved(&mut self, tp: &TopicPartition, next: i64) {
+    pub(crate) fn resolved(&mut self, tp: &TopicPartition, next: i64) {
         self.failed.retain(|(t, o), _| t != tp || *o >= next);
     }
 
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.failed.is_empty()
     }
 }
@@ -202,7 +202,7 @@ impl Attempts {
 /// Counters of the failure path, by topic: what a consumer reports in its log (one line per
 /// event, and a summary when it stops).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct FailureStats {
+pub(crate) struct FailureStats {
     pub handled: BTreeMap<String, u64>,
     pub retried: BTreeMap<String, u64>,
     pub dead_lettered: BTreeMap<String, u64>,
@@ -210,7 +210,7 @@ pub struct FailureStats {
 }
 
 impl FailureStats {
-    pub fn add(map: &mut BTreeMap<String, u64>, topic: &str, n: u64) {
+    pub(crate) fn add(map: &mut BTreeMap<String, u64>, topic: &str, n: u64) {
         if n == 0 {
             return;
         }
@@ -223,7 +223,7 @@ impl FailureStats {
     }
 
     /// `topic=count,…` for a log field; `-` when empty.
-    pub fn by_topic(map: &BTreeMap<String, u64>) -> String {
+    pub(crate) fn by_topic(map: &BTreeMap<String, u64>) -> String {
         if map.is_empty() {
             return "-".into();
         }
@@ -233,7 +233,7 @@ impl FailureStats {
             .join(",")
     }
 
-    pub fn total(map: &BTreeMap<String, u64>) -> u64 {
+    pub(crate) fn total(map: &BTreeMap<String, u64>) -> u64 {
         map.values().sum()
     }
 }

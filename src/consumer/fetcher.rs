@@ -25,7 +25,7 @@ use crate::protocol::records;
 
 /// How fetchers fetch.
 #[derive(Debug, Clone)]
-pub struct FetchConfig {
+pub(crate) struct FetchConfig {
     pub reset: NoCommit,
     pub read_committed: bool,
     pub max_wait: Duration,
@@ -35,7 +35,7 @@ pub struct FetchConfig {
 
 /// Records of one partition from one fetch, in offset order.
 #[derive(Debug)]
-pub struct Chunk {
+pub(crate) struct Chunk {
     pub tp: TopicPartition,
     /// The offset this fetch started at.
     pub first_offset: i64,
@@ -54,7 +54,7 @@ pub struct Chunk {
 /// of offsets. It never fails the partition: the failure policy decides (fetch it again, dead-
 /// letter its raw bytes, or skip it).
 #[derive(Debug, Clone)]
-pub struct Broken {
+pub(crate) struct Broken {
     /// First offset of the range not yet handled (at or after the fetch position).
     pub first: i64,
     /// Last offset the batch claims (≥ `first`; from an unverified header when the CRC failed).
@@ -67,7 +67,7 @@ pub struct Broken {
 
 /// What a fetcher reports.
 #[derive(Debug)]
-pub enum FetchEvent {
+pub(crate) enum FetchEvent {
     Chunk(Chunk),
     /// Leadership moved or metadata is stale: refresh and restart the fetchers.
     Reroute(String),
@@ -77,14 +77,14 @@ pub enum FetchEvent {
 
 /// What no retry of a fetch fixes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FetchFatal {
+pub(crate) enum FetchFatal {
     /// The broker answered TOPIC_AUTHORIZATION_FAILED for a partition of the topic.
     #[error("not authorized to read topic '{0}' (TOPIC_AUTHORIZATION_FAILED)")]
     NotAuthorized(String),
 }
 
 /// One task per leader of `assigned`, starting at the handled positions.
-pub async fn spawn_all(
+pub(crate) async fn spawn_all(
     cluster: &Arc<Cluster>,
     progress: &Progress,
     assigned: &[TopicPartition],
@@ -329,7 +329,7 @@ fn decode(
 
 /// The offsets a refused batch stands for: from where decoding got to (never before the
 /// batch's own base offset) to the last offset its header claims.
-pub fn broken_range(e: records::RecordsError, decoded_up_to: i64) -> Broken {
+pub(crate) fn broken_range(e: records::RecordsError, decoded_up_to: i64) -> Broken {
     let first = e.base_offset.max(decoded_up_to).min(records::MAX_OFFSET);
     let last = e.claimed_last_offset.unwrap_or(first).max(first);
     Broken {

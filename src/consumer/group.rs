@@ -46,7 +46,7 @@ use crate::wire::{Connection, WireError};
 
 /// How this member takes part in its group.
 #[derive(Debug, Clone)]
-pub struct GroupConfig {
+pub(crate) struct GroupConfig {
     pub group: String,
     pub topics: Vec<String>,
     /// Static membership (KIP-345): survives restarts without a rebalance.
@@ -59,7 +59,7 @@ pub struct GroupConfig {
 
 /// What a member claims to own when it joins: the partitions it kept from `generation`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
+pub(crate) struct Claim {
     pub partitions: Vec<TopicPartition>,
     /// The generation the partitions were assigned in; -1 when the member holds nothing.
     pub generation: i32,
@@ -76,7 +76,7 @@ impl Default for Claim {
 
 /// Why a group call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupError {
+pub(crate) enum GroupError {
     /// The group is rebalancing and we are still a member: commit, then join again.
     Rebalance(String),
     /// The group moved on without us (a newer generation, or it forgot our member id): what we
@@ -103,7 +103,7 @@ impl std::error::Error for GroupError {}
 impl GroupError {
     /// How much it overrides: a fatal error beats losing the membership, which beats a plain
     /// rebalance, which beats a transient failure.
-    pub fn severity(&self) -> u8 {
+    pub(crate) fn severity(&self) -> u8 {
         match self {
             GroupError::Retry(_) => 0,
             GroupError::Rebalance(_) => 1,
@@ -125,7 +125,7 @@ impl From<WireError> for GroupError {
 
 /// The member's identity within one generation.
 #[derive(Debug, Clone, Default)]
-pub struct Generation {
+pub(crate) struct Generation {
     pub member_id: String,
     pub generation_id: i32,
     pub protocol: String,
@@ -133,14 +133,14 @@ pub struct Generation {
 }
 
 /// One consumer's membership of one group.
-pub struct Member {
+pub(crate) struct Member {
     cluster: Arc<Cluster>,
     cfg: GroupConfig,
     gen: Generation,
 }
 
 impl Member {
-    pub fn new(cluster: Arc<Cluster>, cfg: GroupConfig) -> Self {
+    pub(crate) fn new(cluster: Arc<Cluster>, cfg: GroupConfig) -> Self {
         Member {
             cluster,
             cfg,
@@ -152,15 +152,19 @@ impl Member {
     }
 
     /// A member that already joined (for the heartbeat task, which shares the identity).
-    pub fn with_generation(cluster: Arc<Cluster>, cfg: GroupConfig, gen: Generation) -> Self {
+    pub(crate) fn with_generation(
+        cluster: Arc<Cluster>,
+        cfg: GroupConfig,
+        gen: Generation,
+    ) -> Self {
         Member { cluster, cfg, gen }
     }
 
-    pub fn generation(&self) -> &Generation {
+    pub(crate) fn generation(&self) -> &Generation {
         &self.gen
     }
 
-    pub fn group(&self) -> &str {
+    pub(crate) fn group(&self) -> &str {
         &self.cfg.group
     }
 
@@ -238,7 +242,7 @@ impl Member {
     }
 
     /// Joins (or rejoins) the group claiming `claim`, and returns this member's partitions.
-    pub async fn join(&mut self, claim: &Claim) -> Result<Vec<TopicPartition>, GroupError> {
+    pub(crate) async fn join(&mut self, claim: &Claim) -> Result<Vec<TopicPartition>, GroupError> {
         let conn = self.coordinator().await?;
         let mut protocols: Vec<JoinGroupRequestProtocol> = Vec::new();
         for name in &self.cfg.assignors {
@@ -423,7 +427,7 @@ impl Member {
     }
 
     /// One heartbeat; `Rebalance` or `Lost` means join again.
-    pub async fn heartbeat(&mut self) -> Result<(), GroupError> {
+    pub(crate) async fn heartbeat(&mut self) -> Result<(), GroupError> {
         let conn = self.coordinator().await?;
         let req = HeartbeatRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(self.cfg.group.clone())))
@@ -447,7 +451,7 @@ impl Member {
     }
 
     /// Commits `offsets` for the current generation.
-    pub async fn commit(
+    pub(crate) async fn commit(
         &mut self,
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<(), GroupError> {
@@ -498,7 +502,7 @@ impl Member {
     }
 
     /// Leaves the group so its partitions move to others at once (best effort).
-    pub async fn leave(&mut self) {
+    pub(crate) async fn leave(&mut self) {
         if self.gen.member_id.is_empty() {
             return;
         }

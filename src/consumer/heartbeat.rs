@@ -22,7 +22,7 @@ const MAX_FAILURES: u32 = 10;
 
 /// Heartbeats every `every` for generation `gen` until the task is aborted (the loop rejoined)
 /// or the membership is gone; what it learns is raised on `signal` (which outlives this task).
-pub fn spawn(
+pub(crate) fn spawn(
     cluster: Arc<Cluster>,
     group: GroupConfig,
     gen: Generation,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 /// One record of one partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Message {
+pub(crate) struct Message {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
@@ -29,7 +29,7 @@ impl Message {
     /// The value of the last header called `name` (ASCII case-insensitive), if any.
     ///
     /// Last, because producers that append a header to override an earlier one expect that.
-    pub fn header(&self, name: &str) -> Option<&Option<Bytes>> {
+    pub(crate) fn header(&self, name: &str) -> Option<&Option<Bytes>> {
         self.headers
             .iter()
             .rev()

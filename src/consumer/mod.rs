@@ -7,7 +7,7 @@ pub(crate) mod error;
 pub(crate) mod failure;
 pub(crate) mod fetcher;
 pub(crate) mod group;
-pub mod handler;
+pub(crate) mod handler;
 pub(crate) mod heartbeat;
 pub(crate) mod message;
 pub(crate) mod progress;
@@ -20,7 +20,7 @@ pub(crate) mod run;
 /// different groups, or of two instances of one group, can be told apart. At error level so
 /// that it is on whatever the log filter: a warning without its job would be half a message.
 /// Fields that are not set are left out.
-pub fn span(
+pub(crate) fn span(
     job: Option<&str>,
     group: &str,
     run: Option<&str>,

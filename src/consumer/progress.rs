@@ -9,14 +9,14 @@ use crate::offsets::TopicPartition;
 
 /// Handled and committed offsets per partition (offsets are "next to read", as Kafka commits).
 #[derive(Debug, Default, Clone)]
-pub struct Progress {
+pub(crate) struct Progress {
     handled: BTreeMap<TopicPartition, i64>,
     committed: BTreeMap<TopicPartition, i64>,
 }
 
 impl Progress {
     /// Starts tracking `tp` at `offset`; `committed` says whether the group already has it.
-    pub fn start(&mut self, tp: TopicPartition, offset: i64, committed: bool) {
+    pub(crate) fn start(&mut self, tp: TopicPartition, offset: i64, committed: bool) {
         self.handled.insert(tp.clone(), offset);
         if committed {
             self.committed.insert(tp, offset);
@@ -26,7 +26,7 @@ impl Progress {
     }
 
     /// Every record of `tp` below `next` is handled. Never moves backwards.
-    pub fn handled(&mut self, tp: &TopicPartition, next: i64) {
+    pub(crate) fn handled(&mut self, tp: &TopicPartition, next: i64) {
         if let Some(h) = self.handled.get_mut(tp) {
             if next > *h {
                 *h = next;
@@ -35,19 +35,19 @@ impl Progress {
     }
 
     /// Moves `tp` to `offset` in either direction (an out-of-range reset by policy).
-    pub fn reset_to(&mut self, tp: &TopicPartition, offset: i64) {
+    pub(crate) fn reset_to(&mut self, tp: &TopicPartition, offset: i64) {
         if let Some(h) = self.handled.get_mut(tp) {
             *h = offset;
         }
     }
 
     /// Where `tp` resumes: the first record not yet handled.
-    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+    pub(crate) fn position(&self, tp: &TopicPartition) -> Option<i64> {
         self.handled.get(tp).copied()
     }
 
     /// Offsets handled but not yet committed.
-    pub fn to_commit(&self) -> BTreeMap<TopicPartition, i64> {
+    pub(crate) fn to_commit(&self) -> BTreeMap<TopicPartition, i64> {
         self.handled
             .iter()
             .filter(|(tp, h)| self.committed.get(*tp) != Some(*h))
@@ -56,7 +56,7 @@ impl Progress {
     }
 
     /// Records a successful commit of `offsets`.
-    pub fn committed(&mut self, offsets: &BTreeMap<TopicPartition, i64>) {
+    pub(crate) fn committed(&mut self, offsets: &BTreeMap<TopicPartition, i64>) {
         for (tp, o) in offsets {
             self.committed.insert(tp.clone(), *o);
         }
@@ -64,18 +64,18 @@ impl Progress {
 
     /// Partitions tracked (those this member holds).
     #[cfg(test)]
-    pub fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+    pub(crate) fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
         self.handled.keys()
     }
 
     /// Stops tracking `tp` (revoked by a rebalance).
-    pub fn remove(&mut self, tp: &TopicPartition) {
+    pub(crate) fn remove(&mut self, tp: &TopicPartition) {
         self.handled.remove(tp);
         self.committed.remove(tp);
     }
 
     /// Forgets everything (after a rebalance the new assignment starts from the group's commits).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.handled.clear();
         self.committed.clear();
     }

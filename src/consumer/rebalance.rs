@@ -23,7 +23,7 @@ use crate::offsets::TopicPartition;
 /// The reason the current generation ends, once known. Cheap to clone; every clone is the same
 /// signal.
 #[derive(Debug, Clone)]
-pub struct Signal {
+pub(crate) struct Signal {
     tx: Arc<watch::Sender<Option<GroupError>>>,
 }
 
@@ -38,7 +38,7 @@ impl Default for Signal {
 impl Signal {
     /// Raises the signal; a more severe reason replaces a milder one (fatal > lost > rebalance),
     /// a milder one never replaces what is there.
-    pub fn raise(&self, why: GroupError) {
+    pub(crate) fn raise(&self, why: GroupError) {
         self.tx.send_if_modified(|cur| {
             if cur.as_ref().is_none_or(|c| why.severity() > c.severity()) {
                 *cur = Some(why);
@@ -50,12 +50,12 @@ impl Signal {
     }
 
     /// The reason, if the generation is over.
-    pub fn pending(&self) -> Option<GroupError> {
+    pub(crate) fn pending(&self) -> Option<GroupError> {
         self.tx.borrow().clone()
     }
 
     /// Waits until the signal is raised (at once if it already is).
-    pub async fn raised(&self) -> GroupError {
+    pub(crate) async fn raised(&self) -> GroupError {
         let mut rx = self.tx.subscribe();
         // The sender lives as long as `self`, so the wait cannot fail.
         let why = match rx.wait_for(Option::is_some).await {
@@ -68,7 +68,7 @@ impl Signal {
 
 /// What a new assignment means for a member that held `held` from generation `held_generation`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     /// Held before and assigned again: handling goes on from the positions in memory.
     pub kept: Vec<TopicPartition>,
     /// To start from the group's commits.
@@ -79,7 +79,7 @@ pub struct Change {
 
 impl Change {
     /// Compares what was held with what generation `generation` assigned.
-    pub fn of(
+    pub(crate) fn of(
         held: &BTreeSet<TopicPartition>,
         held_generation: i32,
         generation: i32,

@@ -43,7 +43,7 @@ use crate::offsets::{fetch_committed, fetch_ends, GroupQuery, TopicPartition};
 
 /// Settings of one consumer instance.
 #[derive(Debug, Clone)]
-pub struct ConsumerConfig {
+pub(crate) struct ConsumerConfig {
     pub group: GroupConfig,
     pub handler: HandlerSpec,
     pub reset: NoCommit,
@@ -66,7 +66,7 @@ use decide::{Between, Commit, Idle, Keep, Rejoin, Turn};
 
 /// Why the consumer stopped (both are clean exits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     Idle,
     Signal,
 }
@@ -78,7 +78,7 @@ enum Leave {
 }
 
 /// Runs until idle, `shutdown`, or a fatal error.
-pub async fn run(
+pub(crate) async fn run(
     cluster: Arc<Cluster>,
     cfg: ConsumerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,

@@ -66,7 +66,7 @@ impl IamError {
 
 /// The checks go-sdk-core makes before using an API key, with messages that name the likely
 /// mistake. Surrounding whitespace (a trailing newline from a secret file) is removed first.
-pub fn validate_api_key(key: &Secret) -> Result<Secret, IamError> {
+pub(crate) fn validate_api_key(key: &Secret) -> Result<Secret, IamError> {
     let k = key.expose().trim();
     if k.is_empty() {
         return Err(IamError::InvalidKey(

@@ -26,18 +26,18 @@ use crate::http_client::{
 };
 use crate::retry::{jitter_unit, Backoff};
 
-pub use error::{validate_api_key, IamError};
+pub(crate) use error::{validate_api_key, IamError};
 use token::{freshness, token_times, Freshness, TokenResponse, TokenTimes};
 
 /// IBM Cloud's public token endpoint.
-pub const DEFAULT_IAM_URL: &str = "https://iam.cloud.ibm.com/identity/token";
+pub(crate) const DEFAULT_IAM_URL: &str = "https://iam.cloud.ibm.com/identity/token";
 
 /// The token endpoint's path, appended to a base URL the way IBM's SDKs do.
 const TOKEN_PATH: &str = "/identity/token";
 
 /// The token endpoint for `url`: a base URL (`https://iam.cloud.ibm.com`, path empty or `/`)
 /// gets `/identity/token` appended, as IBM's SDKs do; anything else is the endpoint itself.
-pub fn token_endpoint(url: &str) -> String {
+pub(crate) fn token_endpoint(url: &str) -> String {
     let url = url.trim();
     match url.parse::<http::Uri>() {
         Ok(u) if u.host().is_some() && matches!(u.path(), "" | "/") && u.query().is_none() => {

@@ -39,7 +39,7 @@ impl std::fmt::Debug for TokenResponse {
 
 /// The moments (Unix milliseconds, by our clock) that matter for one token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenTimes {
+pub(crate) struct TokenTimes {
     /// When the token stops being valid.
     pub expires_at_ms: i64,
     /// From here on, a background refresh is started (the token is still served).
@@ -50,7 +50,7 @@ pub struct TokenTimes {
 
 /// What to do with a cached token now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
+pub(crate) enum Freshness {
     /// Serve it.
     Fresh,
     /// Serve it, and start a background refresh if none runs.
@@ -63,20 +63,20 @@ pub enum Freshness {
 /// `expires_in` nor a future `expiration`): it cannot be scheduled, so it is not used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the token response has neither a positive expires_in nor a future expiration")]
-pub struct NoLifetime;
+pub(crate) struct NoLifetime;
 
 /// The longest early-expiry window (go-sdk-core's fixed value).
 const MAX_EARLY_MS: i64 = 10_000;
 
 /// `expiration − 0.2 × expires_in`, in Unix seconds (go-sdk-core's formula).
 #[cfg(test)]
-pub fn refresh_at(expires_in: i64, expiration: i64) -> i64 {
+pub(crate) fn refresh_at(expires_in: i64, expiration: i64) -> i64 {
     expiration - expires_in / 5
 }
 
 /// The schedule of a token received at `now_ms` with the response's `expires_in` (seconds) and
 /// `expiration` (Unix seconds). Either may be missing (≤ 0); both missing is an error.
-pub fn token_times(
+pub(crate) fn token_times(
     now_ms: i64,
     expires_in: Option<i64>,
     expiration: Option<i64>,
@@ -103,7 +103,7 @@ pub fn token_times(
 }
 
 /// Where `now_ms` falls in the token's schedule.
-pub fn freshness(now_ms: i64, t: &TokenTimes) -> Freshness {
+pub(crate) fn freshness(now_ms: i64, t: &TokenTimes) -> Freshness {
     if now_ms >= t.stale_at_ms {
         Freshness::Expired
     } else if now_ms >= t.refresh_at_ms {

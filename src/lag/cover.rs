@@ -26,7 +26,7 @@ use super::group::GroupLag;
 /// The jobs of one consumer group, and which of them read which topic: built once from the
 /// mapping.
 #[derive(Debug, Clone, Default)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// The jobs, by their index in the observer's job list.
     pub jobs: Vec<usize>,
     /// Topic → positions in `jobs` of the jobs that read it.
@@ -37,7 +37,7 @@ pub struct Shared {
 
 impl Shared {
     /// `jobs`: (index, topics) of every job of the group.
-    pub fn new<'a>(jobs: impl IntoIterator<Item = (usize, &'a [String])>) -> Shared {
+    pub(crate) fn new<'a>(jobs: impl IntoIterator<Item = (usize, &'a [String])>) -> Shared {
         let mut s = Shared::default();
         for (pos, (index, topics)) in jobs.into_iter().enumerate() {
             s.jobs.push(index);
@@ -53,14 +53,14 @@ impl Shared {
     }
 
     /// Positions (in `jobs`) of the jobs that read `topic`.
-    pub fn readers(&self, topic: &str) -> &[usize] {
+    pub(crate) fn readers(&self, topic: &str) -> &[usize] {
         self.readers.get(topic).map_or(&[], Vec::as_slice)
     }
 }
 
 /// One job of the group as the cover sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Member {
+pub(crate) struct Member {
     /// Instances believed active.
     pub active: u32,
     /// Most instances of the job; `None`: no cap.
@@ -72,7 +72,7 @@ pub struct Member {
 /// The plan before groups were planned as a whole (each job alone: its own lagging partitions,
 /// capped), kept only as the "before" of the `group_scaleout` benchmark (the observer's hidden
 /// `--group-plan false`).
-pub fn per_job(shared: &Shared, needs: &[(&str, u32)], caps: &[Option<u32>]) -> Vec<u32> {
+pub(crate) fn per_job(shared: &Shared, needs: &[(&str, u32)], caps: &[Option<u32>]) -> Vec<u32> {
     let mut desired = vec![0u32; shared.jobs.len()];
     for (t, k) in needs {
         for &j in shared.readers(t) {
@@ -86,7 +86,7 @@ pub fn per_job(shared: &Shared, needs: &[(&str, u32)], caps: &[Option<u32>]) -> 
 }
 
 /// Lagging partitions per topic: what needs a member.
-pub fn needs(lag: &GroupLag) -> Vec<(&str, u32)> {
+pub(crate) fn needs(lag: &GroupLag) -> Vec<(&str, u32)> {
     let mut out: Vec<(&str, u32)> = Vec::new();
     for p in &lag.partitions {
         if p.lag.is_none_or(|l| l <= 0) {
@@ -104,7 +104,7 @@ pub fn needs(lag: &GroupLag) -> Vec<(&str, u32)> {
 /// Instances each job of `shared` should have (by position), given the partitions that need a
 /// member (`needs`: topic, how many) and each job's `members` (by position); see the module docs.
 /// The sum never exceeds the partitions needed, nor a job's share its cap.
-pub fn cover(shared: &Shared, needs: &[(&str, u32)], members: &[Member]) -> Vec<u32> {
+pub(crate) fn cover(shared: &Shared, needs: &[(&str, u32)], members: &[Member]) -> Vec<u32> {
     let n = shared.jobs.len();
     let mut desired = vec![0u32; n];
     let member = |j: usize| {

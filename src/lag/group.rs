@@ -8,7 +8,7 @@ use crate::offsets::{Ends, GroupOffsets, OffsetsError, TopicPartition};
 
 /// Lag of one partition for one group; `None` when its offsets are unknown this cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionLag {
+pub(crate) struct PartitionLag {
     pub tp: TopicPartition,
     pub committed: Option<i64>,
     pub lag: Option<i64>,
@@ -16,13 +16,13 @@ pub struct PartitionLag {
 
 /// A group's lag over the partitions of some topics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupLag {
+pub(crate) struct GroupLag {
     pub partitions: Vec<PartitionLag>,
 }
 
 impl GroupLag {
     /// Partitions with work.
-    pub fn lagging(&self) -> u32 {
+    pub(crate) fn lagging(&self) -> u32 {
         self.partitions
             .iter()
             .filter(|p| p.lag.is_some_and(|l| l > 0))
@@ -30,18 +30,18 @@ impl GroupLag {
     }
 
     /// Partitions whose offsets could not be read: neither lagging nor idle.
-    pub fn unknown(&self) -> u32 {
+    pub(crate) fn unknown(&self) -> u32 {
         self.partitions.iter().filter(|p| p.lag.is_none()).count() as u32
     }
 
-    pub fn total_lag(&self) -> i64 {
+    pub(crate) fn total_lag(&self) -> i64 {
         self.partitions.iter().filter_map(|p| p.lag).sum()
     }
 }
 
 /// What a group's commits say about one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Commit {
+pub(crate) enum Commit {
     /// The commits could not be read, or the coordinator refused this partition.
     Unknown,
     /// The group never committed here.
@@ -50,7 +50,7 @@ pub enum Commit {
 }
 
 /// What `group` (its commits as read, if at all) says about `tp`.
-pub fn commit_of(
+pub(crate) fn commit_of(
     group: Option<&Result<GroupOffsets, OffsetsError>>,
     tp: &TopicPartition,
 ) -> Commit {
@@ -66,7 +66,7 @@ pub fn commit_of(
 /// Lag of one partition: unknown without its ends or its commit; 0 when the commit sits before
 /// nothing a consumer would see (`nothing_to_read`); else from [`Policy::start`] to
 /// [`Policy::end`]. The observer and the `lag` command both count through here.
-pub fn partition_lag(
+pub(crate) fn partition_lag(
     policy: &Policy,
     ends: Option<&Ends>,
     commit: Commit,
@@ -87,7 +87,7 @@ pub fn partition_lag(
 /// read, or when the coordinator refused that partition. A commit in `nothing_to_read`
 /// (partition, committed offset) sits below nothing a consumer would see (transaction markers,
 /// aborted records: `offsets::visible`): no lag.
-pub fn group_lag(
+pub(crate) fn group_lag(
     topics: &[String],
     partitions: &BTreeMap<String, Vec<i32>>,
     ends: &BTreeMap<TopicPartition, Result<Ends, OffsetsError>>,

@@ -19,7 +19,7 @@ use crate::offsets::Ends;
 
 /// Which end of the log a consumer reads up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EndKind {
+pub(crate) enum EndKind {
     /// read_committed: up to the last stable offset (the default of our consumer).
     #[default]
     LastStable,
@@ -29,7 +29,7 @@ pub enum EndKind {
 
 /// Where a consumer without a usable commit starts (Kafka's auto.offset.reset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NoCommit {
+pub(crate) enum NoCommit {
     /// From the log start: everything still in the log is work.
     #[default]
     Earliest,
@@ -39,7 +39,7 @@ pub enum NoCommit {
 
 /// The log-position policy: which end a consumer reads up to, where it starts without a commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub end: EndKind,
     pub no_commit: NoCommit,
 }
@@ -47,7 +47,7 @@ pub struct Policy {
 impl Policy {
     /// The policy of a consumer reading `read_committed` (else read_uncommitted) that starts
     /// by `no_commit` without a commit.
-    pub fn new(read_committed: bool, no_commit: NoCommit) -> Policy {
+    pub(crate) fn new(read_committed: bool, no_commit: NoCommit) -> Policy {
         Policy {
             end: if read_committed {
                 EndKind::LastStable
@@ -59,12 +59,12 @@ impl Policy {
     }
 
     /// Whether fetches under this policy use the read_committed isolation level.
-    pub fn read_committed(&self) -> bool {
+    pub(crate) fn read_committed(&self) -> bool {
         self.end == EndKind::LastStable
     }
 
     /// The end offset this policy reads up to.
-    pub fn end(&self, ends: &Ends) -> i64 {
+    pub(crate) fn end(&self, ends: &Ends) -> i64 {
         match self.end {
             EndKind::LastStable => ends.last_stable,
             EndKind::HighWatermark => ends.high_watermark,
@@ -73,7 +73,7 @@ impl Policy {
 
     /// Where a consumer reads from: its commit, unless it has none or retention overtook it
     /// (a commit below the log start); then the log start or the end, by `no_commit`.
-    pub fn start(&self, ends: &Ends, committed: Option<i64>) -> i64 {
+    pub(crate) fn start(&self, ends: &Ends, committed: Option<i64>) -> i64 {
         match committed {
             Some(c) if c >= ends.log_start => c,
             _ => match self.no_commit {
@@ -84,14 +84,14 @@ impl Policy {
     }
 
     /// Records left to read in one partition: from [`Policy::start`] to [`Policy::end`].
-    pub fn lag(&self, ends: &Ends, committed: Option<i64>) -> i64 {
+    pub(crate) fn lag(&self, ends: &Ends, committed: Option<i64>) -> i64 {
         (self.end(ends) - self.start(ends, committed)).max(0)
     }
 }
 
 /// Totals over the partitions of one group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub total_lag: i64,
     pub lagging_partitions: usize,
     pub partitions: usize,
@@ -101,7 +101,7 @@ pub struct Summary {
 
 impl Summary {
     /// Sums `lags` (None = unknown partition).
-    pub fn of(lags: impl IntoIterator<Item = Option<i64>>) -> Summary {
+    pub(crate) fn of(lags: impl IntoIterator<Item = Option<i64>>) -> Summary {
         let mut s = Summary::default();
         for lag in lags {
             s.partitions += 1;

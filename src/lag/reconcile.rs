@@ -39,7 +39,7 @@ use crate::offsets::TopicPartition;
 
 /// Instance counts of one job as the launcher reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Count {
+pub(crate) struct Count {
     /// Requested, pending or running.
     pub active: u32,
     /// Ended (succeeded, failed or unknown), over every run the launcher still lists.
@@ -50,7 +50,7 @@ pub struct Count {
 
 /// What the launcher is asked to do for one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
+pub(crate) enum Order {
     /// Count the job's instances.
     Count,
     /// Start this many instances as one run.
@@ -60,13 +60,13 @@ pub enum Order {
 }
 
 /// Instances to start for `desired` when `active` run.
-pub fn top_up(desired: u32, active: u32) -> u32 {
+pub(crate) fn top_up(desired: u32, active: u32) -> u32 {
     desired.saturating_sub(active)
 }
 
 /// What one order did, as the launcher reports it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Done {
+pub(crate) struct Done {
     pub job: usize,
     /// When the order was sent.
     pub at: Instant,
@@ -80,7 +80,7 @@ pub struct Done {
 
 /// Settings of the plan.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Most instances per job.
     pub cap: Option<u32>,
     /// Shortest time between two counts of a job.
@@ -101,7 +101,7 @@ pub struct Settings {
 
 /// One job's lag this cycle and its share of the group's plan.
 #[derive(Debug, Clone, Copy)]
-pub struct JobInput<'a> {
+pub(crate) struct JobInput<'a> {
     pub lag: &'a GroupLag,
     /// Instances the job should have: its share in [`GroupPlan::desired`].
     pub desired: u32,
@@ -109,7 +109,7 @@ pub struct JobInput<'a> {
 
 /// A change in a group worth a log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupEvent {
+pub(crate) enum GroupEvent {
     /// A partition's commit stood still for many cycles although consumers of a job that
     /// reads it ran; `jobs`: every job of the group that reads it (indices).
     Stuck {
@@ -127,7 +127,7 @@ pub enum GroupEvent {
 
 /// What the group's plan says this cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupPlan {
+pub(crate) struct GroupPlan {
     /// Instances each job of the group should have, by position in [`Shared::jobs`].
     pub desired: Vec<u32>,
     pub events: Vec<GroupEvent>,
@@ -135,7 +135,7 @@ pub struct GroupPlan {
 
 /// A change worth a log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// Instances ended without the commits moving: wake-ups wait `delay`.
     CrashLoop {
         ended: u64,
@@ -148,7 +148,7 @@ pub enum Event {
 
 /// What to do for one job this cycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobPlan {
+pub(crate) struct JobPlan {
     /// Instances the job should have: its share of its group's plan.
     pub desired: u32,
     /// Instances believed active (the cached view).
@@ -222,14 +222,14 @@ struct JobState {
 
 /// The plan's state for every job; see the module docs.
 #[derive(Debug)]
-pub struct Reconciler {
+pub(crate) struct Reconciler {
     settings: Settings,
     jobs: Vec<JobState>,
     stuck: StuckTracker,
 }
 
 impl Reconciler {
-    pub fn new(settings: Settings, jobs: usize) -> Self {
+    pub(crate) fn new(settings: Settings, jobs: usize) -> Self {
         Reconciler {
             settings,
             jobs: vec![JobState::default(); jobs],
@@ -238,7 +238,7 @@ impl Reconciler {
     }
 
     /// Takes in what an order did.
-    pub fn apply(&mut self, done: &Done, now: Instant) {
+    pub(crate) fn apply(&mut self, done: &Done, now: Instant) {
         let settings = self.settings;
         let Some(job) = self.jobs.get_mut(done.job) else {
             return;
@@ -283,7 +283,7 @@ impl Reconciler {
     /// of its jobs should have (the cover of its lagging partitions, running instances of every
     /// job of the group counted first) and the stuck detector's one look at each of its
     /// partitions. `lag` is the group's over every topic of its jobs.
-    pub fn plan_group(
+    pub(crate) fn plan_group(
         &mut self,
         shared: &Shared,
         group: &str,
@@ -356,7 +356,7 @@ impl Reconciler {
     /// The plan of job number `job` for this cycle, remembering what it needs. (One job at a
     /// time: the caller computes each job's lag just before, so a thousand jobs' partition
     /// lists never exist at once.)
-    pub fn plan(&mut self, job: usize, input: &JobInput<'_>, now: Instant) -> JobPlan {
+    pub(crate) fn plan(&mut self, job: usize, input: &JobInput<'_>, now: Instant) -> JobPlan {
         let settings = self.settings;
         match self.jobs.get_mut(job) {
             Some(state) => plan_job(&settings, input, state, now),
@@ -372,7 +372,7 @@ impl Reconciler {
     }
 
     /// Whether the stuck detector holds `tp` of `group` stuck.
-    pub fn is_stuck(&self, group: &str, tp: &TopicPartition) -> bool {
+    pub(crate) fn is_stuck(&self, group: &str, tp: &TopicPartition) -> bool {
         self.stuck.is_stuck(group, tp)
     }
 }

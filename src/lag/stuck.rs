@@ -12,7 +12,7 @@ use crate::offsets::TopicPartition;
 
 /// Settings of stuck detection.
 #[derive(Debug, Clone, Copy)]
-pub struct StuckPolicy {
+pub(crate) struct StuckPolicy {
     /// Cycles with lag, instances active and an unchanged commit before a partition is stuck.
     pub cycles: u32,
 }
@@ -32,7 +32,7 @@ struct Track {
 
 /// A change worth a log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StuckEvent {
+pub(crate) enum StuckEvent {
     Stuck {
         group: String,
         tp: TopicPartition,
@@ -47,13 +47,13 @@ pub enum StuckEvent {
 
 /// Per-partition memory of commits.
 #[derive(Debug, Default)]
-pub struct StuckTracker {
+pub(crate) struct StuckTracker {
     policy: StuckPolicy,
     parts: BTreeMap<String, BTreeMap<TopicPartition, Track>>,
 }
 
 impl StuckTracker {
-    pub fn new(policy: StuckPolicy) -> Self {
+    pub(crate) fn new(policy: StuckPolicy) -> Self {
         StuckTracker {
             policy,
             ..StuckTracker::default()
@@ -64,7 +64,7 @@ impl StuckTracker {
     /// read it (`reconcile` looks at each group once). `working` is true when a job of the
     /// group that reads the partition had instances active (or started some) lately; `lag`
     /// None means unknown (no change recorded).
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         group: &str,
         tp: &TopicPartition,
@@ -121,7 +121,7 @@ impl StuckTracker {
         None
     }
 
-    pub fn is_stuck(&self, group: &str, tp: &TopicPartition) -> bool {
+    pub(crate) fn is_stuck(&self, group: &str, tp: &TopicPartition) -> bool {
         self.parts
             .get(group)
             .and_then(|p| p.get(tp))

@@ -15,7 +15,7 @@ use crate::config::kafkadata::WakePolicy;
 
 /// One partition as the policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Waiting {
+pub(crate) struct Waiting {
     /// Records left; `None` when unknown this cycle.
     pub lag: Option<i64>,
     /// Age of the first of them (ms); `None` when unknown.
@@ -24,7 +24,7 @@ pub struct Waiting {
 
 /// Why a job wakes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
+pub(crate) enum Reason {
     /// A partition has at least `min_lag` records (or any, without a policy).
     Lag,
     /// Fewer, but the oldest has waited `max_wait`.
@@ -32,7 +32,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Reason::Lag => "lag",
             Reason::Age => "age",
@@ -42,7 +42,7 @@ impl Reason {
 
 /// What the policy says for one job this cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// Per partition (in the order given): it counts as lagging for the job.
     pub counts: Vec<bool>,
     /// At most this many instances (`records_per_instance`, `max_instances`); `None`: no limit
@@ -62,7 +62,7 @@ pub struct Decision {
 ///   unknown, so a failed look can cost a start but never a promised latency;
 /// - instances: ceil(records of the partitions that count / `records_per_instance`), never more
 ///   than those partitions, nor `max_instances`.
-pub fn decide(policy: &WakePolicy, parts: &[Waiting]) -> Decision {
+pub(crate) fn decide(policy: &WakePolicy, parts: &[Waiting]) -> Decision {
     let threshold = match (policy.min_lag, policy.max_wait) {
         (Some(n), _) => n.min(i64::MAX as u64) as i64,
         (None, Some(_)) => i64::MAX,

@@ -14,7 +14,7 @@ use crate::lag::reconcile::{top_up, Count, Done, Order};
 
 /// What one order did, with the details the observer logs.
 #[derive(Debug)]
-pub struct Report {
+pub(crate) struct Report {
     pub done: Done,
     pub order: Order,
     /// The run started, if one was.
@@ -24,7 +24,7 @@ pub struct Report {
 }
 
 /// Sends orders to the launcher and collects their reports.
-pub struct Agent {
+pub(crate) struct Agent {
     launcher: Arc<Launcher>,
     jobs: Arc<Vec<Job>>,
     deadline: Duration,
@@ -36,7 +36,7 @@ pub struct Agent {
 
 impl Agent {
     /// An agent for `jobs` (indexed as in orders); each order gets `deadline`.
-    pub fn new(launcher: Launcher, jobs: Vec<Job>, deadline: Duration) -> Self {
+    pub(crate) fn new(launcher: Launcher, jobs: Vec<Job>, deadline: Duration) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Agent {
             launcher: Arc::new(launcher),
@@ -48,12 +48,12 @@ impl Agent {
         }
     }
 
-    pub fn launcher(&self) -> &Launcher {
+    pub(crate) fn launcher(&self) -> &Launcher {
         &self.launcher
     }
 
     /// Starts `order` for job number `job` (sent at `now`) in a task of its own.
-    pub fn send(&self, job: usize, order: Order, now: Instant) {
+    pub(crate) fn send(&self, job: usize, order: Order, now: Instant) {
         let Some(j) = self.jobs.get(job).cloned() else {
             return;
         };
@@ -95,7 +95,7 @@ impl Agent {
     }
 
     /// Every report that arrived since the last call.
-    pub fn drain(&mut self) -> Vec<Report> {
+    pub(crate) fn drain(&mut self) -> Vec<Report> {
         let mut out = Vec::new();
         while let Ok(r) = self.rx.try_recv() {
             out.push(r);
@@ -104,7 +104,7 @@ impl Agent {
     }
 
     /// Since when the oldest order still out has been waiting.
-    pub fn oldest_out(&self) -> Option<Instant> {
+    pub(crate) fn oldest_out(&self) -> Option<Instant> {
         lock(&self.out).values().min().copied()
     }
 }

@@ -36,10 +36,10 @@ use super::LaunchError;
 use crate::config::kafkadata::Job;
 
 /// The hidden subcommand through which children start (see the module docs).
-pub const RUN_CHILD: &str = "run-child";
+pub(crate) const RUN_CHILD: &str = "run-child";
 
 /// Starts and counts local consumer processes.
-pub struct LocalLauncher {
+pub(crate) struct LocalLauncher {
     exe: PathBuf,
     args: Vec<String>,
     /// Variables every child gets (broker settings, idle timeout, log level).
@@ -134,7 +134,7 @@ impl Drop for LocalLauncher {
 impl LocalLauncher {
     /// `exe args…` is the consumer command (normally this binary and `consume`); `starter` is
     /// this program (it has the `run-child` step).
-    pub fn new(
+    pub(crate) fn new(
         exe: PathBuf,
         args: Vec<String>,
         env: Vec<(String, String)>,
@@ -155,13 +155,8 @@ impl LocalLauncher {
         }
     }
 
-    /// Live children of `job`; exited ones are reaped.
-    pub fn active(&self, job: &str) -> u32 {
-        self.count(job).0
-    }
-
     /// Live children of `job`, and the children that exited so far (all, failed).
-    pub fn count(&self, job: &str) -> (u32, (u64, u64)) {
+    pub(crate) fn count(&self, job: &str) -> (u32, (u64, u64)) {
         lock(&self.children).reap(job)
     }
 
@@ -182,7 +177,7 @@ impl LocalLauncher {
     }
 
     /// Starts `k` instances of `job`; returns the run's name.
-    pub fn launch(&self, job: &Job, k: u32) -> Result<String, LaunchError> {
+    pub(crate) fn launch(&self, job: &Job, k: u32) -> Result<String, LaunchError> {
         let run = {
             let mut n = self.runs.lock().unwrap_or_else(|p| p.into_inner());
             *n += 1;
@@ -225,7 +220,7 @@ impl LocalLauncher {
 
     /// Asks every child to stop (SIGTERM to its process group), waits up to `grace`, then
     /// kills the groups of those still running.
-    pub async fn shutdown(&self, grace: Duration) {
+    pub(crate) async fn shutdown(&self, grace: Duration) {
         let mut all: Vec<Child> = std::mem::take(&mut lock(&self.children).live)
             .into_values()
             .flatten()
@@ -244,7 +239,7 @@ impl LocalLauncher {
 }
 
 /// `<job>-local-<tag>-<n>`: unique across observer restarts (the tag is random per start).
-pub fn run_name(job: &str, tag: &str, n: u64) -> String {
+pub(crate) fn run_name(job: &str, tag: &str, n: u64) -> String {
     format!("{job}-local-{tag}-{n}")
 }
 

@@ -7,7 +7,9 @@
 
 pub(crate) mod agent;
 pub mod code_engine;
-pub mod local;
+pub(crate) mod local;
+
+pub use local::exec_child;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,7 @@ use code_engine::CeError;
 /// A launch or count that failed: which order, for which job, and the cause; never a secret.
 /// Every one is asked again after the job's back-off, so none says whether it may heal.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum LaunchError {
+pub(crate) enum LaunchError {
     /// Code Engine could not list the job's runs.
     #[error("listing job runs of {job}: {source}")]
     Count { job: String, source: Box<CeError> },
@@ -43,13 +45,13 @@ pub enum LaunchError {
 }
 
 /// Where consumer instances run.
-pub enum Launcher {
+pub(crate) enum Launcher {
     CodeEngine(code_engine::CodeEngine),
     Local(local::LocalLauncher),
 }
 
 impl Launcher {
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Launcher::CodeEngine(_) => "codeengine",
             Launcher::Local(_) => "local",
@@ -57,7 +59,7 @@ impl Launcher {
     }
 
     /// Instances of `job` that are requested, pending or running, and those that ended.
-    pub async fn count(&self, job: &Job) -> Result<Count, LaunchError> {
+    pub(crate) async fn count(&self, job: &Job) -> Result<Count, LaunchError> {
         match self {
             Launcher::CodeEngine(ce) => ce
                 .count_job_runs(&job.name)
@@ -83,7 +85,7 @@ impl Launcher {
     }
 
     /// The log of IBM Cloud calls (Code Engine only).
-    pub fn call_log(&self) -> Option<std::sync::Arc<crate::http_client::CallLog>> {
+    pub(crate) fn call_log(&self) -> Option<std::sync::Arc<crate::http_client::CallLog>> {
         match self {
             Launcher::CodeEngine(ce) => Some(ce.call_log()),
             Launcher::Local(_) => None,
@@ -91,7 +93,7 @@ impl Launcher {
     }
 
     /// Starts `instances` more instances of `job` as one run; returns the run's name.
-    pub async fn launch(&self, job: &Job, instances: u32) -> Result<String, LaunchError> {
+    pub(crate) async fn launch(&self, job: &Job, instances: u32) -> Result<String, LaunchError> {
         match self {
             Launcher::CodeEngine(ce) => {
                 let req = code_engine::CreateJobRun {
@@ -113,7 +115,7 @@ impl Launcher {
     }
 
     /// Stops what this process started itself (local children); Code Engine runs stay.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         match self {
             Launcher::CodeEngine(_) => {}
             Launcher::Local(l) => l.shutdown(std::time::Duration::from_secs(20)).await,

@@ -14,13 +14,13 @@ const REPEAT_EVERY: Duration = Duration::from_secs(60);
 /// One side's run of failures (the Kafka cluster): the first failure is logged at once, a
 /// different or continuing one at most once a minute, the recovery once.
 #[derive(Debug, Default)]
-pub struct Outage {
+pub(super) struct Outage {
     since: Option<(Instant, u64)>,
     logged: Option<(String, Instant)>,
 }
 
 impl Outage {
-    pub fn failed(&mut self, what: &str, error: &str) {
+    pub(super) fn failed(&mut self, what: &str, error: &str) {
         let now = Instant::now();
         let (since, n) = self.since.get_or_insert((now, 0));
         *n += 1;
@@ -36,7 +36,7 @@ impl Outage {
         }
     }
 
-    pub fn ok(&mut self, what: &str) {
+    pub(super) fn ok(&mut self, what: &str) {
         if let Some((since, n)) = self.since.take() {
             tracing::info!(
                 failed_cycles = n,
@@ -58,7 +58,7 @@ struct JobTrouble {
 
 /// The launcher side: failing orders per job, and whether it is in trouble as a whole.
 #[derive(Debug)]
-pub struct LauncherState {
+pub(super) struct LauncherState {
     jobs: Vec<JobTrouble>,
     /// Trouble that produced a log line (a failure, a hang past the bound): since when. Its
     /// end is logged once, as the recovery.
@@ -66,7 +66,7 @@ pub struct LauncherState {
 }
 
 impl LauncherState {
-    pub fn new(jobs: usize) -> Self {
+    pub(super) fn new(jobs: usize) -> Self {
         LauncherState {
             jobs: vec![JobTrouble::default(); jobs],
             noted: None,
@@ -96,7 +96,7 @@ impl LauncherState {
 
     /// Whether job `i` still wants something of the launcher: a failure of a job that no
     /// longer needs instances is no trouble any more.
-    pub fn demand(&mut self, i: usize, wants: bool) {
+    pub(super) fn demand(&mut self, i: usize, wants: bool) {
         if !wants {
             self.succeeded(i);
         }
@@ -106,7 +106,7 @@ impl LauncherState {
     /// fail (`calls_failing`: the HTTP attempts; or a job's orders) or an order has been out,
     /// and what. Logs a line when an order has hung past `bound`, and one line when the
     /// trouble that produced lines is over.
-    pub fn trouble(
+    pub(super) fn trouble(
         &mut self,
         calls_failing: Option<(Instant, String)>,
         oldest_out: Option<Instant>,
@@ -149,7 +149,7 @@ impl LauncherState {
 }
 
 /// Takes in the launcher's reports: into the plan's state, the metrics and the log.
-pub fn apply_reports(
+pub(super) fn apply_reports(
     reports: Vec<Report>,
     reconciler: &mut Reconciler,
     state: &mut LauncherState,
@@ -187,7 +187,7 @@ pub fn apply_reports(
 }
 
 /// The plan's events as log lines.
-pub fn log_events(job: &Job, plan: &JobPlan) {
+pub(super) fn log_events(job: &Job, plan: &JobPlan) {
     for e in &plan.events {
         match e {
             Event::CrashLoop {
@@ -212,7 +212,7 @@ pub fn log_events(job: &Job, plan: &JobPlan) {
 }
 
 /// A group's events as log lines, naming the group and every job they affect.
-pub fn log_group_events(group: &str, jobs: &[Job], events: &[GroupEvent]) {
+pub(super) fn log_group_events(group: &str, jobs: &[Job], events: &[GroupEvent]) {
     let names = |list: &[usize]| {
         list.iter()
             .filter_map(|&j| jobs.get(j).map(|j| j.name.as_str()))

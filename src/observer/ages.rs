@@ -14,14 +14,14 @@ use crate::offsets::TopicPartition;
 
 /// The timestamps seen so far (see `offsets::timestamps::Peeks`).
 #[derive(Debug, Default)]
-pub struct Ages {
+pub(super) struct Ages {
     peeks: Peeks,
 }
 
 impl Ages {
     /// Time lag (ms) of each partition of each group, in the order of `group_lags`; `None` when
     /// unknown this cycle.
-    pub async fn time_lags(
+    pub(super) async fn time_lags(
         &mut self,
         cluster: &Cluster,
         policy: &Policy,

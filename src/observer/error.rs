@@ -11,7 +11,7 @@ use crate::wire::WireError;
 
 /// What kept a cycle from deciding anything.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum CycleError {
+pub(crate) enum CycleError {
     /// No partition of any watched topic is known yet, and Metadata failed (after its
     /// retries).
     #[error(transparent)]
@@ -24,7 +24,7 @@ pub enum CycleError {
 
 /// Why the observer is unhealthy: the `/healthz` body (with a newline).
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum Unhealthy {
+pub(crate) enum Unhealthy {
     #[error("last cycle failed: {0}")]
     CycleFailed(CycleError),
     /// The launcher's calls have failed or hung for longer than the bound.

@@ -22,7 +22,7 @@ fn catch_up(c: &Counter, n: u64) {
 }
 
 /// The cycle itself: its count, time and broker requests.
-pub fn cycle(m: &Metrics, took: Duration, requests: u64, cluster: &Cluster) {
+pub(super) fn cycle(m: &Metrics, took: Duration, requests: u64, cluster: &Cluster) {
     m.cycles.inc();
     m.cycle_seconds.observe(took.as_secs_f64());
     m.requests_per_cycle.set(requests as i64);
@@ -35,7 +35,7 @@ pub fn cycle(m: &Metrics, took: Duration, requests: u64, cluster: &Cluster) {
 }
 
 /// IBM Cloud requests and failures so far.
-pub fn calls(m: &Metrics, counts: &CallCounts) {
+pub(super) fn calls(m: &Metrics, counts: &CallCounts) {
     for (call, n) in &counts.requests {
         let label = metrics::CallLabel {
             call: call.to_string(),
@@ -52,7 +52,7 @@ pub fn calls(m: &Metrics, counts: &CallCounts) {
 }
 
 /// One job's plan.
-pub fn job(m: &Metrics, job: &Job, plan: &JobPlan) {
+pub(super) fn job(m: &Metrics, job: &Job, plan: &JobPlan) {
     let label = metrics::job(&job.name);
     m.desired.get_or_create(&label).set(i64::from(plan.desired));
     m.active.get_or_create(&label).set(i64::from(plan.active));
@@ -62,7 +62,7 @@ pub fn job(m: &Metrics, job: &Job, plan: &JobPlan) {
 }
 
 /// A start order for `job`, and why (`lag::wake`).
-pub fn wakeup(m: &Metrics, job: &Job, reason: crate::lag::wake::Reason) {
+pub(super) fn wakeup(m: &Metrics, job: &Job, reason: crate::lag::wake::Reason) {
     let label = metrics::WakeLabel {
         job: job.name.clone(),
         reason: reason.label().to_string(),
@@ -71,7 +71,7 @@ pub fn wakeup(m: &Metrics, job: &Job, reason: crate::lag::wake::Reason) {
 }
 
 /// Offsets and lag per group and partition, as of this snapshot.
-pub fn offsets(
+pub(super) fn offsets(
     m: &Metrics,
     snap: &Snapshot,
     groups: &[(String, Vec<String>)],

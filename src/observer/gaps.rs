@@ -12,14 +12,14 @@ use crate::offsets::TopicPartition;
 
 /// Gap verdicts: true when nothing visible lies between the commit and the end.
 #[derive(Debug, Default)]
-pub struct Gaps {
+pub(super) struct Gaps {
     verdicts: HashMap<Gap, bool>,
 }
 
 impl Gaps {
     /// Commits of `groups` in `snap` that sit before nothing visible: (partition, commit).
     /// Small gaps only; new ones are looked at with one Fetch per leader.
-    pub async fn nothing_to_read(
+    pub(super) async fn nothing_to_read(
         &mut self,
         cluster: &Cluster,
         policy: &Policy,

@@ -30,12 +30,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::error::{CycleError, Unhealthy};
 use super::metrics::Metrics;
-pub use limits::Limits;
+pub(crate) use limits::Limits;
 use limits::{accept_pause, LogLimit, SlotGuard, Slots, Watched};
 
 /// What `/healthz` reports.
 #[derive(Debug)]
-pub struct Health {
+pub(crate) struct Health {
     state: Mutex<HealthState>,
     /// A cycle older than this makes the observer unhealthy.
     stale_after: Duration,
@@ -52,7 +52,7 @@ struct HealthState {
 }
 
 impl Health {
-    pub fn new(stale_after: Duration) -> Self {
+    pub(crate) fn new(stale_after: Duration) -> Self {
         Health {
             state: Mutex::default(),
             stale_after,
@@ -61,31 +61,31 @@ impl Health {
     }
 
     /// Sets how long launcher trouble is tolerated (default 30 s).
-    pub fn with_launcher_bound(mut self, d: Duration) -> Self {
+    pub(crate) fn with_launcher_bound(mut self, d: Duration) -> Self {
         self.launcher_after = d;
         self
     }
 
     /// The launcher's state: `Some((since, what))` while its calls fail or hang.
-    pub fn launcher(&self, trouble: Option<(Instant, String)>) {
+    pub(crate) fn launcher(&self, trouble: Option<(Instant, String)>) {
         self.state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .launcher = trouble;
     }
 
-    pub fn ok(&self) {
+    pub(crate) fn ok(&self) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.last_ok = Some(Instant::now());
         s.error = None;
     }
 
-    pub fn failed(&self, reason: CycleError) {
+    pub(crate) fn failed(&self, reason: CycleError) {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).error = Some(reason);
     }
 
     /// `Ok(())` when healthy, else the reason.
-    pub fn check(&self, now: Instant) -> Result<(), Unhealthy> {
+    pub(crate) fn check(&self, now: Instant) -> Result<(), Unhealthy> {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = &s.error {
             return Err(Unhealthy::CycleFailed(e.clone()));
@@ -111,7 +111,7 @@ impl Health {
 
 /// Binds `addr` and serves until the task is dropped, with the default [`Limits`] (the
 /// connection cap lowered to a quarter of the descriptor limit). Returns the bound address.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -121,7 +121,7 @@ pub async fn serve(
 }
 
 /// [`serve`] with explicit limits.
-pub async fn serve_with(
+pub(crate) async fn serve_with(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     health: Arc<Health>,

@@ -52,7 +52,7 @@ impl EncodeLabelSet for TopicPartitionLabels<'_> {
 
 /// Ends of one partition, as of the last cycle.
 #[derive(Debug, Clone)]
-pub struct PartitionRow {
+pub(crate) struct PartitionRow {
     pub topic: Arc<str>,
     pub partition: i32,
     pub ends: Ends,
@@ -60,7 +60,7 @@ pub struct PartitionRow {
 
 /// One group in one partition, as of the last cycle.
 #[derive(Debug, Clone)]
-pub struct GroupRow {
+pub(crate) struct GroupRow {
     pub group: Arc<str>,
     pub topic: Arc<str>,
     pub partition: i32,
@@ -76,11 +76,11 @@ type Rows = Arc<(Vec<PartitionRow>, Vec<GroupRow>)>;
 /// The per-partition series (see the module docs). A scrape takes the current rows and lets
 /// go of the lock at once: a slow client never holds up a cycle.
 #[derive(Debug, Default)]
-pub struct PartitionSeries(Mutex<Rows>);
+pub(crate) struct PartitionSeries(Mutex<Rows>);
 
 impl PartitionSeries {
     /// Replaces every row.
-    pub fn set(&self, partitions: Vec<PartitionRow>, groups: Vec<GroupRow>) {
+    pub(crate) fn set(&self, partitions: Vec<PartitionRow>, groups: Vec<GroupRow>) {
         let old = std::mem::replace(
             &mut *self.0.lock().unwrap_or_else(|p| p.into_inner()),
             Arc::new((partitions, groups)),
@@ -176,43 +176,43 @@ impl Collector for PartitionSeries {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GroupLabel {
+pub(crate) struct GroupLabel {
     pub group: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct JobLabel {
+pub(crate) struct JobLabel {
     pub job: String,
 }
 
 /// A job and why it was woken: `lag` (records, `min_lag`) or `age` (`max_wait`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct WakeLabel {
+pub(crate) struct WakeLabel {
     pub job: String,
     pub reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ApiLabel {
+pub(crate) struct ApiLabel {
     pub api: String,
 }
 
 /// An IBM Cloud call: `iam`, `list`, `create`, `get`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CallLabel {
+pub(crate) struct CallLabel {
     pub call: String,
 }
 
 /// An IBM Cloud call and the status class of its failure (`429`, `4xx`, `5xx`, `timeout`,
 /// `connect`, `broken`, `too_large`, `body`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CallClassLabel {
+pub(crate) struct CallClassLabel {
     pub call: String,
     pub class: String,
 }
 
 /// Every metric the observer exports.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     pub partitions: Arc<PartitionSeries>,
     pub group_lag: Family<GroupLabel, Gauge>,
@@ -241,7 +241,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let m = Metrics {
             registry: Registry::default(),
             partitions: Arc::default(),
@@ -350,19 +350,19 @@ impl Metrics {
     }
 
     /// Forgets every per-group value before a cycle sets them anew.
-    pub fn clear_groups(&self) {
+    pub(crate) fn clear_groups(&self) {
         self.group_lag.clear();
         self.group_max_lag_seconds.clear();
         self.unknown.clear();
     }
 
     /// Writes the OpenMetrics text to `out` (which may stop it with an error).
-    pub fn encode_to(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+    pub(crate) fn encode_to(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         prometheus_client::encoding::text::encode(out, &self.registry)
     }
 }
 
-pub fn job(name: &str) -> JobLabel {
+pub(crate) fn job(name: &str) -> JobLabel {
     JobLabel {
         job: name.to_string(),
     }

@@ -42,7 +42,7 @@ use snapshot::Topology;
 
 /// Settings of the loop.
 #[derive(Debug, Clone)]
-pub struct ObserverConfig {
+pub(crate) struct ObserverConfig {
     pub kafkadata: Kafkadata,
     pub policy: Policy,
     pub ticker: Duration,
@@ -70,7 +70,7 @@ pub struct ObserverConfig {
 }
 
 /// The observer: owns the loop's state.
-pub struct Observer {
+pub(crate) struct Observer {
     cfg: ObserverConfig,
     jobs: Vec<Job>,
     groups: Vec<(String, Vec<String>)>,
@@ -100,7 +100,7 @@ pub struct Observer {
 }
 
 impl Observer {
-    pub fn new(
+    pub(crate) fn new(
         cfg: ObserverConfig,
         cluster: Arc<Cluster>,
         launcher: Launcher,
@@ -163,7 +163,7 @@ impl Observer {
     }
 
     /// Cycles until `shutdown` resolves, then stops local children.
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+    pub(crate) async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
             let started = tokio::time::Instant::now();
@@ -196,7 +196,7 @@ impl Observer {
 
     /// One cycle with metrics, health and failure logging around it. Returns the cycle's own
     /// broker requests (long-poll Fetches run beside it) when it succeeded.
-    pub async fn cycle_once(&mut self) -> Option<u64> {
+    pub(crate) async fn cycle_once(&mut self) -> Option<u64> {
         let t = Instant::now();
         let own = |s: &crate::cluster::RequestStats| s.total() - s.get(FETCH);
         let before = own(self.cluster.stats());

@@ -15,7 +15,7 @@ use crate::wire::WireError;
 
 /// Everything a cycle decides from.
 #[derive(Debug, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub partitions: BTreeMap<String, Vec<i32>>,
     pub ends: BTreeMap<TopicPartition, Result<Ends, OffsetsError>>,
     pub committed: BTreeMap<String, Result<GroupOffsets, OffsetsError>>,
@@ -23,7 +23,7 @@ pub struct Snapshot {
 
 /// Keeps the partition lists of the watched topics fresh: Metadata is the truth, the mapping's
 /// `partitions` is only checked against it.
-pub struct Topology {
+pub(crate) struct Topology {
     topics: Vec<String>,
     declared: BTreeMap<String, u32>,
     partitions: BTreeMap<String, Vec<i32>>,
@@ -33,7 +33,7 @@ pub struct Topology {
 }
 
 impl Topology {
-    pub fn new(data: &Kafkadata, refresh_every: Duration) -> Self {
+    pub(crate) fn new(data: &Kafkadata, refresh_every: Duration) -> Self {
         Topology {
             topics: data.topics.iter().map(|t| t.name.clone()).collect(),
             declared: data
@@ -50,7 +50,7 @@ impl Topology {
 
     /// Refreshes when due (or when nothing is known yet). Fails only when no partition at all is
     /// known; a failed refresh keeps the last good lists.
-    pub async fn update(&mut self, cluster: &Cluster) -> Result<(), WireError> {
+    pub(crate) async fn update(&mut self, cluster: &Cluster) -> Result<(), WireError> {
         let due = self.last.is_none_or(|t| t.elapsed() >= self.refresh_every)
             || self.partitions.len() < self.topics.len();
         if !due {
@@ -92,14 +92,14 @@ impl Topology {
         }
     }
 
-    pub fn partitions(&self) -> &BTreeMap<String, Vec<i32>> {
+    pub(crate) fn partitions(&self) -> &BTreeMap<String, Vec<i32>> {
         &self.partitions
     }
 }
 
 /// Ends of every watched partition and commits of every group, in one round trip each.
 /// Partitions held by the long poll (see `watch`) take their ends from there.
-pub async fn take(
+pub(crate) async fn take(
     cluster: &Cluster,
     partitions: &BTreeMap<String, Vec<i32>>,
     groups: &[(String, Vec<String>)],

@@ -13,7 +13,7 @@ use crate::offsets::TopicPartition;
 
 /// What the policies said this cycle.
 #[derive(Debug, Default)]
-pub struct Applied {
+pub(super) struct Applied {
     /// Per job (as the observer's list).
     pub decisions: Vec<Decision>,
     /// Per job: the partitions that count for it.
@@ -27,7 +27,7 @@ pub struct Applied {
 
 impl Applied {
     /// `lag` (job `job`'s own) with the partitions that do not count for it at 0 (pure).
-    pub fn job_lag(&self, job: usize, mut lag: GroupLag) -> GroupLag {
+    pub(super) fn job_lag(&self, job: usize, mut lag: GroupLag) -> GroupLag {
         if let Some(counted) = self.counted.get(job) {
             for p in &mut lag.partitions {
                 if p.lag.is_some_and(|l| l > 0) && !counted.contains(&p.tp) {
@@ -39,14 +39,14 @@ impl Applied {
     }
 
     /// The instance limit of job `job`, if its policy sets one.
-    pub fn cap(&self, job: usize) -> Option<u32> {
+    pub(super) fn cap(&self, job: usize) -> Option<u32> {
         self.decisions.get(job).and_then(|d| d.cap)
     }
 }
 
 /// Applies every job's policy (pure). `job_group[j]`: the position of job j's group in
 /// `group_lags`; `time_lags` as `group_lags`, partition by partition.
-pub fn apply(
+pub(super) fn apply(
     jobs: &[Job],
     job_group: &[usize],
     group_lags: &[GroupLag],

@@ -43,7 +43,7 @@ use crate::protocol::fetch::FetchPartition;
 
 /// What a long-poll answer for one partition means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Nothing a cycle needs to see; the (possibly refreshed) ends stay valid while watched.
     Quiet(Ends),
     /// Records (or a new end) are there: wake a cycle, and ask ListOffsets for this partition.
@@ -60,7 +60,7 @@ pub enum Outcome {
 
 /// Reads one partition of a long-poll answer held at `pos` (pure). `before` are its last known
 /// ends; an answer may leave out the log start (before Fetch v5) or the last stable offset.
-pub fn outcome(policy: &Policy, pos: i64, before: Ends, p: &FetchPartition) -> Outcome {
+pub(crate) fn outcome(policy: &Policy, pos: i64, before: Ends, p: &FetchPartition) -> Outcome {
     match p.error_code {
         code::NONE => {
             let hw = p.high_watermark;
@@ -145,14 +145,14 @@ impl Shared {
 
 /// How long a topic Fetch was refused on stays with the timed cycle before the long poll tries
 /// it again.
-pub const RETRY_DENIED: Duration = Duration::from_secs(600);
+pub(crate) const RETRY_DENIED: Duration = Duration::from_secs(600);
 
 /// How long a leader whose long poll failed is left to the timed cycle before a new one: a
 /// broker that refuses every Fetch must not turn the wake-up signal into a busy loop.
-pub const RETRY_FAILED: Duration = Duration::from_secs(5);
+pub(crate) const RETRY_FAILED: Duration = Duration::from_secs(5);
 
 /// Long-poll watchers and the signal they raise.
-pub struct Watcher {
+pub(crate) struct Watcher {
     shared: Shared,
     tasks: BTreeMap<i32, LeaderTask>,
     /// Leaders whose long poll ended, and when it may start again.
@@ -168,7 +168,7 @@ impl Drop for Watcher {
 }
 
 impl Watcher {
-    pub fn new(cluster: Arc<Cluster>, policy: Policy, max_wait: Duration) -> Self {
+    pub(crate) fn new(cluster: Arc<Cluster>, policy: Policy, max_wait: Duration) -> Self {
         Watcher {
             shared: Shared {
                 cluster,
@@ -191,18 +191,18 @@ impl Watcher {
     }
 
     /// Resolves when a watched partition got data (or changed in a way worth a look).
-    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
         self.shared.notify.notified()
     }
 
     /// Topics that fell back to timed cycles.
-    pub fn denied(&self) -> BTreeSet<String> {
+    pub(crate) fn denied(&self) -> BTreeSet<String> {
         self.shared.denied()
     }
 
     /// Splits `tps` into those under the long poll, with their current ends (see the module
     /// docs), and the rest.
-    pub fn split_known(
+    pub(crate) fn split_known(
         &self,
         tps: Vec<TopicPartition>,
     ) -> (Vec<(TopicPartition, Ends)>, Vec<TopicPartition>) {
@@ -220,7 +220,7 @@ impl Watcher {
 
     /// Watches exactly `idle` (partition → its current ends). Returns true when every
     /// partition of `idle` is watched (or will be as soon as its leader's task re-arms).
-    pub fn sync(&mut self, idle: impl Iterator<Item = (TopicPartition, Ends)>) -> bool {
+    pub(crate) fn sync(&mut self, idle: impl Iterator<Item = (TopicPartition, Ends)>) -> bool {
         let md = self.shared.cluster.metadata();
         let denied = self.denied();
         let mut layout: BTreeMap<i32, BTreeMap<TopicPartition, Ends>> = BTreeMap::new();

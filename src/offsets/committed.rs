@@ -22,7 +22,7 @@ use crate::retry::{retry_each, Retriable};
 
 /// Which group to ask about, optionally limited to some topics.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupQuery {
+pub(crate) struct GroupQuery {
     pub group: String,
     /// Only these topics; `None` for every topic the group committed on.
     pub topics: Option<Vec<String>>,
@@ -30,14 +30,14 @@ pub struct GroupQuery {
 
 /// One committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Committed {
+pub(crate) struct Committed {
     pub offset: i64,
     pub metadata: Option<String>,
 }
 
 /// Where one group stands: committed partitions, and partitions the coordinator refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupOffsets {
+pub(crate) struct GroupOffsets {
     pub committed: BTreeMap<TopicPartition, Committed>,
     pub errors: BTreeMap<TopicPartition, ErrorCode>,
 }
@@ -46,7 +46,7 @@ type GroupAnswer = Result<GroupOffsets, OffsetsError>;
 
 /// Committed offsets of each group in `queries`; a group whose coordinator could not answer maps
 /// to an error saying why.
-pub async fn fetch_committed(
+pub(crate) async fn fetch_committed(
     cluster: &Cluster,
     queries: &[GroupQuery],
 ) -> BTreeMap<String, GroupAnswer> {

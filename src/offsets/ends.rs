@@ -22,7 +22,7 @@ use crate::retry::{retry_each, Retriable};
 
 /// The three ends of a partition's log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Ends {
+pub(crate) struct Ends {
     /// First offset still in the log (after retention).
     pub log_start: i64,
     /// Offset after the last replicated record (read_uncommitted end).
@@ -62,7 +62,7 @@ type Answer = Result<i64, OffsetsError>;
 
 /// Ends of every partition in `partitions`; a partition whose ends could not all be read maps
 /// to an error that says why.
-pub async fn fetch_ends(
+pub(crate) async fn fetch_ends(
     cluster: &Cluster,
     partitions: &[TopicPartition],
 ) -> BTreeMap<TopicPartition, Result<Ends, OffsetsError>> {

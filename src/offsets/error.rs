@@ -13,7 +13,7 @@ use crate::wire::WireError;
 
 /// A per-partition or per-group failure of an offsets request.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum OffsetsError {
+pub(crate) enum OffsetsError {
     /// The request or its connection failed.
     #[error(transparent)]
     Wire(#[from] WireError),
@@ -110,17 +110,6 @@ impl Retriable for OffsetsError {
             | NoSuchPartition { .. }
             | Broker { .. }
             | NoAnswer => false,
-        }
-    }
-}
-
-impl OffsetsError {
-    /// True when no retry can succeed on any connection (credentials, trust, versions).
-    pub fn is_fatal(&self) -> bool {
-        match self {
-            OffsetsError::Wire(e) | OffsetsError::Metadata(e) => e.is_fatal(),
-            OffsetsError::Coordinator(e) => e.is_fatal(),
-            _ => false,
         }
     }
 }

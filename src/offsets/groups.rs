@@ -14,7 +14,7 @@ use crate::protocol::list_groups::ListGroupsResponse;
 /// Names of every consumer group (protocol type `consumer`, or none for groups that only
 /// commit offsets), sorted. Fails if any broker could not answer: a partial list would silently
 /// hide groups.
-pub async fn list_groups(cluster: &Cluster) -> Result<Vec<String>, OffsetsError> {
+pub(crate) async fn list_groups(cluster: &Cluster) -> Result<Vec<String>, OffsetsError> {
     let md = cluster.refresh_metadata(Some(&[])).await?;
     let nodes: Vec<i32> = md.brokers.keys().copied().collect();
     let asks = nodes.iter().map(|n| async move {

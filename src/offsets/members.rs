@@ -24,7 +24,7 @@ use crate::retry::{retry_each, Retriable};
 
 /// A group as its coordinator describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupDescription {
+pub(crate) struct GroupDescription {
     /// `Stable`, `Empty`, `PreparingRebalance`, `CompletingRebalance`, `Dead` (does not exist).
     pub state: String,
     /// `consumer` for consumer groups; empty for groups that only commit offsets.
@@ -39,14 +39,14 @@ pub struct GroupDescription {
 impl GroupDescription {
     /// The group does not exist: Kafka answers DescribeGroups for an unknown group with the
     /// state `Dead` (classic coordinator) or GROUP_ID_NOT_FOUND (newer coordinators).
-    pub fn is_dead(&self) -> bool {
+    pub(crate) fn is_dead(&self) -> bool {
         self.state == "Dead"
     }
 }
 
 /// One member of a group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Member {
+pub(crate) struct Member {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub client_id: String,
@@ -62,7 +62,10 @@ type Answer = Result<GroupDescription, OffsetsError>;
 /// The description of each of `groups`; a group whose coordinator could not answer maps to an
 /// error saying why. A moved coordinator is looked up again (the one retry loop, with the
 /// cluster's back-off).
-pub async fn describe_groups(cluster: &Cluster, groups: &[String]) -> BTreeMap<String, Answer> {
+pub(crate) async fn describe_groups(
+    cluster: &Cluster,
+    groups: &[String],
+) -> BTreeMap<String, Answer> {
     let mut todo: Vec<String> = groups.to_vec();
     todo.sort();
     todo.dedup();
@@ -217,7 +220,7 @@ fn partitions(a: Assignment) -> Vec<TopicPartition> {
 mod tests {
     use super::*;
     use crate::protocol::consumer_protocol::TopicPartitions;
-    use crate::protocol::DescribedGroupMember;
+    use crate::protocol::describe_groups::DescribedGroupMember;
     use bytes::Bytes;
 
     fn member(id: &str, assignment: Bytes) -> DescribedGroupMember {

@@ -8,20 +8,24 @@
 mod committed;
 mod ends;
 mod error;
-pub mod fetch;
+pub(crate) mod fetch;
 mod groups;
 mod members;
-pub mod timestamps;
+pub(crate) mod timestamps;
 pub(crate) mod visible;
 
 use std::fmt;
 use std::sync::Arc;
 
-pub use committed::{fetch_committed, Committed, GroupOffsets, GroupQuery};
-pub use ends::{fetch_ends, Ends};
-pub use error::OffsetsError;
-pub use groups::list_groups;
-pub use members::{describe_groups, GroupDescription, Member};
+pub(crate) use committed::fetch_committed;
+#[cfg(test)]
+pub(crate) use committed::Committed;
+pub(crate) use committed::{GroupOffsets, GroupQuery};
+pub(crate) use ends::{fetch_ends, Ends};
+pub(crate) use error::OffsetsError;
+pub use fetch::{fetch, fetch_in_session, FetchOptions, FetchSession};
+pub(crate) use groups::list_groups;
+pub(crate) use members::{describe_groups, GroupDescription, Member};
 
 /// A partition of a topic. The name is shared: tens of thousands of partitions of a thousand
 /// topics, copied between snapshots, lag and the long poll, cost one allocation per topic.

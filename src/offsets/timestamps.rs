@@ -30,11 +30,11 @@ use crate::protocol::records::{decode_batches, visible_records, DEFAULT_MAX_DECO
 
 /// Bytes asked per partition: a small batch fits. A larger first batch comes back whole when the
 /// partition is alone in its request (KIP-74), which is how a cut-short answer is asked again.
-pub const PEEK_BYTES: i32 = 4 * 1024;
+pub(crate) const PEEK_BYTES: i32 = 4 * 1024;
 
 /// Fetch rounds per call of [`look`]: a chain of skipped batches (markers, aborted
 /// transactions) longer than this is followed on the next cycle.
-pub const MAX_ROUNDS: usize = 3;
+pub(crate) const MAX_ROUNDS: usize = 3;
 
 /// Steps [`Peeks::resolve`] follows through cached skips.
 const MAX_STEPS: usize = 64;
@@ -44,11 +44,11 @@ const MAX_ALONE: usize = 8;
 
 /// A look that failed (an error for the partition, or the whole Fetch) is not repeated for this
 /// long: a topic the observer may not read costs one Fetch per half minute, not one per cycle.
-pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Where the record whose age is the time lag is to be found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Want {
+pub(crate) enum Want {
     /// The offsets or the commit could not be read.
     Unknown,
     /// Nothing waits: time lag 0.
@@ -59,7 +59,12 @@ pub enum Want {
 
 /// Which record counts for a group on one partition (pure): from [`Policy::start`] to
 /// [`Policy::end`]; `nothing_to_read` is the observer's gap verdict for a commit.
-pub fn wanted(policy: &Policy, ends: Option<&Ends>, commit: Commit, nothing_to_read: bool) -> Want {
+pub(crate) fn wanted(
+    policy: &Policy,
+    ends: Option<&Ends>,
+    commit: Commit,
+    nothing_to_read: bool,
+) -> Want {
     let Some(e) = ends else {
         return Want::Unknown;
     };
@@ -79,7 +84,7 @@ pub fn wanted(policy: &Policy, ends: Option<&Ends>, commit: Commit, nothing_to_r
 
 /// What a Fetch at an offset showed: a fact about the log that does not change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Peek {
+pub(crate) enum Peek {
     /// The first visible record at or after the offset is at `offset`, stamped `timestamp` (ms).
     Record { offset: i64, timestamp: i64 },
     /// Nothing visible before `next` (markers, aborted records): look on from there.
@@ -88,7 +93,7 @@ pub enum Peek {
 
 /// What one fetched partition says about `from` (pure). `None` when it cannot tell: an error,
 /// no complete batch (cut short: ask again alone), a batch that does not decode.
-pub fn peek(p: &FetchPartition, from: i64, read_committed: bool) -> Option<Peek> {
+pub(crate) fn peek(p: &FetchPartition, from: i64, read_committed: bool) -> Option<Peek> {
     if p.error_code != 0 {
         return None;
     }
@@ -109,7 +114,7 @@ pub fn peek(p: &FetchPartition, from: i64, read_committed: bool) -> Option<Peek>
 
 /// What the cache says about a [`Want::From`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolved {
+pub(crate) enum Resolved {
     /// No visible record before the end: nothing waits.
     Nothing,
     /// The first waiting record's timestamp (ms).
@@ -120,7 +125,7 @@ pub enum Resolved {
 
 /// Cached [`Peek`]s, per partition by offset.
 #[derive(Debug, Default)]
-pub struct Peeks {
+pub(crate) struct Peeks {
     by_tp: HashMap<TopicPartition, BTreeMap<i64, Peek>>,
     /// Looks that failed, and when: not repeated before [`RETRY_AFTER`].
     failed: HashMap<(TopicPartition, i64), Instant>,
@@ -128,7 +133,7 @@ pub struct Peeks {
 
 impl Peeks {
     /// Follows the cache from `from` towards `end` (pure).
-    pub fn resolve(&self, tp: &TopicPartition, from: i64, end: i64) -> Resolved {
+    pub(crate) fn resolve(&self, tp: &TopicPartition, from: i64, end: i64) -> Resolved {
         let known = self.by_tp.get(tp);
         let mut at = from;
         for _ in 0..MAX_STEPS {
@@ -147,13 +152,13 @@ impl Peeks {
         Resolved::Need(at)
     }
 
-    pub fn insert(&mut self, tp: TopicPartition, from: i64, p: Peek) {
+    pub(crate) fn insert(&mut self, tp: TopicPartition, from: i64, p: Peek) {
         self.by_tp.entry(tp).or_default().insert(from, p);
     }
 
     /// Keeps only what `wants` can still reach: partitions asked about, offsets at or above the
     /// lowest start asked (commits move forward; one that moves back is looked at again).
-    pub fn retain(&mut self, wants: &[(TopicPartition, i64, i64)]) {
+    pub(crate) fn retain(&mut self, wants: &[(TopicPartition, i64, i64)]) {
         let mut lowest: HashMap<&TopicPartition, i64> = HashMap::new();
         for (tp, from, _) in wants {
             let l = lowest.entry(tp).or_insert(*from);
@@ -170,19 +175,21 @@ impl Peeks {
         });
     }
 
+    #[cfg(test)]
     /// Cached answers (for tests and the cost of a cycle).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_tp.values().map(BTreeMap::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
 /// The time lag of `want` at `now_ms` (pure): `None` when unknown, 0 when nothing waits, never
 /// negative (a producer's clock ahead of ours).
-pub fn time_lag_ms(peeks: &Peeks, tp: &TopicPartition, want: Want, now_ms: i64) -> Option<i64> {
+pub(crate) fn time_lag_ms(
+    peeks: &Peeks,
+    tp: &TopicPartition,
+    want: Want,
+    now_ms: i64,
+) -> Option<i64> {
     match want {
         Want::Unknown => None,
         Want::Nothing => Some(0),
@@ -222,7 +229,7 @@ fn plan_round(
 /// Fills `peeks` for `wants` ((partition, from, end) of [`Want::From`]s): up to [`MAX_ROUNDS`]
 /// rounds of one Fetch per leader (plus one per cut-short partition), then forgets what no want
 /// can reach. Failures leave the time lag unknown this cycle; nothing else depends on it.
-pub async fn look(
+pub(crate) async fn look(
     cluster: &Cluster,
     peeks: &mut Peeks,
     wants: &[(TopicPartition, i64, i64)],

@@ -18,14 +18,14 @@ use crate::protocol::fetch::FetchPartition;
 use crate::protocol::records::{decode_batches, visible_records, DEFAULT_MAX_DECOMPRESSED};
 
 /// Gaps up to this many offsets are checked.
-pub const MAX_GAP: i64 = 64;
+pub(crate) const MAX_GAP: i64 = 64;
 
 /// Bytes read per checked partition: a gap of markers and small aborted batches fits.
 const PEEK_BYTES: i32 = 64 * 1024;
 
 /// A group's commit `from` below the partition's `end`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Gap {
+pub(crate) struct Gap {
     pub tp: TopicPartition,
     pub from: i64,
     pub end: i64,
@@ -33,7 +33,12 @@ pub struct Gap {
 
 /// Whether a fetched partition shows no visible record in `[from, end)` (pure). `false` when it
 /// cannot tell: an error, or the answer stops before `end`.
-pub fn nothing_visible(p: &FetchPartition, from: i64, end: i64, read_committed: bool) -> bool {
+pub(crate) fn nothing_visible(
+    p: &FetchPartition,
+    from: i64,
+    end: i64,
+    read_committed: bool,
+) -> bool {
     if p.error_code != 0 {
         return false;
     }
@@ -51,7 +56,7 @@ pub fn nothing_visible(p: &FetchPartition, from: i64, end: i64, read_committed: 
 
 /// The gaps among `gaps` that hold nothing a consumer would see. Failures count as "not empty":
 /// at worst a consumer is woken for nothing, never is work missed.
-pub async fn gaps_with_nothing_visible(
+pub(crate) async fn gaps_with_nothing_visible(
     cluster: &Cluster,
     gaps: &[Gap],
     read_committed: bool,

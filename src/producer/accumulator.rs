@@ -16,7 +16,7 @@ use crate::protocol::records::encode::{BatchBuilder, HeaderRef};
 
 /// A record to produce.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OutRecord {
+pub(crate) struct OutRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     /// (name, value) in order; names may repeat and need not be UTF-8.
@@ -45,7 +45,7 @@ struct Open {
 
 /// A batch ready to be stamped and sent.
 #[derive(Debug)]
-pub struct Full {
+pub(crate) struct Full {
     pub tp: TopicPartition,
     pub builder: BatchBuilder,
     pub first_ticket: u64,
@@ -53,7 +53,7 @@ pub struct Full {
 
 /// Open batches by partition.
 #[derive(Debug)]
-pub struct Accumulator {
+pub(crate) struct Accumulator {
     open: BTreeMap<TopicPartition, Open>,
     batch_bytes: usize,
     linger: Duration,
@@ -63,7 +63,7 @@ pub struct Accumulator {
 }
 
 impl Accumulator {
-    pub fn new(batch_bytes: usize, linger: Duration) -> Self {
+    pub(crate) fn new(batch_bytes: usize, linger: Duration) -> Self {
         Accumulator {
             open: BTreeMap::new(),
             batch_bytes: batch_bytes.max(1),
@@ -74,18 +74,18 @@ impl Accumulator {
     }
 
     /// Bytes waiting in open batches.
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.buffered
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
 
     /// Appends `r` to `tp`'s open batch and returns the batches this sealed: a record that would
     /// overflow a non-empty batch seals it first; a batch that reached the size is sealed at
     /// once (so a record larger than a whole batch gets a batch of its own).
-    pub fn append(&mut self, tp: &TopicPartition, r: &OutRecord, now: Instant) -> Vec<Full> {
+    pub(crate) fn append(&mut self, tp: &TopicPartition, r: &OutRecord, now: Instant) -> Vec<Full> {
         let mut sealed = Vec::new();
         let headers = r.header_refs();
         let key = r.key.as_deref();
@@ -123,7 +123,7 @@ impl Accumulator {
     }
 
     /// Batches that have waited `linger` by `now`.
-    pub fn due(&mut self, now: Instant) -> Vec<Full> {
+    pub(crate) fn due(&mut self, now: Instant) -> Vec<Full> {
         let due: Vec<TopicPartition> = self
             .open
             .iter()
@@ -134,13 +134,13 @@ impl Accumulator {
     }
 
     /// Every open batch (a flush).
-    pub fn drain(&mut self) -> Vec<Full> {
+    pub(crate) fn drain(&mut self) -> Vec<Full> {
         let all: Vec<TopicPartition> = self.open.keys().cloned().collect();
         all.iter().filter_map(|tp| self.seal(tp)).collect()
     }
 
     /// When the oldest open batch is due.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         self.open.values().map(|o| o.opened + self.linger).min()
     }
 }

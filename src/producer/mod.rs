@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use accumulator::OutRecord;
-pub use pipeline::{Lost, Settings, Written};
-pub use sender::InitError;
+pub(crate) use accumulator::OutRecord;
+pub(crate) use pipeline::{Lost, Settings, Written};
+pub(crate) use sender::InitError;
 
 use crate::cluster::Cluster;
 use crate::offsets::TopicPartition;
@@ -35,7 +35,7 @@ use crate::protocol::records::Compression;
 
 /// How the producer batches and retries.
 #[derive(Debug, Clone)]
-pub struct ProducerConfig {
+pub(crate) struct ProducerConfig {
     /// Uncompressed bytes per batch before it is sealed.
     pub batch_bytes: usize,
     /// How long a batch waits for more records.
@@ -50,7 +50,7 @@ pub struct ProducerConfig {
 impl ProducerConfig {
     /// Defaults: 512 KiB batches, 5 ms linger, 32 MiB buffer, 5 requests in flight per broker,
     /// 120 s delivery timeout (as Java's `delivery.timeout.ms`).
-    pub fn new(compression: Compression, request_timeout: Duration) -> Self {
+    pub(crate) fn new(compression: Compression, request_timeout: Duration) -> Self {
         ProducerConfig {
             batch_bytes: 512 << 10,
             linger: Duration::from_millis(5),
@@ -74,7 +74,7 @@ fn broker_timeout(request_timeout: Duration) -> i32 {
 
 /// What a partition received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionWritten {
+pub(crate) struct PartitionWritten {
     /// First and last offset written (`None` when every batch was answered as a duplicate of
     /// an earlier write, whose offsets the broker does not repeat).
     pub offsets: Option<(i64, i64)>,
@@ -83,7 +83,7 @@ pub struct PartitionWritten {
 
 /// What a flush saw since the previous one.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub(crate) struct Report {
     pub written: BTreeMap<TopicPartition, PartitionWritten>,
     pub lost: Vec<Lost>,
 }
@@ -107,14 +107,14 @@ impl Report {
         }
     }
 
-    pub fn records_lost(&self) -> u64 {
+    pub(crate) fn records_lost(&self) -> u64 {
         self.lost.iter().map(|l| u64::from(l.records)).sum()
     }
 }
 
 /// Why the producer cannot work at all.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ProduceError {
+pub(crate) enum ProduceError {
     #[error("cannot get a producer id: {0}")]
     Init(#[from] InitError),
     #[error("the producer stopped")]
@@ -122,13 +122,13 @@ pub enum ProduceError {
 }
 
 /// A running producer. Dropping it lets the task finish what was sent, then stop.
-pub struct Producer {
+pub(crate) struct Producer {
     tx: mpsc::Sender<sender::Command>,
 }
 
 impl Producer {
     /// Gets a producer identity (InitProducerId) and starts the task.
-    pub async fn start(
+    pub(crate) async fn start(
         cluster: Arc<Cluster>,
         cfg: ProducerConfig,
     ) -> Result<Producer, ProduceError> {
@@ -144,7 +144,7 @@ impl Producer {
     }
 
     /// Queues records (waits while the buffer is full).
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         records: Vec<(TopicPartition, OutRecord)>,
     ) -> Result<(), ProduceError> {
@@ -153,7 +153,7 @@ impl Producer {
 
     /// Waits until everything queued so far is written or lost; what happened since the last
     /// flush.
-    pub async fn flush(&self) -> Result<Report, ProduceError> {
+    pub(crate) async fn flush(&self) -> Result<Report, ProduceError> {
         let (tx, rx) = oneshot::channel();
         sender::send(&self.tx, sender::Command::Flush(tx)).await?;
         rx.await.map_err(|_| ProduceError::Stopped)

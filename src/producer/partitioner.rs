@@ -7,7 +7,7 @@
 //! partition, so batches are full rather than one record per partition.
 
 /// Kafka's murmur2 (the Java client's `Utils.murmur2`, seed 0x9747b28c).
-pub fn murmur2(data: &[u8]) -> i32 {
+pub(crate) fn murmur2(data: &[u8]) -> i32 {
     const M: u32 = 0x5bd1_e995;
     const R: u32 = 24;
     let seed: u32 = 0x9747_b28c;
@@ -40,30 +40,30 @@ pub fn murmur2(data: &[u8]) -> i32 {
 }
 
 /// The partition of a keyed record among `partitions` (> 0).
-pub fn for_key(key: &[u8], partitions: i32) -> i32 {
+pub(crate) fn for_key(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
 }
 
 /// Sticky choice for records without a key: stays on one partition until told that its batch
 /// was sealed, then moves on (round-robin, starting at `start`).
 #[derive(Debug, Clone)]
-pub struct Sticky {
+pub(crate) struct Sticky {
     current: i32,
 }
 
 impl Sticky {
-    pub fn new(start: i32) -> Self {
+    pub(crate) fn new(start: i32) -> Self {
         Sticky {
             current: start.max(0),
         }
     }
 
-    pub fn partition(&self, partitions: i32) -> i32 {
+    pub(crate) fn partition(&self, partitions: i32) -> i32 {
         self.current % partitions.max(1)
     }
 
     /// The current partition's batch is full: the next records go to the next partition.
-    pub fn next(&mut self, partitions: i32) {
+    pub(crate) fn next(&mut self, partitions: i32) {
         self.current = (self.current % partitions.max(1) + 1) % partitions.max(1);
     }
 }

@@ -33,14 +33,14 @@ use crate::retry::Backoff;
 
 /// The producer's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub producer_id: i64,
     pub epoch: i16,
 }
 
 /// How batches travel.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub compression: Compression,
     pub max_in_flight: usize,
     pub backoff: Backoff,
@@ -94,7 +94,7 @@ impl Part {
 
 /// A batch written: where, how many records, and which tickets they had.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
+pub(crate) struct Written {
     pub tp: TopicPartition,
     /// -1 when the broker answered a retry as a duplicate (written earlier, offset not told).
     pub base_offset: i64,
@@ -104,7 +104,7 @@ pub struct Written {
 
 /// A batch that will not be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lost {
+pub(crate) struct Lost {
     pub tp: TopicPartition,
     pub records: u32,
     pub first_ticket: u64,
@@ -113,7 +113,7 @@ pub struct Lost {
 
 /// One batch of a request, and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// The partition's answer in the Produce response.
     Partition {
         error_code: i16,
@@ -126,13 +126,13 @@ pub enum Answer {
 
 /// What the sender must do after an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Effect {
+pub(crate) struct Effect {
     pub refresh_metadata: bool,
 }
 
 /// A batch to put in a request.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     pub tp: TopicPartition,
     pub id: u64,
     pub bytes: Bytes,
@@ -140,7 +140,7 @@ pub struct Outgoing {
 
 /// Every partition's batches.
 #[derive(Debug)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     parts: BTreeMap<TopicPartition, Part>,
     identity: Identity,
     settings: Settings,
@@ -153,7 +153,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(identity: Identity, settings: Settings) -> Self {
+    pub(crate) fn new(identity: Identity, settings: Settings) -> Self {
         Pipeline {
             parts: BTreeMap::new(),
             identity,
@@ -167,21 +167,21 @@ impl Pipeline {
     }
 
     /// Bytes of batches not yet written or lost.
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.buffered
     }
 
     /// Nothing left to send or to wait for.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.parts.values().all(|p| p.batches.is_empty())
     }
 
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.parts.values().map(Part::in_flight).sum()
     }
 
     /// Topics with batches pending.
-    pub fn topics(&self) -> Vec<String> {
+    pub(crate) fn topics(&self) -> Vec<String> {
         let mut t: Vec<String> = self
             .parts
             .iter()
@@ -192,12 +192,12 @@ impl Pipeline {
         t
     }
 
-    pub fn reset_needed(&self) -> bool {
+    pub(crate) fn reset_needed(&self) -> bool {
         self.reset_needed
     }
 
     /// Stamps and encodes a sealed batch (compression happens here).
-    pub fn push(&mut self, full: Full, now: Instant) {
+    pub(crate) fn push(&mut self, full: Full, now: Instant) {
         let part = self.parts.entry(full.tp.clone()).or_default();
         let count = full.builder.count();
         let stamp = ProducerStamp {
@@ -233,7 +233,7 @@ impl Pipeline {
 
     /// At most one batch per partition that may go out now (`allow` says whether the
     /// partition's leader can take one more request); each is marked in flight.
-    pub fn sendable(
+    pub(crate) fn sendable(
         &mut self,
         now: Instant,
         mut allow: impl FnMut(&TopicPartition) -> bool,
@@ -270,7 +270,7 @@ impl Pipeline {
 
     /// The earliest moment something may change without an answer: a back-off or a delivery
     /// deadline.
-    pub fn next_wake(&self) -> Option<Instant> {
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
         self.parts
             .values()
             .flat_map(|p| {
@@ -285,7 +285,13 @@ impl Pipeline {
     }
 
     /// The answer for batch `id` of `tp`.
-    pub fn answer(&mut self, tp: &TopicPartition, id: u64, answer: Answer, now: Instant) -> Effect {
+    pub(crate) fn answer(
+        &mut self,
+        tp: &TopicPartition,
+        id: u64,
+        answer: Answer,
+        now: Instant,
+    ) -> Effect {
         let backoff = self.settings.backoff;
         let Some(part) = self.parts.get_mut(tp) else {
             return Effect::default();
@@ -420,7 +426,7 @@ impl Pipeline {
 
     /// A new producer identity: once nothing is in flight, every pending batch is re-stamped
     /// from sequence 0 of each partition.
-    pub fn reset(&mut self, identity: Identity) {
+    pub(crate) fn reset(&mut self, identity: Identity) {
         self.identity = identity;
         self.reset_needed = false;
         for (tp, part) in self.parts.iter_mut() {
@@ -454,7 +460,7 @@ impl Pipeline {
     }
 
     /// Batches written and lost since the last call.
-    pub fn take_outcomes(&mut self) -> (Vec<Written>, Vec<Lost>) {
+    pub(crate) fn take_outcomes(&mut self) -> (Vec<Written>, Vec<Lost>) {
         (
             std::mem::take(&mut self.written),
             std::mem::take(&mut self.lost),

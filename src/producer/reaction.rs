@@ -6,16 +6,16 @@ use crate::protocol::error::{class, Class};
 
 /// Error codes of the idempotent producer.
 pub(crate) mod code {
-    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-    pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    pub const UNKNOWN_PRODUCER_ID: i16 = 59;
-    pub const PRODUCER_FENCED: i16 = 90;
+    pub(crate) const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub(crate) const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+    pub(crate) const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub(crate) const UNKNOWN_PRODUCER_ID: i16 = 59;
+    pub(crate) const PRODUCER_FENCED: i16 = 90;
 }
 
 /// The producer's reaction to a partition's error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reaction {
+pub(crate) enum Reaction {
     /// Written (error code 0).
     Written,
     /// Written before: the broker recognised the sequence numbers of a retry.
@@ -33,12 +33,12 @@ pub enum Reaction {
 
 impl Reaction {
     /// The batch is sent again (after a back-off).
-    pub fn retries(&self) -> bool {
+    pub(crate) fn retries(&self) -> bool {
         matches!(self, Reaction::Retry { .. })
     }
 }
 
-pub fn reaction(error_code: i16) -> Reaction {
+pub(crate) fn reaction(error_code: i16) -> Reaction {
     match error_code {
         code::DUPLICATE_SEQUENCE_NUMBER => Reaction::Duplicate,
         code::OUT_OF_ORDER_SEQUENCE_NUMBER => Reaction::OutOfOrder,

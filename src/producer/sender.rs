@@ -42,7 +42,7 @@ struct Answers {
 
 /// Why InitProducerId failed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum InitError {
+pub(crate) enum InitError {
     #[error(transparent)]
     Wire(#[from] WireError),
     #[error("InitProducerId answered {0}")]
@@ -338,7 +338,7 @@ impl Sender {
 }
 
 /// The back-off of one batch's retries: 100 ms doubling to 1 s, until the delivery timeout.
-pub const BATCH_BACKOFF: Backoff = Backoff {
+pub(super) const BATCH_BACKOFF: Backoff = Backoff {
     base: Duration::from_millis(100),
     max: Duration::from_secs(1),
     retries: u32::MAX,

@@ -1,22 +1,22 @@
 //! Kafka API keys by name, and the names people know them by (for messages and metrics).
 
-pub const PRODUCE: i16 = 0;
-pub const FETCH: i16 = 1;
-pub const LIST_OFFSETS: i16 = 2;
-pub const METADATA: i16 = 3;
-pub const OFFSET_COMMIT: i16 = 8;
-pub const OFFSET_FETCH: i16 = 9;
-pub const FIND_COORDINATOR: i16 = 10;
-pub const JOIN_GROUP: i16 = 11;
-pub const HEARTBEAT: i16 = 12;
-pub const LEAVE_GROUP: i16 = 13;
-pub const SYNC_GROUP: i16 = 14;
-pub const DESCRIBE_GROUPS: i16 = 15;
-pub const LIST_GROUPS: i16 = 16;
-pub const SASL_HANDSHAKE: i16 = 17;
-pub const API_VERSIONS: i16 = 18;
-pub const INIT_PRODUCER_ID: i16 = 22;
-pub const SASL_AUTHENTICATE: i16 = 36;
+pub(crate) const PRODUCE: i16 = 0;
+pub(crate) const FETCH: i16 = 1;
+pub(crate) const LIST_OFFSETS: i16 = 2;
+pub(crate) const METADATA: i16 = 3;
+pub(crate) const OFFSET_COMMIT: i16 = 8;
+pub(crate) const OFFSET_FETCH: i16 = 9;
+pub(crate) const FIND_COORDINATOR: i16 = 10;
+pub(crate) const JOIN_GROUP: i16 = 11;
+pub(crate) const HEARTBEAT: i16 = 12;
+pub(crate) const LEAVE_GROUP: i16 = 13;
+pub(crate) const SYNC_GROUP: i16 = 14;
+pub(crate) const DESCRIBE_GROUPS: i16 = 15;
+pub(crate) const LIST_GROUPS: i16 = 16;
+pub(crate) const SASL_HANDSHAKE: i16 = 17;
+pub(crate) const API_VERSIONS: i16 = 18;
+pub(crate) const INIT_PRODUCER_ID: i16 = 22;
+pub(crate) const SASL_AUTHENTICATE: i16 = 36;
 
 /// Every API this client speaks: (key, protocol name).
 const NAMES: &[(i16, &str)] = &[
@@ -40,7 +40,7 @@ const NAMES: &[(i16, &str)] = &[
 ];
 
 /// The protocol name of an API key ("Kafka API" for keys this client never sends).
-pub fn api_name(key: i16) -> &'static str {
+pub(crate) fn api_name(key: i16) -> &'static str {
     NAMES
         .iter()
         .find(|(k, _)| *k == key)

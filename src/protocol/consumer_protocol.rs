@@ -19,11 +19,11 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use super::reader::{DecodeError, DecodeErrorKind, DecodeResult, Reader};
 
 /// `protocol_type` of consumer groups in JoinGroup/SyncGroup.
-pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+pub(crate) const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 /// Newest subscription version understood and written (what Java 3.x/4.x consumers write).
-pub const SUBSCRIPTION_VERSION: i16 = 3;
+pub(crate) const SUBSCRIPTION_VERSION: i16 = 3;
 /// Newest assignment version understood and written.
-pub const ASSIGNMENT_VERSION: i16 = 3;
+pub(crate) const ASSIGNMENT_VERSION: i16 = 3;
 
 /// A topic and some of its partitions.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

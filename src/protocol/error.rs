@@ -10,7 +10,7 @@ use kafka_protocol::error::ResponseError;
 
 /// How the client reacts to an error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     /// Code 0: no error.
     None,
     /// The cached leader or coordinator is stale: refresh the route, then ask again.
@@ -24,35 +24,36 @@ pub enum Class {
 }
 
 /// Error codes this client reacts to by name.
-pub mod code {
-    pub const NONE: i16 = 0;
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const LEADER_NOT_AVAILABLE: i16 = 5;
-    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
-    pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
-    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
-    pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
-    pub const ILLEGAL_SASL_STATE: i16 = 34;
-    pub const UNSUPPORTED_VERSION: i16 = 35;
-    pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-    pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
-    pub const FENCED_LEADER_EPOCH: i16 = 74;
-    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
-    pub const OFFSET_NOT_AVAILABLE: i16 = 78;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub(crate) mod code {
+    pub(crate) const NONE: i16 = 0;
+    pub(crate) const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub(crate) const LEADER_NOT_AVAILABLE: i16 = 5;
+    pub(crate) const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub(crate) const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub(crate) const NOT_COORDINATOR: i16 = 16;
+    pub(crate) const ILLEGAL_GENERATION: i16 = 22;
+    pub(crate) const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub(crate) const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub(crate) const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+    pub(crate) const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    pub(crate) const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+    pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
+    #[cfg(test)]
+    pub(crate) const SASL_AUTHENTICATION_FAILED: i16 = 58;
+    pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub(crate) const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+    pub(crate) const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+    pub(crate) const FENCED_LEADER_EPOCH: i16 = 74;
+    pub(crate) const UNKNOWN_LEADER_EPOCH: i16 = 75;
+    #[cfg(test)]
+    pub(crate) const OFFSET_NOT_AVAILABLE: i16 = 78;
+    pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
+    pub(crate) const FENCED_INSTANCE_ID: i16 = 82;
+    pub(crate) const UNKNOWN_TOPIC_ID: i16 = 100;
 }
 
 /// The classification table: every code whose reaction differs from "retriable when the
@@ -76,7 +77,7 @@ const TABLE: &[(i16, Class)] = &[
 ];
 
 /// How the client reacts to `code`.
-pub fn class(code: i16) -> Class {
+pub(crate) fn class(code: i16) -> Class {
     match TABLE.iter().find(|(c, _)| *c == code) {
         Some((_, class)) => *class,
         None if ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable()) => {
@@ -87,18 +88,18 @@ pub fn class(code: i16) -> Class {
 }
 
 /// Whether asking again (after refreshing the route, for [`Class::StaleRoute`]) may succeed.
-pub fn is_retriable(code: i16) -> bool {
+pub(crate) fn is_retriable(code: i16) -> bool {
     matches!(class(code), Class::StaleRoute | Class::Retriable)
 }
 
 /// Whether the cached leader or coordinator is stale after this answer.
-pub fn is_stale_route(code: i16) -> bool {
+pub(crate) fn is_stale_route(code: i16) -> bool {
     class(code) == Class::StaleRoute
 }
 
 /// The Kafka name of an error code: `NOT_COORDINATOR` for 16, `UNKNOWN_ERROR_CODE_32000` for
 /// codes this build does not know.
-pub fn error_name(code: i16) -> String {
+pub(crate) fn error_name(code: i16) -> String {
     match ResponseError::try_from_code(code) {
         None => "NONE".to_string(),
         Some(ResponseError::Unknown(c)) => format!("UNKNOWN_ERROR_CODE_{c}"),

@@ -13,45 +13,45 @@
 //! trailing-bytes check in [`decode_body`] catches a version mismatch instead of silently
 //! returning garbage. No I/O here.
 
-pub mod api;
-pub mod api_versions;
+pub(crate) mod api;
+pub(crate) mod api_versions;
 pub mod consumer_protocol;
-pub mod describe_groups;
-pub mod error;
+pub(crate) mod describe_groups;
+pub(crate) mod error;
 pub mod fetch;
-pub mod find_coordinator;
+pub(crate) mod find_coordinator;
 pub mod heartbeat;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
-pub mod list_groups;
-pub mod list_offsets;
+pub(crate) mod list_groups;
+pub(crate) mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
-pub mod offset_fetch;
+pub(crate) mod offset_fetch;
 pub mod produce;
-pub mod reader;
+pub(crate) mod reader;
 pub mod records;
-pub mod sasl;
+pub(crate) mod sasl;
 pub mod sync_group;
 
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use api_versions::{decode_api_versions, ApiVersion, ApiVersionsResponse};
-pub use describe_groups::{DescribeGroupsResponse, DescribedGroup, DescribedGroupMember};
-pub use find_coordinator::{Coordinator, FindCoordinatorResponse};
-pub use list_groups::{ListGroupsResponse, ListedGroup};
-pub use list_offsets::{ListOffsetsPartition, ListOffsetsResponse, ListOffsetsTopic};
-pub use metadata::{MetadataBroker, MetadataPartition, MetadataResponse, MetadataTopic};
-pub use offset_fetch::{
-    OffsetFetchGroup, OffsetFetchPartition, OffsetFetchResponse, OffsetFetchTopic,
-};
-pub use reader::{DecodeError, DecodeErrorKind, DecodeResult, Reader};
+pub use api_versions::{decode_api_versions, ApiVersionsResponse};
+pub use describe_groups::DescribeGroupsResponse;
+pub(crate) use describe_groups::DescribedGroup;
+pub use find_coordinator::FindCoordinatorResponse;
+pub use list_groups::ListGroupsResponse;
+pub use list_offsets::ListOffsetsResponse;
+pub use metadata::MetadataResponse;
+pub use offset_fetch::OffsetFetchResponse;
+pub use reader::Reader;
+pub(crate) use reader::{DecodeError, DecodeErrorKind};
 pub use sasl::{SaslAuthenticateResponse, SaslHandshakeResponse};
 
 /// `FIRST_FLEXIBLE` of an API that never uses the flexible encoding.
-pub const NEVER_FLEXIBLE: i16 = i16::MAX;
+pub(crate) const NEVER_FLEXIBLE: i16 = i16::MAX;
 
 /// A response body this crate can decode safely.
 pub trait Response: Sized {
@@ -93,7 +93,7 @@ pub fn decode_body_bytes<R: Response>(body: &bytes::Bytes, version: i16) -> Resu
 }
 
 /// Response header: correlation id (+ tagged fields when flexible). ApiVersions responses
-/// always use header v0 (see [`response_header_flexible`]).
+/// always use header v0 (see `response_header_flexible`, which the tests use).
 pub fn decode_response_header(r: &mut Reader<'_>, flexible: bool) -> Result<i32, DecodeError> {
     let correlation_id = r
         .i32("correlation_id")
@@ -103,9 +103,10 @@ pub fn decode_response_header(r: &mut Reader<'_>, flexible: bool) -> Result<i32,
     Ok(correlation_id)
 }
 
+#[cfg(test)]
 /// Whether the response header of `R` at `version` is the flexible one (header v1).
 /// ApiVersions is the exception: its response header is always v0.
-pub fn response_header_flexible<R: Response>(version: i16) -> bool {
+pub(crate) fn response_header_flexible<R: Response>(version: i16) -> bool {
     R::API_KEY != api::API_VERSIONS && version >= R::FIRST_FLEXIBLE
 }
 

@@ -95,7 +95,7 @@ impl DecodeError {
 }
 
 /// Result of every decoding step.
-pub type DecodeResult<T> = Result<T, DecodeError>;
+pub(crate) type DecodeResult<T> = Result<T, DecodeError>;
 
 /// Upper bound, in bytes, of what an array decode reserves up front. Beyond it the `Vec` grows as
 /// elements actually decode, so memory stays proportional to the bytes consumed.

@@ -24,7 +24,7 @@
 //! [`visible_records`] is the consumer's read_committed filter, a pure function of the batches
 //! and the partition's aborted-transaction list (Java's `CompletedFetch` algorithm).
 
-pub mod compression;
+pub(crate) mod compression;
 pub mod encode;
 
 use std::collections::HashSet;
@@ -38,21 +38,21 @@ use super::fetch::AbortedTransaction;
 use super::reader::{prealloc_len, DecodeError, DecodeErrorKind, DecodeResult, Reader};
 
 /// Default for `max_decompressed`: 64 MiB per fetched partition.
-pub const DEFAULT_MAX_DECOMPRESSED: usize = 64 << 20;
+pub(crate) const DEFAULT_MAX_DECOMPRESSED: usize = 64 << 20;
 
 /// Producer id of batches written by a non-idempotent producer.
-pub const NO_PRODUCER_ID: i64 = -1;
+pub(crate) const NO_PRODUCER_ID: i64 = -1;
 
 /// Bytes before `batch_length` is counted (base_offset + batch_length).
-pub const LOG_OVERHEAD: usize = 12;
+pub(crate) const LOG_OVERHEAD: usize = 12;
 /// Bytes up to and including the magic byte.
 const HEADER_UP_TO_MAGIC: usize = 17;
 /// The whole v2 batch header.
-pub const BATCH_HEADER: usize = 61;
+pub(crate) const BATCH_HEADER: usize = 61;
 /// Start of the CRC-covered part (attributes).
 const CRC_START: usize = 21;
 /// The highest offset a record may have: the offset after it must still be an `i64`.
-pub const MAX_OFFSET: i64 = i64::MAX - 1;
+pub(crate) const MAX_OFFSET: i64 = i64::MAX - 1;
 
 /// Compression codec of a batch (attributes bits 0–2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -330,7 +330,7 @@ impl Iterator for BatchIter<'_> {
 
 /// Decodes every complete batch of `records`; a truncated last batch is dropped silently.
 /// `max_decompressed` bounds the total decompressed size (see [`DEFAULT_MAX_DECOMPRESSED`]).
-pub fn decode_batches(
+pub(crate) fn decode_batches(
     records: &Bytes,
     max_decompressed: usize,
 ) -> Result<Vec<Batch>, RecordsError> {

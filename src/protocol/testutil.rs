@@ -9,7 +9,7 @@ use kafka_protocol::protocol::Encodable;
 use super::{decode_body, decode_body_bytes, DecodeErrorKind, Response};
 
 /// Record batches (v2) as a broker stores them, encoded by kafka-protocol.
-pub fn encode_batch(
+pub(crate) fn encode_batch(
     records: &[kafka_protocol::records::Record],
     compression: kafka_protocol::records::Compression,
 ) -> Vec<u8> {
@@ -28,7 +28,13 @@ pub fn encode_batch(
 
 /// One batch of `count` plain records from `offset` stamped `ts`, `ts + 1`, … (`producer` ≥ 0:
 /// transactional), or a transaction marker (`marker` = Some(commit)), uncompressed.
-pub fn txn_batch(offset: i64, count: i64, producer: i64, marker: Option<bool>, ts: i64) -> Vec<u8> {
+pub(crate) fn txn_batch(
+    offset: i64,
+    count: i64,
+    producer: i64,
+    marker: Option<bool>,
+    ts: i64,
+) -> Vec<u8> {
     use kafka_protocol::records::{Compression, Record, TimestampType};
     let records: Vec<Record> = (0..count)
         .map(|i| Record {
@@ -57,7 +63,10 @@ pub fn txn_batch(offset: i64, count: i64, producer: i64, marker: Option<bool>, t
 }
 
 /// A Fetch answer for one partition: `batches` back to back, `aborted` as (producer, first offset).
-pub fn fetch_answer(batches: &[Vec<u8>], aborted: &[(i64, i64)]) -> super::fetch::FetchPartition {
+pub(crate) fn fetch_answer(
+    batches: &[Vec<u8>],
+    aborted: &[(i64, i64)],
+) -> super::fetch::FetchPartition {
     super::fetch::FetchPartition {
         records: Some(Bytes::from(batches.concat())),
         aborted_transactions: Some(
@@ -74,13 +83,13 @@ pub fn fetch_answer(batches: &[Vec<u8>], aborted: &[(i64, i64)]) -> super::fetch
 }
 
 /// xorshift64*: deterministic, dependency-free.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -88,13 +97,13 @@ impl Rng {
         self.0 = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
 /// Encodes `msg` at `version` with kafka-protocol's own encoder.
-pub fn encode<T: Encodable>(msg: &T, version: i16) -> Vec<u8> {
+pub(crate) fn encode<T: Encodable>(msg: &T, version: i16) -> Vec<u8> {
     let mut buf = BytesMut::new();
     msg.encode(&mut buf, version)
         .unwrap_or_else(|e| panic!("kafka-protocol refused to encode v{version}: {e}"));
@@ -103,7 +112,7 @@ pub fn encode<T: Encodable>(msg: &T, version: i16) -> Vec<u8> {
 
 /// Decodes at any version, bypassing the `VERSIONS` check of `decode_body`: used to prove that
 /// the code paths for newer versions (not yet negotiated) already match kafka-protocol.
-pub fn decode_unchecked<R: Response>(body: &[u8], version: i16) -> R {
+pub(crate) fn decode_unchecked<R: Response>(body: &[u8], version: i16) -> R {
     let mut r = super::Reader::new(body);
     let out = R::decode(&mut r, version).unwrap_or_else(|e| panic!("{} v{version}: {e}", R::NAME));
     r.expect_end()
@@ -112,12 +121,12 @@ pub fn decode_unchecked<R: Response>(body: &[u8], version: i16) -> R {
 }
 
 /// Compact (flexible) count/length that decodes to u32::MAX - 1 elements.
-pub const COMPACT_HUGE: [u8; 5] = [0xff, 0xff, 0xff, 0xff, 0x0f];
+pub(crate) const COMPACT_HUGE: [u8; 5] = [0xff, 0xff, 0xff, 0xff, 0x0f];
 /// Classic count/length i32::MAX.
-pub const CLASSIC_HUGE: [u8; 4] = [0x7f, 0xff, 0xff, 0xff];
+pub(crate) const CLASSIC_HUGE: [u8; 4] = [0x7f, 0xff, 0xff, 0xff];
 
 /// `prefix` + a huge array count + 9 bytes: must fail on the count, not allocate.
-pub fn assert_count_bomb<R: Response + Debug>(version: i16, prefix: &[u8]) {
+pub(crate) fn assert_count_bomb<R: Response + Debug>(version: i16, prefix: &[u8]) {
     let flexible = version >= R::FIRST_FLEXIBLE;
     let mut body = prefix.to_vec();
     body.extend_from_slice(if flexible {
@@ -142,7 +151,7 @@ pub fn assert_count_bomb<R: Response + Debug>(version: i16, prefix: &[u8]) {
 }
 
 /// `prefix` + a string length far beyond the body: must fail on the length.
-pub fn assert_string_bomb<R: Response + Debug>(version: i16, prefix: &[u8]) {
+pub(crate) fn assert_string_bomb<R: Response + Debug>(version: i16, prefix: &[u8]) {
     let flexible = version >= R::FIRST_FLEXIBLE;
     let mut body = prefix.to_vec();
     body.extend_from_slice(if flexible {
@@ -164,7 +173,7 @@ pub fn assert_string_bomb<R: Response + Debug>(version: i16, prefix: &[u8]) {
 /// The hostile battery for one valid encoding of `R` at `version`:
 /// truncation at every byte, a trailing byte, a 6-byte varint, huge counts written at every
 /// offset, and random mutations. None may panic; the structural ones must fail.
-pub fn exercise<R: Response + Debug>(version: i16, valid: &[u8], seed: u64) {
+pub(crate) fn exercise<R: Response + Debug>(version: i16, valid: &[u8], seed: u64) {
     let name = R::NAME;
     decode_body::<R>(valid, version).unwrap_or_else(|e| panic!("{e}"));
     decode_body_bytes::<R>(&Bytes::copy_from_slice(valid), version)

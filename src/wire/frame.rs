@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Why a frame could not be read. The connection is unusable after any of these.
 #[derive(Debug, thiserror::Error)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     /// The size prefix is negative: the peer does not speak Kafka.
     #[error("received a negative frame size ({0}): the peer is not a Kafka broker or the stream is corrupt")]
     NegativeSize(i32),
@@ -26,7 +26,7 @@ pub enum FrameError {
 const CHUNK: usize = 64 * 1024;
 
 /// Reads one frame. `Ok(None)` means the peer closed the connection cleanly between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
 ) -> Result<Option<Bytes>, FrameError> {

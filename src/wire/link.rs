@@ -95,7 +95,7 @@ impl Shared {
 }
 
 /// A multiplexed, framed connection to one broker.
-pub struct Link {
+pub(super) struct Link {
     shared: Arc<Shared>,
     writer: mpsc::UnboundedSender<Bytes>,
     tasks: [JoinHandle<()>; 2],
@@ -111,7 +111,12 @@ impl Drop for Link {
 }
 
 impl Link {
-    pub fn new(stream: Box<dyn Stream>, addr: &str, max_frame: usize, client_id: &str) -> Self {
+    pub(super) fn new(
+        stream: Box<dyn Stream>,
+        addr: &str,
+        max_frame: usize,
+        client_id: &str,
+    ) -> Self {
         let (rd, wr) = tokio::io::split(stream);
         let shared = Arc::new(Shared {
             addr: addr.into(),
@@ -128,22 +133,22 @@ impl Link {
         }
     }
 
-    pub fn addr(&self) -> &str {
+    pub(super) fn addr(&self) -> &str {
         &self.shared.addr
     }
 
     /// Why the link is unusable, if it is.
-    pub fn closed(&self) -> Option<Arc<str>> {
+    pub(super) fn closed(&self) -> Option<Arc<str>> {
         self.shared.lock().closed.clone()
     }
 
     /// Marks the link unusable (the first reason wins) and fails every waiting request.
-    pub fn poison(&self, reason: String) {
+    pub(super) fn poison(&self, reason: String) {
         self.shared.poison(reason);
     }
 
     /// Sends `req` at `version` and waits for the response body (header already removed).
-    pub async fn roundtrip<Q: Request>(
+    pub(super) async fn roundtrip<Q: Request>(
         &self,
         req: &Q,
         version: i16,

@@ -14,11 +14,11 @@ use tokio_rustls::TlsConnector;
 use super::WireError;
 
 /// A bidirectional byte stream.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Opens TCP to `host:port`, then TLS when `tls` is set, verifying the certificate against `host`.
-pub async fn open(
+pub(super) async fn open(
     host: &str,
     port: u16,
     tls: Option<&Arc<rustls::ClientConfig>>,

@@ -52,7 +52,7 @@ impl BrokerVersions {
 }
 
 /// Intersection of two inclusive ranges (may be empty: min > max).
-pub fn intersect(a: (i16, i16), b: (i16, i16)) -> (i16, i16) {
+pub(crate) fn intersect(a: (i16, i16), b: (i16, i16)) -> (i16, i16) {
     (a.0.max(b.0), a.1.min(b.1))
 }
 

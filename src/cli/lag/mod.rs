@@ -31,8 +31,8 @@ use crate::offsets::timestamps::{self, Peeks};
 use crate::offsets::{describe_groups, fetch_committed, fetch_ends, GroupQuery, TopicPartition};
 use crate::protocol::error::error_name;
 
-pub use render::View;
-pub use report::{GroupReport, Row};
+pub(crate) use render::View;
+pub(crate) use report::GroupReport;
 use report::{Snapshot, Target};
 
 /// Show offsets and lag of consumer groups.

@@ -9,14 +9,14 @@ use super::report::{GroupReport, TopicAssignment};
 
 /// Which table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
+pub(crate) enum View {
     Offsets,
     Members,
     State,
 }
 
 /// The whole text output of one refresh.
-pub fn render(reports: &[GroupReport], view: View) -> String {
+pub(super) fn render(reports: &[GroupReport], view: View) -> String {
     match view {
         View::Offsets => offsets(reports),
         View::Members => members(reports),
@@ -31,7 +31,7 @@ fn num(v: Option<i64>) -> String {
 }
 
 /// A time lag for a person: the two largest units, `0s`, `45s`, `3m12s`, `2h5m`, `3d4h`.
-pub fn duration(ms: i64) -> String {
+pub(super) fn duration(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
     match (d, h, m) {
@@ -176,7 +176,7 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 }
 
 /// kafka-consumer-groups' words for a group that does not exist.
-pub fn does_not_exist(group: &str) -> String {
+pub(super) fn does_not_exist(group: &str) -> String {
     format!("Consumer group '{group}' does not exist.\n")
 }
 

@@ -18,7 +18,7 @@ use crate::offsets::{Ends, GroupDescription, GroupOffsets, OffsetsError, TopicPa
 
 /// What to show: a group and, optionally, the topics whose every partition is listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(super) struct Target {
     pub group: String,
     /// Show every partition of these topics; `None` = the group's commits and assignments only.
     pub topics: Option<Vec<String>>,
@@ -30,7 +30,7 @@ pub struct Target {
 
 /// Everything one look at the cluster returned.
 #[derive(Debug, Default)]
-pub struct Snapshot {
+pub(super) struct Snapshot {
     pub committed: BTreeMap<String, Result<GroupOffsets, OffsetsError>>,
     pub described: BTreeMap<String, Result<GroupDescription, OffsetsError>>,
     /// Partitions of each topic a target names; `Err` = why it has none (does not exist, …).
@@ -45,7 +45,7 @@ pub struct Snapshot {
 
 /// One row: kafka-consumer-groups' columns, then ours.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Row {
+pub(crate) struct Row {
     pub topic: String,
     pub partition: i32,
     /// CURRENT-OFFSET: the committed offset; `None` when the group never committed here.
@@ -66,7 +66,7 @@ pub struct Row {
 
 /// One member, as `--members` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct MemberReport {
+pub(crate) struct MemberReport {
     pub consumer_id: String,
     pub group_instance_id: Option<String>,
     pub host: String,
@@ -76,14 +76,14 @@ pub struct MemberReport {
 
 /// Some partitions of one topic.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct TopicAssignment {
+pub(crate) struct TopicAssignment {
     pub topic: String,
     pub partitions: Vec<i32>,
 }
 
 /// The coordinator, as `--state` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Coordinator {
+pub(crate) struct Coordinator {
     pub id: i32,
     pub host: String,
     pub port: u16,
@@ -91,7 +91,7 @@ pub struct Coordinator {
 
 /// One group of output.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct GroupReport {
+pub(crate) struct GroupReport {
     pub group: String,
     /// False when the group has no member and no commit (DescribeGroups says `Dead`).
     pub exists: bool,
@@ -117,7 +117,7 @@ pub struct GroupReport {
 
 impl GroupReport {
     /// Something asked for could not be shown: exit 1.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.error.is_some()
             || self.unknown_partitions > 0
             || !self.missing_topics.is_empty()
@@ -126,13 +126,13 @@ impl GroupReport {
 }
 
 /// The reports of `targets`, in their order.
-pub fn reports(targets: &[Target], snap: &Snapshot, policy: &Policy) -> Vec<GroupReport> {
+pub(super) fn reports(targets: &[Target], snap: &Snapshot, policy: &Policy) -> Vec<GroupReport> {
     targets.iter().map(|t| report(t, snap, policy)).collect()
 }
 
 /// The partitions `t` shows — its commits and refusals, its members' assignments, every
 /// partition of the topics it names — and the named topics the cluster does not have.
-pub fn shown(t: &Target, snap: &Snapshot) -> (BTreeSet<TopicPartition>, Vec<String>) {
+pub(super) fn shown(t: &Target, snap: &Snapshot) -> (BTreeSet<TopicPartition>, Vec<String>) {
     let wanted = |topic: &str| {
         t.topics
             .as_ref()
@@ -159,7 +159,7 @@ pub fn shown(t: &Target, snap: &Snapshot) -> (BTreeSet<TopicPartition>, Vec<Stri
 
 /// The records whose timestamps the time lags of `targets` need: (partition, from, end), once
 /// each (pure; ends and commits must be in `snap`).
-pub fn time_wants(
+pub(super) fn time_wants(
     targets: &[Target],
     snap: &Snapshot,
     policy: &Policy,

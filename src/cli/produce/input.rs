@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use memchr::memmem::Finder;
 
 /// Splits a byte stream at a delimiter.
-pub struct Splitter {
+pub(super) struct Splitter {
     finder: Finder<'static>,
     delim_len: usize,
     buf: BytesMut,
@@ -22,14 +22,14 @@ pub struct Splitter {
 
 /// A record longer than the limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TooLong {
+pub(super) struct TooLong {
     /// 1-based number of the record in the input.
     pub record: u64,
     pub limit: usize,
 }
 
 impl Splitter {
-    pub fn new(delimiter: &[u8], max_record: usize) -> Self {
+    pub(super) fn new(delimiter: &[u8], max_record: usize) -> Self {
         Splitter {
             finder: Finder::new(delimiter).into_owned(),
             delim_len: delimiter.len(),
@@ -41,13 +41,13 @@ impl Splitter {
     }
 
     /// The buffer to read more input into (at least `reserve` bytes of room).
-    pub fn buffer(&mut self, reserve: usize) -> &mut BytesMut {
+    pub(super) fn buffer(&mut self, reserve: usize) -> &mut BytesMut {
         self.buf.reserve(reserve);
         &mut self.buf
     }
 
     /// The next complete record, if the buffer holds one.
-    pub fn next_record(&mut self) -> Result<Option<Bytes>, TooLong> {
+    pub(super) fn next_record(&mut self) -> Result<Option<Bytes>, TooLong> {
         let from = self
             .scanned
             .saturating_sub(self.delim_len.saturating_sub(1));
@@ -74,7 +74,7 @@ impl Splitter {
     }
 
     /// At the end of the input: the last record when it had no delimiter after it.
-    pub fn finish(&mut self) -> Result<Option<Bytes>, TooLong> {
+    pub(super) fn finish(&mut self) -> Result<Option<Bytes>, TooLong> {
         if self.buf.is_empty() {
             return Ok(None);
         }
@@ -96,7 +96,7 @@ impl Splitter {
 
 /// Key and value of one input record: split at the first `key_delimiter` when there is one
 /// (no delimiter in the record: no key, the whole record is the value, as kcat does).
-pub fn key_value(
+pub(super) fn key_value(
     record: Bytes,
     key_delimiter: Option<&Finder<'_>>,
     len: usize,
@@ -112,7 +112,7 @@ pub fn key_value(
 
 /// A delimiter as typed: `\n`, `\t`, `\r`, `\0`, `\\` and `\xHH` are escapes, anything else is
 /// itself. Empty is an error.
-pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
+pub(super) fn unescape(text: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let b = text.as_bytes();
     let mut i = 0;
@@ -152,7 +152,7 @@ pub fn unescape(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// `-H name=value`: split at the first `=`; the name must not be empty, the value may.
-pub fn header(text: &str) -> Result<(Bytes, Option<Bytes>), String> {
+pub(super) fn header(text: &str) -> Result<(Bytes, Option<Bytes>), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((
             Bytes::copy_from_slice(name.as_bytes()),

@@ -14,7 +14,7 @@ use crate::config::ConfigError;
 
 /// Reads the mapping from `--kafkadata FILE` or the `kafkadata` variable, with the parser's
 /// warnings (for the caller to log).
-pub fn load(
+pub(crate) fn load(
     env: &dyn Env,
     file: &Option<PathBuf>,
 ) -> Result<(Kafkadata, Vec<String>), ConfigError> {

@@ -9,25 +9,16 @@ use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
-/// The keys this module reads from a job entry.
-pub const KEYS: &[&str] = &[
-    "min_lag",
-    "max_wait",
-    "records_per_instance",
-    "max_instances",
-    "idle_timeout",
-];
-
 /// The longest `max_wait` accepted: a day (a record older than that is not "batched").
-pub const MAX_WAIT_LIMIT: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_WAIT_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 /// The longest `idle_timeout` accepted: what the consumer's `IDLE_TIMEOUT` accepts (7 days).
-pub const IDLE_TIMEOUT_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const IDLE_TIMEOUT_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A job's wake-up policy (see `lag::wake` for what it decides) and how long its runs stay up
 /// once idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WakePolicy {
+pub(crate) struct WakePolicy {
     /// A partition counts as lagging only from this many records (activation).
     pub min_lag: Option<u64>,
     /// Wake anyway once the oldest waiting record is this old (the batching window).
@@ -43,12 +34,12 @@ pub struct WakePolicy {
 
 impl WakePolicy {
     /// True when no key is set: today's behaviour.
-    pub fn is_default(&self) -> bool {
+    pub(crate) fn is_default(&self) -> bool {
         *self == WakePolicy::default()
     }
 
     /// True when no key changes *when* or *how many* instances wake (`idle_timeout` does not).
-    pub fn wakes_as_default(&self) -> bool {
+    pub(crate) fn wakes_as_default(&self) -> bool {
         WakePolicy {
             idle_timeout: None,
             ..*self
@@ -58,7 +49,7 @@ impl WakePolicy {
 
     /// The environment every run of the job gets on top of the launcher's own:
     /// `IDLE_TIMEOUT=<seconds>` when `idle_timeout` is set, else nothing.
-    pub fn run_env(&self) -> Vec<(String, String)> {
+    pub(crate) fn run_env(&self) -> Vec<(String, String)> {
         self.idle_timeout
             .map(|d| vec![("IDLE_TIMEOUT".to_string(), d.as_secs().to_string())])
             .unwrap_or_default()
@@ -107,7 +98,7 @@ impl fmt::Display for WakePolicy {
 }
 
 /// `30s`, `5m`, `1h`, `250ms` as written in a mapping.
-pub fn show_duration(d: Duration) -> String {
+pub(crate) fn show_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
@@ -121,7 +112,7 @@ pub fn show_duration(d: Duration) -> String {
 }
 
 /// A duration: a whole number and a unit, `ms`, `s`, `m` or `h` (`30s`, `5m`); `None` otherwise.
-pub fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = t.split_at(split);
@@ -137,7 +128,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// Reads the policy keys of one job entry; an error is (key, what is wrong and how to fix it).
-pub fn parse(map: &Mapping) -> Result<WakePolicy, (&'static str, String)> {
+pub(crate) fn parse(map: &Mapping) -> Result<WakePolicy, (&'static str, String)> {
     let count = |key: &'static str, what: &str, max: u64| -> Result<Option<u64>, _> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(None),

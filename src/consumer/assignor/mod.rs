@@ -17,19 +17,19 @@ mod sticky;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use sticky::{cooperative_sticky, COOPERATIVE_STICKY};
+pub(crate) use sticky::{cooperative_sticky, COOPERATIVE_STICKY};
 
 /// Protocol name of the range assignor.
-pub const RANGE: &str = "range";
+pub(crate) const RANGE: &str = "range";
 /// Protocol name of the round-robin assignor.
-pub const ROUND_ROBIN: &str = "roundrobin";
+pub(crate) const ROUND_ROBIN: &str = "roundrobin";
 
 /// Assignment per member id: `(topic, partitions)` pairs.
-pub type Plan = BTreeMap<String, Vec<(String, Vec<i32>)>>;
+pub(crate) type Plan = BTreeMap<String, Vec<(String, Vec<i32>)>>;
 
 /// A group member as the leader sees it in the JoinGroup response.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Member {
+pub(crate) struct Member {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     /// Subscribed topics (from its ConsumerProtocolSubscription).
@@ -41,7 +41,7 @@ pub struct Member {
 }
 
 /// Anything that describes a member: [`Member`], or `(member_id, topics)` for dynamic members.
-pub trait MemberSubscription {
+pub(crate) trait MemberSubscription {
     fn member_id(&self) -> &str;
     fn group_instance_id(&self) -> Option<&str>;
     fn topics(&self) -> &[String];
@@ -132,7 +132,7 @@ fn partition_count(counts: &BTreeMap<String, i32>, topic: &str) -> Option<i32> {
 
 /// Range: per topic, the subscribed members (in member order) get contiguous ranges; the
 /// first `partitions % members` members get one extra partition.
-pub fn range<M: MemberSubscription>(members: &[M], counts: &BTreeMap<String, i32>) -> Plan {
+pub(crate) fn range<M: MemberSubscription>(members: &[M], counts: &BTreeMap<String, i32>) -> Plan {
     let order = sorted(members);
     let topics: BTreeSet<&str> = members
         .iter()
@@ -166,7 +166,10 @@ pub fn range<M: MemberSubscription>(members: &[M], counts: &BTreeMap<String, i32
 /// Round-robin: all partitions of all subscribed topics, sorted by (topic, partition), dealt
 /// one by one over the members in member order, skipping members not subscribed to the topic.
 /// The dealing position carries over from one topic to the next (as in Java).
-pub fn round_robin<M: MemberSubscription>(members: &[M], counts: &BTreeMap<String, i32>) -> Plan {
+pub(crate) fn round_robin<M: MemberSubscription>(
+    members: &[M],
+    counts: &BTreeMap<String, i32>,
+) -> Plan {
     let order = sorted(members);
     let topics: BTreeSet<&str> = members
         .iter()
@@ -197,20 +200,20 @@ pub fn round_robin<M: MemberSubscription>(members: &[M], counts: &BTreeMap<Strin
 }
 
 /// Whether `protocol` rebalances cooperatively: members keep what they own across a join.
-pub fn is_cooperative(protocol: &str) -> bool {
+pub(crate) fn is_cooperative(protocol: &str) -> bool {
     protocol == COOPERATIVE_STICKY
 }
 
 /// Every assignor this member can run, in the default order of preference.
-pub const SUPPORTED: [&str; 3] = [COOPERATIVE_STICKY, RANGE, ROUND_ROBIN];
+pub(crate) const SUPPORTED: [&str; 3] = [COOPERATIVE_STICKY, RANGE, ROUND_ROBIN];
 
 /// The group chose an assignor this member cannot run (its name).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unsupported partition assignor '{name}' (supported: {COOPERATIVE_STICKY}, {RANGE}, {ROUND_ROBIN})", name = .0)]
-pub struct UnsupportedAssignor(pub String);
+pub(crate) struct UnsupportedAssignor(pub String);
 
 /// Runs the assignor named `protocol` ([`COOPERATIVE_STICKY`], [`RANGE`] or [`ROUND_ROBIN`]).
-pub fn assign<M: MemberSubscription>(
+pub(crate) fn assign<M: MemberSubscription>(
     protocol: &str,
     members: &[M],
     counts: &BTreeMap<String, i32>,

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{plan, sorted, MemberSubscription, Plan};
 
 /// Protocol name of the cooperative sticky assignor (as Java and librdkafka spell it).
-pub const COOPERATIVE_STICKY: &str = "cooperative-sticky";
+pub(crate) const COOPERATIVE_STICKY: &str = "cooperative-sticky";
 
 /// Most single-partition moves of the balancing step: far above what any real group needs
 /// (moves ≤ partitions in practice); a bound so hostile subscriptions cannot spin the leader.
@@ -35,7 +35,7 @@ const MOVE_BUDGET_PER_PARTITION: usize = 8;
 const NOBODY: usize = usize::MAX;
 
 /// Computes a cooperative-sticky assignment. Every member appears in the result.
-pub fn cooperative_sticky<M: MemberSubscription>(
+pub(crate) fn cooperative_sticky<M: MemberSubscription>(
     members: &[M],
     counts: &BTreeMap<String, i32>,
 ) -> Plan {

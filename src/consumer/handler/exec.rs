@@ -46,13 +46,13 @@ use super::HandlerError;
 
 /// A validated `--exec` command.
 #[derive(Debug, Clone)]
-pub struct Exec {
+pub(crate) struct Exec {
     command: String,
     timeout: Duration,
 }
 
 impl Exec {
-    pub fn new(command: &str, timeout: Duration) -> Result<Exec, HandlerError> {
+    pub(crate) fn new(command: &str, timeout: Duration) -> Result<Exec, HandlerError> {
         if command.trim().is_empty() {
             return Err(HandlerError::InvalidExec(
                 "the command is empty: give a shell command, e.g. --exec 'jq -c . >> out.jsonl'"
@@ -71,7 +71,7 @@ impl Exec {
     }
 
     /// Runs the command once for the whole batch. An empty batch starts nothing.
-    pub async fn run(&self, batch: &[Message]) -> Result<(), HandlerError> {
+    pub(crate) async fn run(&self, batch: &[Message]) -> Result<(), HandlerError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -118,7 +118,7 @@ impl Exec {
 }
 
 /// The batch as JSON lines (see the module doc).
-pub fn encode_batch(batch: &[Message]) -> Vec<u8> {
+pub(crate) fn encode_batch(batch: &[Message]) -> Vec<u8> {
     let mut out = Vec::with_capacity(batch.len() * 128);
     for m in batch {
         let line = Line {

@@ -14,10 +14,10 @@ use crate::consumer::message::Message;
 use super::rfc3339;
 
 /// Bytes of a key or value shown before the rest is summarised.
-pub const SHOWN_BYTES: usize = 1024;
+pub(crate) const SHOWN_BYTES: usize = 1024;
 
 /// Logs every record of the batch. Never fails.
-pub fn log_batch(batch: &[Message]) {
+pub(crate) fn log_batch(batch: &[Message]) {
     let now = now_ms();
     for m in batch {
         let key = shown(m.key.as_deref(), SHOWN_BYTES);
@@ -49,7 +49,7 @@ pub fn log_batch(batch: &[Message]) {
 }
 
 /// Milliseconds since the Unix epoch, 0 if the clock is before it.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -59,7 +59,7 @@ pub fn now_ms() -> i64 {
 /// How a key or value appears in a log line:
 /// `<null>`, `<empty>`, UTF-8 text (control characters escaped, cut after `limit` bytes with a
 /// `…<+N bytes>` marker), or `<N bytes>` for anything that is not UTF-8.
-pub fn shown(bytes: Option<&[u8]>, limit: usize) -> String {
+pub(crate) fn shown(bytes: Option<&[u8]>, limit: usize) -> String {
     let Some(bytes) = bytes else {
         return "<null>".to_string();
     };

@@ -6,7 +6,7 @@
 //! next attempt. Each handler kind lives in its own file; this one only picks and validates.
 
 pub(crate) mod exec;
-pub mod log;
+pub(crate) mod log;
 pub(crate) mod rfc3339;
 pub(crate) mod sink;
 
@@ -16,7 +16,7 @@ use crate::consumer::message::Message;
 
 /// Which handler the consumer runs, as the command line chose it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum HandlerSpec {
+pub(crate) enum HandlerSpec {
     /// One log line per record (the default, like the sample).
     #[default]
     Log,
@@ -36,7 +36,7 @@ pub enum HandlerSpec {
 /// Why a handler could not be built or a record could not be handled. Messages name the flag
 /// and never include record contents.
 #[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
+pub(crate) enum HandlerError {
     /// The `--exec` command is unusable.
     #[error("--exec: {0}")]
     InvalidExec(String),
@@ -75,7 +75,7 @@ pub enum HandlerError {
 impl HandlerError {
     /// A stable name of the failure kind, for the dead-letter copy's
     /// `kafka_dlt-exception-fqcn` header (where Spring puts the exception's class name).
-    pub fn kind_name(&self) -> &'static str {
+    pub(crate) fn kind_name(&self) -> &'static str {
         match self {
             HandlerError::InvalidExec(_) | HandlerError::InvalidSink { .. } => {
                 "kafka-observer.InvalidHandler"
@@ -92,7 +92,7 @@ impl HandlerError {
 /// A batch stopped early: the first `handled` records are done, the one after failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{error} (after {handled} handled records)")]
-pub struct Failure {
+pub(crate) struct Failure {
     pub handled: usize,
     /// The handler knows the failure is the record right after the handled ones (`--sink`
     /// delivers one at a time); `false` when it could be any of the rest (`--exec`).
@@ -102,7 +102,7 @@ pub struct Failure {
 
 /// A ready-to-use handler, built once per consumer from its [`HandlerSpec`].
 #[derive(Debug)]
-pub struct Handler {
+pub(crate) struct Handler {
     kind: Kind,
 }
 
@@ -119,7 +119,7 @@ enum Kind {
 
 /// A scripted handler for unit tests.
 #[cfg(test)]
-pub type Script = Box<dyn FnMut(&[Message]) -> Result<(), Failure> + Send>;
+pub(crate) type Script = Box<dyn FnMut(&[Message]) -> Result<(), Failure> + Send>;
 
 impl std::fmt::Debug for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -137,7 +137,7 @@ impl std::fmt::Debug for Kind {
 impl Handler {
     /// Validates the spec (non-empty command; URL parses, is http/https, has a host) and
     /// prepares what it needs (the HTTP client of a sink).
-    pub fn new(spec: &HandlerSpec) -> Result<Handler, HandlerError> {
+    pub(crate) fn new(spec: &HandlerSpec) -> Result<Handler, HandlerError> {
         let kind = match spec {
             HandlerSpec::Log => Kind::Log,
             HandlerSpec::Discard => Kind::Discard,
@@ -155,7 +155,7 @@ impl Handler {
 
     /// A handler that runs `script` (unit tests).
     #[cfg(test)]
-    pub fn scripted(script: Script) -> Handler {
+    pub(crate) fn scripted(script: Script) -> Handler {
         Handler {
             kind: Kind::Script(script),
         }
@@ -164,7 +164,7 @@ impl Handler {
     /// Handles records in order. `Ok` = all handled. `Err` carries how many records at the
     /// START of the batch were handled before the failure, so the caller commits exactly up to
     /// there and retries the rest.
-    pub async fn handle(&mut self, batch: &[Message]) -> Result<(), Failure> {
+    pub(crate) async fn handle(&mut self, batch: &[Message]) -> Result<(), Failure> {
         match &mut self.kind {
             Kind::Log => {
                 log::log_batch(batch);

@@ -14,7 +14,7 @@ const EPOCH_SHIFT: i64 = 719_468;
 /// `2024-02-29T12:34:56.789Z` for a Unix time in milliseconds (negative = before 1970).
 ///
 /// `None` outside years 0000–9999, which RFC 3339's four-digit year cannot express.
-pub fn format_millis(unix_ms: i64) -> Option<String> {
+pub(crate) fn format_millis(unix_ms: i64) -> Option<String> {
     let secs = unix_ms.div_euclid(1000);
     let millis = unix_ms.rem_euclid(1000);
     let days = secs.div_euclid(86_400);

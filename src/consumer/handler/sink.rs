@@ -40,9 +40,9 @@ use super::rfc3339;
 use super::HandlerError;
 
 /// `ce-type` of every event: the type Knative's Kafka source uses.
-pub const EVENT_TYPE: &str = "dev.knative.kafka.event";
+pub(crate) const EVENT_TYPE: &str = "dev.knative.kafka.event";
 /// `content-type` when the record does not name one.
-pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+pub(crate) const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 /// Response bodies are read up to this size (so the connection can be reused); a longer body
 /// is dropped unread, which closes the connection.
 const MAX_RESPONSE_BODY: usize = 64 << 10;
@@ -51,7 +51,7 @@ const ERROR_BODY_SHOWN: usize = 200;
 
 /// A validated sink with its connection pool.
 #[derive(Debug)]
-pub struct Sink {
+pub(crate) struct Sink {
     uri: Uri,
     /// The URL as errors show it (no query).
     shown_url: String,
@@ -61,7 +61,7 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn new(url: &str, timeout: Duration, source: &str) -> Result<Sink, HandlerError> {
+    pub(crate) fn new(url: &str, timeout: Duration, source: &str) -> Result<Sink, HandlerError> {
         let invalid = |reason: &str| HandlerError::InvalidSink {
             url: display_url(url),
             reason: reason.to_string(),
@@ -114,7 +114,7 @@ impl Sink {
     }
 
     /// Delivers one record; `Ok` only for a 2xx answer.
-    pub async fn post(&self, m: &Message) -> Result<(), HandlerError> {
+    pub(crate) async fn post(&self, m: &Message) -> Result<(), HandlerError> {
         let mut req = http::Request::post(self.uri.clone())
             .header(USER_AGENT, crate::http_client::USER_AGENT)
             .body(Full::new(m.value.clone().unwrap_or_default()))
@@ -185,7 +185,7 @@ fn record_id(m: &Message) -> String {
 }
 
 /// The CloudEvents headers of one record, in a fixed order (see the module doc).
-pub fn event_headers(m: &Message, source: &str) -> Vec<(HeaderName, String)> {
+pub(crate) fn event_headers(m: &Message, source: &str) -> Vec<(HeaderName, String)> {
     let h = HeaderName::from_static;
     let mut out = vec![
         (h("ce-specversion"), "1.0".to_string()),
@@ -224,7 +224,7 @@ fn content_type(m: &Message) -> String {
 
 /// Percent-encoding of a CloudEvents string attribute for an HTTP header (binding §3.1.3.2):
 /// space, `"`, `%` and every byte outside `!`..=`~` become `%XX` (upper-case hex).
-pub fn header_text(value: &str) -> String {
+pub(crate) fn header_text(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         if (0x21..=0x7e).contains(&b) && b != b'"' && b != b'%' {
@@ -237,7 +237,7 @@ pub fn header_text(value: &str) -> String {
 }
 
 /// A URL as errors show it: without `user:password@` and with the query replaced by `?…`.
-pub fn display_url(raw: &str) -> String {
+pub(crate) fn display_url(raw: &str) -> String {
     let raw = raw.trim();
     let (mut base, query) = match raw.split_once('?') {
         Some((base, _)) => (base.to_string(), true),

@@ -5,7 +5,7 @@
 //! what it receives with the same rules, so parsing is strict and shared.
 
 /// The most indices one job run may have (Code Engine's array size limit).
-pub const MAX_ARRAY_SIZE: u32 = 1000;
+pub(crate) const MAX_ARRAY_SIZE: u32 = 1000;
 
 /// Why a job array spec was refused. Each variant carries the whole spec (it is what the
 /// operator or the API sent) and the piece that is wrong; the fake Code Engine answers with

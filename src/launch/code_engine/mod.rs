@@ -33,14 +33,15 @@ use crate::http_client::{
 use crate::iam::IamTokenManager;
 use crate::retry::{jitter_unit, Backoff};
 
-pub use array_spec::{array_spec, array_spec_len, ArraySpecError, MAX_ARRAY_SIZE};
+pub use array_spec::{array_spec, array_spec_len};
 pub use error::CeError;
-pub use model::{active_count, CreateJobRun, JobRun, RunTally, StatusDetails};
+pub use model::CreateJobRun;
+pub(crate) use model::{JobRun, RunTally};
 
 /// Runs per page asked of ListJobRuns (the API's maximum).
 const PAGE_LIMIT: u32 = 100;
 /// A project holds at most 100 job runs, so more pages than this means a server that loops.
-pub const MAX_PAGES: usize = 1000;
+pub(crate) const MAX_PAGES: usize = 1000;
 /// 100 job runs of a few KiB each fit easily.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 

@@ -95,8 +95,9 @@ impl StatusDetails {
     }
 }
 
+#[cfg(test)]
 /// The seed's count of a job's active instances: Σ over its runs of requested + pending + running.
-pub fn active_count(runs: &[JobRun]) -> u32 {
+pub(crate) fn active_count(runs: &[JobRun]) -> u32 {
     runs.iter()
         .fold(0u32, |n, r| n.saturating_add(r.status_details.active()))
 }

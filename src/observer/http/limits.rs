@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 
 /// The server's limits (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
@@ -39,7 +39,7 @@ pub struct Limits {
 
 /// Default cap on open connections (also bounded by the descriptor limit, see
 /// [`Limits::for_descriptor_limit`]).
-pub const MAX_CONNECTIONS: usize = 128;
+pub(crate) const MAX_CONNECTIONS: usize = 128;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -57,7 +57,7 @@ impl Limits {
     /// The defaults with the cap lowered to a quarter of the process's descriptor limit
     /// (`soft`), so that HTTP clients alone can never use up the descriptors the broker
     /// connections and consumer children need.
-    pub fn for_descriptor_limit(soft: Option<u64>) -> Limits {
+    pub(crate) fn for_descriptor_limit(soft: Option<u64>) -> Limits {
         let mut l = Limits::default();
         if let Some(soft) = soft {
             l.max_connections = l.max_connections.min((soft / 4).max(4) as usize);
@@ -67,7 +67,7 @@ impl Limits {
 }
 
 /// The process's soft limit on open descriptors, when it can be read.
-pub fn descriptor_limit() -> Option<u64> {
+pub(crate) fn descriptor_limit() -> Option<u64> {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
 
@@ -75,7 +75,7 @@ pub fn descriptor_limit() -> Option<u64> {
 /// `err`: nothing for errors of one connection (it was reset before we took it), doubling from
 /// `min` to `max` for everything else — above all running out of descriptors, where retrying
 /// at once only spins.
-pub fn accept_pause(err: &io::Error, failures: u32, limits: &Limits) -> Duration {
+pub(crate) fn accept_pause(err: &io::Error, failures: u32, limits: &Limits) -> Duration {
     use io::ErrorKind::*;
     if matches!(
         err.kind(),
@@ -90,18 +90,18 @@ pub fn accept_pause(err: &io::Error, failures: u32, limits: &Limits) -> Duration
 }
 
 /// A failed accept is logged at most this often; the line says how many failed since.
-pub const LOG_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Rate limit for one kind of log line.
 #[derive(Debug, Default)]
-pub struct LogLimit {
+pub(crate) struct LogLimit {
     last: Option<Instant>,
     suppressed: u64,
 }
 
 impl LogLimit {
     /// `Some(n)` when a line is due now (`n` events were not logged since the last line).
-    pub fn due(&mut self, now: Instant) -> Option<u64> {
+    pub(crate) fn due(&mut self, now: Instant) -> Option<u64> {
         match self.last {
             Some(t) if now.duration_since(t) < LOG_EVERY => {
                 self.suppressed += 1;
@@ -118,7 +118,7 @@ impl LogLimit {
 /// The open connections, so that a new one beyond the cap can take the slot of the one that
 /// waited longest.
 #[derive(Debug, Default)]
-pub struct Slots {
+pub(crate) struct Slots {
     inner: Mutex<SlotsInner>,
 }
 
@@ -130,7 +130,7 @@ struct SlotsInner {
 
 /// One open connection as the registry sees it.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     id: u64,
     /// When its last request was answered (or it was accepted).
     since: Mutex<Instant>,
@@ -144,19 +144,19 @@ pub struct Slot {
 
 impl Slot {
     /// A request head arrived: the connection is doing what it is for.
-    pub fn serving(&self) {
+    pub(crate) fn serving(&self) {
         self.serving.store(true, Ordering::Relaxed);
     }
 
     /// The answer was handed to the connection: back to waiting for the next request.
-    pub fn answered(&self) {
+    pub(crate) fn answered(&self) {
         self.serving.store(false, Ordering::Relaxed);
         *self.since.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
 }
 
 /// Frees the slot when the connection ends.
-pub struct SlotGuard {
+pub(crate) struct SlotGuard {
     slots: Arc<Slots>,
     pub slot: Arc<Slot>,
 }
@@ -175,14 +175,14 @@ impl Slots {
 
     /// Number of open connections.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().open.len()
     }
 
     /// A slot for a new connection. At the cap, the connection that has waited longest
     /// without a request in service (else the oldest in service) is told to close and its
     /// slot is taken; returns whether one was evicted.
-    pub fn admit(self: &Arc<Self>, cap: usize) -> (SlotGuard, bool) {
+    pub(crate) fn admit(self: &Arc<Self>, cap: usize) -> (SlotGuard, bool) {
         let mut inner = self.lock();
         let mut evicted = false;
         while inner.open.len() >= cap.max(1) {
@@ -219,7 +219,7 @@ impl Slots {
     /// Connections younger than [`FREE_MIN_AGE`] are spared, so a newcomer always has time to
     /// send its request (else, with descriptors held elsewhere, each accept would close the one
     /// before).
-    pub async fn free_one(&self) -> bool {
+    pub(crate) async fn free_one(&self) -> bool {
         let Some(slot) = Self::evict(&mut self.lock(), FREE_MIN_AGE) else {
             return false;
         };
@@ -249,10 +249,10 @@ impl Slots {
 }
 
 /// See [`Slots::free_one`].
-pub const FREE_MIN_AGE: Duration = Duration::from_millis(500);
+pub(crate) const FREE_MIN_AGE: Duration = Duration::from_millis(500);
 
 /// A stream that remembers when a byte last moved in either direction.
-pub struct Watched<S> {
+pub(crate) struct Watched<S> {
     inner: S,
     epoch: Instant,
     /// Milliseconds after `epoch` of the last read or write that moved bytes.
@@ -260,7 +260,7 @@ pub struct Watched<S> {
 }
 
 impl<S> Watched<S> {
-    pub fn new(inner: S) -> (Watched<S>, Activity) {
+    pub(crate) fn new(inner: S) -> (Watched<S>, Activity) {
         let epoch = Instant::now();
         let last = Arc::new(AtomicU64::new(0));
         (
@@ -281,13 +281,13 @@ impl<S> Watched<S> {
 
 /// The other side of [`Watched`]: when did the connection last move?
 #[derive(Clone)]
-pub struct Activity {
+pub(crate) struct Activity {
     epoch: Instant,
     last: Arc<AtomicU64>,
 }
 
 impl Activity {
-    pub fn last(&self) -> Instant {
+    pub(crate) fn last(&self) -> Instant {
         self.epoch + Duration::from_millis(self.last.load(Ordering::Relaxed))
     }
 }

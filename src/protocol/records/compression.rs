@@ -123,7 +123,7 @@ fn snappy_block(block: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<bool, Str
 }
 
 /// Compresses the records section of a batch with `codec` (`None` returns it as is).
-pub fn compress(codec: Compression, data: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn compress(codec: Compression, data: &[u8]) -> Result<Vec<u8>, String> {
     let io = |e: std::io::Error| format!("{codec} compression failed: {e}");
     match codec {
         Compression::None => Ok(data.to_vec()),

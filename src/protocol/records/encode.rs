@@ -44,7 +44,7 @@ pub struct BatchBuilder {
 }
 
 /// Bytes of a zig-zag varint.
-pub fn varint_len(v: i64) -> usize {
+pub(crate) fn varint_len(v: i64) -> usize {
     let mut u = zigzag(v);
     let mut n = 1;
     while u >= 0x80 {
@@ -59,7 +59,7 @@ fn zigzag(v: i64) -> u64 {
 }
 
 /// Appends a zig-zag varint (Kafka's record-level varint and varlong).
-pub fn put_varint(buf: &mut BytesMut, v: i64) {
+pub(crate) fn put_varint(buf: &mut BytesMut, v: i64) {
     let mut u = zigzag(v);
     while u >= 0x80 {
         buf.put_u8((u as u8 & 0x7f) | 0x80);
@@ -87,7 +87,7 @@ fn put_field(buf: &mut BytesMut, b: Option<&[u8]>) {
 
 /// The encoded size of one record (length prefix included), as [`BatchBuilder::push`] writes
 /// it at position `offset_delta` with `timestamp_delta`.
-pub fn record_len(
+pub(crate) fn record_len(
     offset_delta: i32,
     timestamp_delta: i64,
     key: Option<&[u8]>,
@@ -231,7 +231,7 @@ fn attributes(c: Compression) -> i16 {
 
 /// Rewrites the producer id, epoch and base sequence of an encoded batch and fixes its CRC.
 /// `batch` must be a batch from [`BatchBuilder::finish`].
-pub fn restamp(batch: &Bytes, stamp: ProducerStamp) -> Bytes {
+pub(crate) fn restamp(batch: &Bytes, stamp: ProducerStamp) -> Bytes {
     let mut b = BytesMut::from(&batch[..]);
     b[43..51].copy_from_slice(&stamp.producer_id.to_be_bytes());
     b[51..53].copy_from_slice(&stamp.producer_epoch.to_be_bytes());

@@ -15,7 +15,9 @@ use std::str::FromStr;
 
 use crate::config::secret::Secret;
 
-pub use oauthbearer::{Token, TokenError, TokenFuture, TokenSource};
+pub use oauthbearer::Token;
+pub(crate) use oauthbearer::TokenError;
+pub use oauthbearer::{TokenFuture, TokenSource};
 
 /// A SASL mechanism Kafka supports and we implement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,7 +79,7 @@ pub struct Credentials {
 
 /// What the client does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Send these bytes to the broker (in a SaslAuthenticate request) and feed its reply to
     /// [`SaslClient::step`].
     Send(Vec<u8>),
@@ -142,7 +144,7 @@ enum Inner {
 
 /// A client-side SASL exchange: [`initial`](Self::initial), then [`step`](Self::step) with
 /// each server message until [`Step::Done`].
-pub struct SaslClient {
+pub(crate) struct SaslClient {
     mechanism: Mechanism,
     inner: Inner,
 }
@@ -159,7 +161,7 @@ impl fmt::Debug for SaslClient {
 impl SaslClient {
     /// Prepares an exchange; SCRAM draws its nonce from the OS random source here.
     /// OAUTHBEARER takes no password: use [`oauth_bearer`](Self::oauth_bearer).
-    pub fn new(mechanism: Mechanism, creds: &Credentials) -> Result<Self, SaslError> {
+    pub(crate) fn new(mechanism: Mechanism, creds: &Credentials) -> Result<Self, SaslError> {
         let nonce = match mechanism {
             Mechanism::Plain | Mechanism::OAuthBearer => String::new(),
             _ => scram::random_nonce()?,
@@ -168,7 +170,7 @@ impl SaslClient {
     }
 
     /// An OAUTHBEARER exchange presenting `token`.
-    pub fn oauth_bearer(token: &Secret) -> Result<Self, SaslError> {
+    pub(crate) fn oauth_bearer(token: &Secret) -> Result<Self, SaslError> {
         Ok(SaslClient {
             mechanism: Mechanism::OAuthBearer,
             inner: Inner::OAuthBearer(oauthbearer::OAuthBearer::new(token)?),
@@ -194,13 +196,14 @@ impl SaslClient {
         Ok(SaslClient { mechanism, inner })
     }
 
+    #[cfg(test)]
     /// The mechanism this exchange runs.
-    pub fn mechanism(&self) -> Mechanism {
+    pub(crate) fn mechanism(&self) -> Mechanism {
         self.mechanism
     }
 
     /// The first client message (sent in the first SaslAuthenticate request).
-    pub fn initial(&mut self) -> Vec<u8> {
+    pub(crate) fn initial(&mut self) -> Vec<u8> {
         match &mut self.inner {
             Inner::Plain(p) => p.initial(),
             Inner::Scram(s) => s.initial(),
@@ -209,7 +212,7 @@ impl SaslClient {
     }
 
     /// Consumes the broker's reply and returns the next message to send, or [`Step::Done`].
-    pub fn step(&mut self, server: &[u8]) -> Result<Step, SaslError> {
+    pub(crate) fn step(&mut self, server: &[u8]) -> Result<Step, SaslError> {
         match &mut self.inner {
             Inner::Plain(p) => p.step(server),
             Inner::Scram(s) => s.step(server),
@@ -219,7 +222,7 @@ impl SaslClient {
 
     /// What the server objected to, when it sent an error challenge before failing the
     /// exchange (OAUTHBEARER); never contains the token.
-    pub fn server_failure(&self) -> Option<&str> {
+    pub(crate) fn server_failure(&self) -> Option<&str> {
         match &self.inner {
             Inner::OAuthBearer(o) => o.failure(),
             _ => None,
