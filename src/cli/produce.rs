@@ -23,7 +23,7 @@ use super::kafka::KafkaArgs;
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
 use crate::config::env::ProcessEnv;
-use crate::config::settings::{flag, number, parsed, required};
+use crate::config::produce::{self, Codec, ProduceFlags};
 use crate::consumer::handler::log::now_ms;
 use crate::offsets::TopicPartition;
 use crate::producer::partitioner::{for_key, Sticky};
@@ -82,7 +82,7 @@ pub struct ProduceArgs {
 /// Records handed to the producer at a time.
 const CHUNK_RECORDS: usize = 2048;
 
-/// Everything the flags say, checked.
+/// Everything the flags say, checked ([`produce::resolve`]), in the producer's types.
 struct Plan {
     topic: String,
     delimiter: Vec<u8>,
@@ -93,65 +93,50 @@ struct Plan {
     max_record: usize,
 }
 
-fn plan(a: &ProduceArgs, request_timeout: Duration) -> Result<Plan, CliError> {
-    let topic = required(&ProcessEnv, &a.topic, "--topic", "KAFKA_TOPIC", "the topic")?;
-    if topic.value.trim().is_empty() || topic.value.contains(',') {
-        return Err(invalid(
-            &topic.origin,
-            format!("expected one topic name, got '{}'", topic.value),
-        ));
+impl ProduceArgs {
+    fn flags(&self) -> ProduceFlags {
+        ProduceFlags {
+            topic: self.topic.clone(),
+            delimiter: self.delimiter.clone(),
+            key_delimiter: self.key_delimiter.clone(),
+            headers: self.headers.clone(),
+            partition: self.partition.clone(),
+            compression: self.compression.clone(),
+            batch_bytes: self.batch_bytes.clone(),
+            linger_ms: self.linger_ms.clone(),
+            max_record_bytes: self.max_record_bytes.clone(),
+        }
     }
-    let delimiter = match &a.delimiter {
-        Some(d) => input::unescape(d).map_err(|m| invalid("--delimiter", m))?,
-        None => b"\n".to_vec(),
-    };
-    let key_delimiter = match &a.key_delimiter {
-        Some(d) => Some(input::unescape(d).map_err(|m| invalid("--key-delimiter", m))?),
-        None => None,
-    };
-    let headers = a
-        .headers
-        .iter()
-        .map(|h| input::header(h).map_err(|m| invalid("-H", m)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let partition = parsed(flag(&a.partition, "--partition"), None, |v| {
-        v.parse::<i32>()
-            .ok()
-            .filter(|p| *p >= 0)
-            .map(Some)
-            .ok_or_else(|| format!("expected a partition number (0 or more), got '{v}'"))
-    })?;
-    let compression = parsed(
-        flag(&a.compression, "--compression"),
-        Compression::None,
-        |v| {
-            Compression::from_name(v)
-                .ok_or_else(|| format!("expected none, gzip, snappy, lz4 or zstd, got '{v}'"))
-        },
-    )?;
-    let batch_bytes = parsed(
-        flag(&a.batch_bytes, "--batch-bytes"),
-        512 << 10,
-        number(1, 64 << 20),
-    )?;
-    let linger = parsed(flag(&a.linger_ms, "--linger-ms"), 5, number(0, 60_000))?;
-    let max_record = parsed(
-        flag(&a.max_record_bytes, "--max-record-bytes"),
-        1 << 20,
-        number(1, 256 << 20),
-    )?;
-    let mut config = ProducerConfig::new(compression, request_timeout);
-    config.batch_bytes = batch_bytes as usize;
-    config.linger = Duration::from_millis(linger);
+}
+
+fn compression(c: Codec) -> Compression {
+    match c {
+        Codec::None => Compression::None,
+        Codec::Gzip => Compression::Gzip,
+        Codec::Snappy => Compression::Snappy,
+        Codec::Lz4 => Compression::Lz4,
+        Codec::Zstd => Compression::Zstd,
+    }
+}
+
+fn plan(a: &ProduceArgs, request_timeout: Duration) -> Result<Plan, CliError> {
+    let s = produce::resolve(&ProcessEnv, &a.flags())?;
+    let mut config = ProducerConfig::new(compression(s.compression), request_timeout);
+    config.batch_bytes = s.batch_bytes;
+    config.linger = s.linger;
     config.buffer_bytes = config.buffer_bytes.max(2 * config.batch_bytes);
     Ok(Plan {
-        topic: topic.value.trim().to_string(),
-        delimiter,
-        key_delimiter,
-        headers,
-        partition,
+        topic: s.topic,
+        delimiter: s.delimiter,
+        key_delimiter: s.key_delimiter,
+        headers: s
+            .headers
+            .into_iter()
+            .map(|(name, value)| (Bytes::from(name), Some(Bytes::from(value))))
+            .collect(),
+        partition: s.partition,
         config,
-        max_record: max_record as usize,
+        max_record: s.max_record,
     })
 }
 

@@ -14,6 +14,7 @@ pub(crate) mod kafka;
 pub(crate) mod kafkadata;
 pub(crate) mod lag;
 pub(crate) mod observe;
+pub(crate) mod produce;
 pub(crate) mod secret;
 pub(crate) mod settings;
 

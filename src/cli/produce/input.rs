@@ -1,6 +1,7 @@
 //! Turning `produce`'s input into records, the way `kcat -P` does: records separated by a
 //! delimiter (a newline unless `--delimiter` says otherwise), an optional key delimiter that
-//! splits each record into key and value, and `-H name=value` headers added to every record.
+//! splits each record into key and value. The delimiters (their escapes) and the `-H` headers
+//! are read and checked in [`crate::config::produce`]; this is only the splitting.
 //!
 //! Pure and zero-copy: input is read into one buffer and records are slices of it. A record is
 //! bounded (`max_record`): a file without delimiters cannot grow the buffer forever.
@@ -110,58 +111,6 @@ pub(super) fn key_value(
     }
 }
 
-/// A delimiter as typed: `\n`, `\t`, `\r`, `\0`, `\\` and `\xHH` are escapes, anything else is
-/// itself. Empty is an error.
-pub(super) fn unescape(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'\\' {
-            out.push(b[i]);
-            i += 1;
-            continue;
-        }
-        let esc = b.get(i + 1).copied();
-        let (byte, used) = match esc {
-            Some(b'n') => (b'\n', 2),
-            Some(b't') => (b'\t', 2),
-            Some(b'r') => (b'\r', 2),
-            Some(b'0') => (0, 2),
-            Some(b'\\') => (b'\\', 2),
-            Some(b'x') => {
-                let hex = text.get(i + 2..i + 4).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(v) if hex.len() == 2 => (v, 4),
-                    _ => return Err(format!("'\\x' needs two hex digits in '{text}'")),
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "unknown escape in '{text}': use \\n, \\t, \\r, \\0, \\\\ or \\xHH"
-                ))
-            }
-        };
-        out.push(byte);
-        i += used;
-    }
-    if out.is_empty() {
-        return Err("must not be empty".into());
-    }
-    Ok(out)
-}
-
-/// `-H name=value`: split at the first `=`; the name must not be empty, the value may.
-pub(super) fn header(text: &str) -> Result<(Bytes, Option<Bytes>), String> {
-    match text.split_once('=') {
-        Some((name, value)) if !name.is_empty() => Ok((
-            Bytes::copy_from_slice(name.as_bytes()),
-            Some(Bytes::copy_from_slice(value.as_bytes())),
-        )),
-        _ => Err(format!("expected NAME=VALUE, got '{text}'")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,32 +191,5 @@ mod tests {
         assert_eq!(kv("::v"), (Some(Bytes::new()), Bytes::from_static(b"v")));
         assert_eq!(kv("no key"), (None, Bytes::from_static(b"no key")));
         assert_eq!(key_value(Bytes::from_static(b"a::b"), None, 0).0, None);
-    }
-
-    #[test]
-    fn unescape_table() {
-        assert_eq!(unescape("\\n").unwrap(), b"\n");
-        assert_eq!(unescape("\\t|\\0").unwrap(), b"\t|\0");
-        assert_eq!(unescape("\\x1e").unwrap(), [0x1e]);
-        assert_eq!(unescape("::").unwrap(), b"::");
-        assert_eq!(unescape("\\\\").unwrap(), b"\\");
-        assert!(unescape("").unwrap_err().contains("empty"));
-        assert!(unescape("\\q").unwrap_err().contains("unknown escape"));
-        assert!(unescape("\\x1").unwrap_err().contains("two hex digits"));
-        assert!(unescape("\\xzz").unwrap_err().contains("two hex digits"));
-    }
-
-    #[test]
-    fn header_table() {
-        assert_eq!(
-            header("trace=abc=d").unwrap(),
-            (
-                Bytes::from_static(b"trace"),
-                Some(Bytes::from_static(b"abc=d"))
-            )
-        );
-        assert_eq!(header("empty=").unwrap().1, Some(Bytes::new()));
-        assert!(header("=v").is_err());
-        assert!(header("novalue").unwrap_err().contains("NAME=VALUE"));
     }
 }
