@@ -15,9 +15,8 @@ use super::observe::load_kafkadata;
 use super::CliError;
 use crate::cluster::Cluster;
 use crate::config::env::ProcessEnv;
-use crate::config::kafka::ENV_BROKERS;
+use crate::config::kafka::brokers_given;
 use crate::config::kafkadata::Job;
-use crate::config::settings::var;
 
 /// Validate a kafkadata mapping, offline or against the cluster.
 #[derive(Debug, Clone, Args)]
@@ -144,7 +143,7 @@ pub async fn run(a: CheckArgs) -> Result<(), CliError> {
     for line in explained {
         say!("{line}");
     }
-    if a.kafka.bootstrap.is_none() && var(&ProcessEnv, ENV_BROKERS)?.is_none() {
+    if !brokers_given(&ProcessEnv, &a.kafka.bootstrap)? {
         say!("no brokers given (--bootstrap): the cluster was not checked");
         return Ok(());
     }

@@ -152,6 +152,16 @@ pub struct KafkaSettings {
     pub max_frame_bytes: usize,
 }
 
+/// Whether brokers were given at all (`--bootstrap`, else the binding's variable), for a
+/// subcommand that connects only when they were (`check`). The variable is not read when the
+/// flag is given; a variable that is not UTF-8 is refused by name.
+pub(crate) fn brokers_given(
+    env: &dyn Env,
+    bootstrap: &Option<String>,
+) -> Result<bool, ConfigError> {
+    Ok(bootstrap.is_some() || var(env, ENV_BROKERS)?.is_some())
+}
+
 /// Flags first, then the environment; every problem names its flag or variable.
 pub(crate) fn resolve(env: &dyn Env, f: &KafkaFlags) -> Result<KafkaSettings, ConfigError> {
     let (brokers_text, origin, from_binding) = match (&f.bootstrap, var(env, ENV_BROKERS)?) {

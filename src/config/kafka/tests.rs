@@ -301,3 +301,29 @@ fn tls_files_timeouts_and_frame_size() {
         )
     );
 }
+
+#[test]
+fn brokers_are_given_by_the_flag_or_the_binding() {
+    use std::os::unix::ffi::OsStringExt;
+    let flag = Some(BS.to_string());
+    assert_eq!(brokers_given(&VarTable::default(), &None), Ok(false));
+    assert_eq!(
+        brokers_given(&VarTable::new(&[(ENV_BROKERS, " ")]), &None),
+        Ok(false)
+    );
+    assert_eq!(brokers_given(&VarTable::default(), &flag), Ok(true));
+    assert_eq!(
+        brokers_given(&VarTable::new(&[(ENV_BROKERS, BS)]), &None),
+        Ok(true)
+    );
+    let bad = VarTable::default().with_raw(ENV_BROKERS, std::ffi::OsString::from_vec(vec![0xff]));
+    // The flag given, the variable is not read.
+    assert_eq!(brokers_given(&bad, &flag), Ok(true));
+    let e = brokers_given(&bad, &None).unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "The setting MESSAGEHUB_KAFKA_BROKERS_SASL is invalid: the value is not valid UTF-8"
+        ),
+        "{e}"
+    );
+}
