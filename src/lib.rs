@@ -17,14 +17,14 @@
 //! | Layer | Module | Responsibility | Uses |
 //! |---|---|---|---|
 //! | wiring | [`cli`] | subcommands (`observe`, `consume`, `lag`, `check`, `produce`): clap flags in, handed to [`config`], the result wired to the layers below; exit codes out (0 ok, 1 runtime failure, 2 usage or configuration) | everything below |
-//! | config | [`config`] | **pure** resolution and validation before any socket opens: flag beats variable ([`config::settings`], the environment passed in as a [`config::env::Env`]), the connection ([`config::kafka`]), `observe`'s loop and launcher ([`config::observe`]), the consumer's group and handler ([`config::consume`]) and failure policy ([`config::failure`]), `lag`'s targets ([`config::lag`]), `produce`'s topic, delimiters, headers and batches ([`config::produce`]), the kafkadata mapping and broker lists; [`config::secret`] values redact themselves; errors name the field, variable or flag | — |
+//! | config | [`config`] | **pure** resolution and validation before any socket opens: flag beats variable ([`config::settings`], the environment passed in as a [`config::env::Env`]), the connection ([`config::kafka`]), `observe`'s loop and launcher ([`config::observe`]), the consumer's group and handler ([`config::consume`]) and failure policy ([`config::failure`]), `lag`'s targets ([`config::lag`]), `produce`'s topic, delimiters, headers and batches ([`config::produce`]), the kafkadata mapping and broker lists; [`config::secret`] values redact themselves; errors name the field, variable or flag | `protocol` (SASL mechanism names) |
 //! | loop | [`observer`] | the reconcile loop: snapshot → plan → act → export; the long poll that wakes it; `/metrics` and `/healthz` | `cluster`, `config`, `http_client`, `lag`, `launch`, `offsets`, `protocol` |
 //! | launch | [`launch`] | Code Engine job runs and local processes behind one interface, called from the launcher's own tasks with deadlines | `config`, `http_client`, `iam`, `lag`, `redact`, `retry` |
 //! | decide | [`lag`] | **pure**: [`lag::Policy`] (which end of the log counts, where a consumer starts), lag per partition and group, the reconcile plan, stuck partitions | `offsets` (data types), `protocol` (error codes) |
 //! | snapshot | [`offsets`] | batched snapshots: log starts and ends per leader, commits and members per coordinator, the long-poll Fetch; errors per partition or group | `cluster`, `protocol`, `retry`, `wire` |
 //! | routing | [`cluster`] | bootstrap, metadata cache, leader and coordinator routing, one connection per broker and lane | `config`, `protocol`, `retry`, `wire` |
 //! | connection | [`wire`] | one broker connection: TCP/TLS, SASL, framing, correlation ids, version negotiation | `config`, `protocol`, `retry` |
-//! | bytes | [`protocol`] | bounds-checked decoders of every response read, Kafka error classes, API names; no I/O | — |
+//! | bytes | [`protocol`] | bounds-checked decoders of every response read, Kafka error classes, API names, SASL mechanism names; no I/O | — |
 //!
 //! Beside the observer's stack, using the same Kafka layers:
 //!

@@ -132,7 +132,7 @@ pub(crate) fn connect(s: &KafkaSettings) -> Result<Kafka, CliError> {
             username,
             password,
         }) => Some(SaslConfig {
-            mechanism: wire_mechanism(*mechanism),
+            mechanism: *mechanism,
             credentials: Credentials {
                 username: username.clone(),
                 password: password.clone(),
@@ -169,16 +169,6 @@ pub(crate) fn connect(s: &KafkaSettings) -> Result<Kafka, CliError> {
             client_id: "kafka-observer".into(),
         },
     })
-}
-
-/// The wire's name for a mechanism `config` resolved.
-fn wire_mechanism(m: settings::Mechanism) -> Mechanism {
-    match m {
-        settings::Mechanism::Plain => Mechanism::Plain,
-        settings::Mechanism::ScramSha256 => Mechanism::ScramSha256,
-        settings::Mechanism::ScramSha512 => Mechanism::ScramSha512,
-        settings::Mechanism::OAuthBearer => Mechanism::OAuthBearer,
-    }
 }
 
 /// OAUTHBEARER with IBM IAM access tokens for `key` (the user name is not used); a key or URL

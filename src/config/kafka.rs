@@ -16,6 +16,7 @@ use super::env::Env;
 use super::secret::Secret;
 use super::settings::{invalid, parse_bool, switch, var};
 use super::ConfigError;
+pub(crate) use crate::protocol::sasl::Mechanism;
 
 pub(crate) const ENV_BROKERS: &str = "MESSAGEHUB_KAFKA_BROKERS_SASL";
 pub(crate) const ENV_USER: &str = "MESSAGEHUB_USER";
@@ -54,45 +55,14 @@ pub struct KafkaFlags {
     pub max_frame_bytes: usize,
 }
 
-/// A SASL mechanism by its Kafka name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
-    Plain,
-    ScramSha256,
-    ScramSha512,
-    OAuthBearer,
-}
-
-impl Mechanism {
-    const ALL: [Mechanism; 4] = [
-        Mechanism::Plain,
-        Mechanism::ScramSha256,
-        Mechanism::ScramSha512,
-        Mechanism::OAuthBearer,
-    ];
-
-    /// The name Kafka uses in SaslHandshake and `sasl.mechanism`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Mechanism::Plain => "PLAIN",
-            Mechanism::ScramSha256 => "SCRAM-SHA-256",
-            Mechanism::ScramSha512 => "SCRAM-SHA-512",
-            Mechanism::OAuthBearer => "OAUTHBEARER",
-        }
-    }
-
-    /// The mechanism named `v` (any case, surrounding blanks ignored).
-    fn parse(v: &str, origin: &str) -> Result<Mechanism, ConfigError> {
-        Self::ALL
-            .into_iter()
-            .find(|m| m.name().eq_ignore_ascii_case(v.trim()))
-            .ok_or_else(|| {
-                invalid(
-                    origin,
-                    format!("unknown SASL mechanism '{v}': use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
-                )
-            })
-    }
+/// The mechanism named `v` (any case, surrounding blanks ignored), or an error naming `origin`.
+fn mechanism(v: &str, origin: &str) -> Result<Mechanism, ConfigError> {
+    Mechanism::from_name(v).ok_or_else(|| {
+        invalid(
+            origin,
+            format!("unknown SASL mechanism '{v}': use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
+        )
+    })
 }
 
 /// How to authenticate.
@@ -185,8 +155,8 @@ pub(crate) fn resolve(env: &dyn Env, f: &KafkaFlags) -> Result<KafkaSettings, Co
     let username = or_env(env, &f.username, ENV_USER)?;
     let password = or_env(env, &f.password, ENV_PASSWORD)?;
     let mechanism = match (&f.sasl_mechanism, var(env, ENV_MECHANISM)?) {
-        (Some(m), _) => Some(Mechanism::parse(m, "--sasl-mechanism")?),
-        (None, Some(m)) => Some(Mechanism::parse(&m, ENV_MECHANISM)?),
+        (Some(m), _) => Some(mechanism(m, "--sasl-mechanism")?),
+        (None, Some(m)) => Some(mechanism(&m, ENV_MECHANISM)?),
         (None, None) => None,
     };
     let sasl = if mechanism == Some(Mechanism::OAuthBearer) {

@@ -1,10 +1,59 @@
 //! SaslHandshake (key 17) and SaslAuthenticate (key 36). SaslHandshake never uses the flexible
 //! encoding (its header stays v0 too).
 
+use std::fmt;
+
 use bytes::Bytes;
 
 use super::reader::{DecodeResult, Reader};
 use super::{Response, NEVER_FLEXIBLE};
+
+/// A SASL mechanism Kafka supports and we implement, by the name Kafka gives it. It lives here,
+/// at the bottom, because both `config` (which reads the name a person typed) and `wire` (which
+/// runs the exchange) need it and `config` sits below `wire`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mechanism {
+    /// RFC 4616; only safe inside TLS (Event Streams: user `token`, password = API key).
+    Plain,
+    /// RFC 5802 / 7677 with SHA-256.
+    ScramSha256,
+    /// RFC 5802 with SHA-512.
+    ScramSha512,
+    /// RFC 7628 with a bearer token (Event Streams: an IAM access token).
+    OAuthBearer,
+}
+
+impl Mechanism {
+    const ALL: [Mechanism; 4] = [
+        Mechanism::Plain,
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha512,
+        Mechanism::OAuthBearer,
+    ];
+
+    /// The name Kafka uses in SaslHandshake and `sasl.mechanism`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
+        }
+    }
+
+    /// The mechanism named `v`, in any case, surrounding blanks ignored.
+    pub(crate) fn from_name(v: &str) -> Option<Mechanism> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(v.trim()))
+    }
+}
+
+impl fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SaslHandshakeResponse {
@@ -66,6 +115,32 @@ impl Response for SaslAuthenticateResponse {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mechanism_names() {
+        use super::Mechanism;
+        let cases = [
+            ("PLAIN", Some(Mechanism::Plain)),
+            ("plain", Some(Mechanism::Plain)),
+            ("SCRAM-SHA-256", Some(Mechanism::ScramSha256)),
+            ("scram-sha-256", Some(Mechanism::ScramSha256)),
+            (" Scram-Sha-512 ", Some(Mechanism::ScramSha512)),
+            ("OAUTHBEARER", Some(Mechanism::OAuthBearer)),
+            ("oauthbearer", Some(Mechanism::OAuthBearer)),
+            ("", None),
+            ("GSSAPI", None),
+            ("OAUTH", None),
+            ("SCRAM-SHA-1", None),
+            ("SCRAM_SHA_256", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Mechanism::from_name(text), want, "{text}");
+        }
+        for m in Mechanism::ALL {
+            assert_eq!(Mechanism::from_name(m.name()), Some(m));
+            assert_eq!(m.to_string(), m.name());
+        }
+    }
+
     use super::*;
     use crate::protocol::testutil::{
         assert_count_bomb, assert_string_bomb, encode, exercise, CLASSIC_HUGE,

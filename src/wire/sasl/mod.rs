@@ -11,62 +11,13 @@ mod plain;
 mod scram;
 
 use std::fmt;
-use std::str::FromStr;
 
 use crate::config::secret::Secret;
 
+pub use crate::protocol::sasl::Mechanism;
 pub use oauthbearer::Token;
 pub(crate) use oauthbearer::TokenError;
 pub use oauthbearer::{TokenFuture, TokenSource};
-
-/// A SASL mechanism Kafka supports and we implement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mechanism {
-    /// RFC 4616; only safe inside TLS (Event Streams: user `token`, password = API key).
-    Plain,
-    /// RFC 5802 / 7677 with SHA-256.
-    ScramSha256,
-    /// RFC 5802 with SHA-512.
-    ScramSha512,
-    /// RFC 7628 with a bearer token from a [`TokenSource`] (Event Streams: an IAM access token).
-    OAuthBearer,
-}
-
-impl Mechanism {
-    /// The name Kafka uses in SaslHandshake and `sasl.mechanism`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Mechanism::Plain => "PLAIN",
-            Mechanism::ScramSha256 => "SCRAM-SHA-256",
-            Mechanism::ScramSha512 => "SCRAM-SHA-512",
-            Mechanism::OAuthBearer => "OAUTHBEARER",
-        }
-    }
-}
-
-impl fmt::Display for Mechanism {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Mechanism {
-    type Err = SaslError;
-
-    /// Accepts `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER` in any case.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        [
-            Mechanism::Plain,
-            Mechanism::ScramSha256,
-            Mechanism::ScramSha512,
-            Mechanism::OAuthBearer,
-        ]
-        .into_iter()
-        .find(|m| m.name().eq_ignore_ascii_case(t))
-        .ok_or_else(|| SaslError::UnknownMechanism(s.to_string()))
-    }
-}
 
 /// User name and password for SASL. `Debug` redacts the password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,12 +40,7 @@ pub(crate) enum Step {
 
 /// Why a SASL exchange failed. Messages never include the password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SaslError {
-    /// `--sasl-mechanism` (or similar) named something we do not implement.
-    #[error(
-        "unknown SASL mechanism '{0}': use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"
-    )]
-    UnknownMechanism(String),
+pub(crate) enum SaslError {
     /// The credentials cannot be encoded for this mechanism.
     #[error("invalid SASL credentials: {0}")]
     InvalidCredentials(&'static str),
@@ -238,35 +184,6 @@ mod tests {
         Credentials {
             username: user.into(),
             password: Secret::new(pass),
-        }
-    }
-
-    #[test]
-    fn mechanism_names() {
-        let cases = [
-            ("PLAIN", Mechanism::Plain),
-            ("plain", Mechanism::Plain),
-            ("SCRAM-SHA-256", Mechanism::ScramSha256),
-            ("scram-sha-256", Mechanism::ScramSha256),
-            (" Scram-Sha-512 ", Mechanism::ScramSha512),
-            ("OAUTHBEARER", Mechanism::OAuthBearer),
-            ("oauthbearer", Mechanism::OAuthBearer),
-        ];
-        for (text, want) in cases {
-            assert_eq!(text.parse::<Mechanism>().unwrap(), want, "{text}");
-        }
-        for m in [
-            Mechanism::Plain,
-            Mechanism::ScramSha256,
-            Mechanism::ScramSha512,
-            Mechanism::OAuthBearer,
-        ] {
-            assert_eq!(m.name().parse::<Mechanism>().unwrap(), m);
-            assert_eq!(m.to_string(), m.name());
-        }
-        for bad in ["", "GSSAPI", "OAUTH", "SCRAM-SHA-1", "SCRAM_SHA_256"] {
-            let err = bad.parse::<Mechanism>().unwrap_err();
-            assert!(err.to_string().contains("use PLAIN"), "{err}");
         }
     }
 
