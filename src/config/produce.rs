@@ -160,7 +160,8 @@ fn unescape(text: &str) -> Result<Vec<u8>, String> {
             Some(b'x') => {
                 let hex = text.get(i + 2..i + 4).unwrap_or("");
                 match u8::from_str_radix(hex, 16) {
-                    Ok(v) if hex.len() == 2 => (v, 4),
+                    // Two hex digits: from_str_radix alone would take "+1" for 0x01.
+                    Ok(v) if hex.len() == 2 && hex.bytes().all(|c| c.is_ascii_hexdigit()) => (v, 4),
                     _ => return Err(format!("'\\x' needs two hex digits in '{text}'")),
                 }
             }
@@ -314,6 +315,11 @@ mod tests {
                 &[],
                 |f| f.key_delimiter = some("\\x1"),
                 "The setting --key-delimiter is invalid: '\\x' needs two hex digits in '\\x1'.",
+            ),
+            (
+                &[],
+                |f| f.key_delimiter = some("\\x+1"),
+                "The setting --key-delimiter is invalid: '\\x' needs two hex digits in '\\x+1'.",
             ),
             (
                 &[],
