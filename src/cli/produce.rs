@@ -23,13 +23,12 @@ use super::kafka::KafkaArgs;
 use super::{invalid, CliError};
 use crate::cluster::Cluster;
 use crate::config::env::ProcessEnv;
-use crate::config::produce::{self, Codec, ProduceFlags};
+use crate::config::produce::{self, ProduceFlags};
 use crate::consumer::handler::log::now_ms;
 use crate::offsets::TopicPartition;
 use crate::producer::partitioner::{for_key, Sticky};
 use crate::producer::{OutRecord, Producer, ProducerConfig, Report};
 use crate::protocol::error::error_name;
-use crate::protocol::records::Compression;
 
 /// Write records from stdin or a file to a topic (like kcat -P)
 #[derive(Debug, Clone, Args)]
@@ -109,19 +108,9 @@ impl ProduceArgs {
     }
 }
 
-fn compression(c: Codec) -> Compression {
-    match c {
-        Codec::None => Compression::None,
-        Codec::Gzip => Compression::Gzip,
-        Codec::Snappy => Compression::Snappy,
-        Codec::Lz4 => Compression::Lz4,
-        Codec::Zstd => Compression::Zstd,
-    }
-}
-
 fn plan(a: &ProduceArgs, request_timeout: Duration) -> Result<Plan, CliError> {
     let s = produce::resolve(&ProcessEnv, &a.flags())?;
-    let mut config = ProducerConfig::new(compression(s.compression), request_timeout);
+    let mut config = ProducerConfig::new(s.compression, request_timeout);
     config.batch_bytes = s.batch_bytes;
     config.linger = s.linger;
     config.buffer_bytes = config.buffer_bytes.max(2 * config.batch_bytes);

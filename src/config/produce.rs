@@ -5,13 +5,14 @@
 //! Checked here, before any connection opens, so a typo is one exit 2 naming the flag. Whether
 //! the topic exists and the partition is in range needs the cluster, so the caller checks those;
 //! reading the input and running the producer stay with the caller too, which owns those types.
-//! The codec is named by its own small enum ([`Codec`]), not the record layer's.
+//! The codec is the record layer's [`Compression`] (`protocol` is below `config`).
 
 use std::time::Duration;
 
 use super::env::Env;
 use super::settings::{flag, invalid, number, parsed, required};
 use super::ConfigError;
+use crate::protocol::records::Compression;
 
 /// `produce`'s flags as given (only `--topic` has a variable).
 #[derive(Debug, Clone, Default)]
@@ -27,35 +28,10 @@ pub(crate) struct ProduceFlags {
     pub max_record_bytes: Option<String>,
 }
 
-/// A batch codec, as `--compression` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum Codec {
-    /// Uncompressed (the default).
-    #[default]
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
-
-impl Codec {
-    const ALL: [(Codec, &'static str); 5] = [
-        (Codec::None, "none"),
-        (Codec::Gzip, "gzip"),
-        (Codec::Snappy, "snappy"),
-        (Codec::Lz4, "lz4"),
-        (Codec::Zstd, "zstd"),
-    ];
-
-    /// The codec named `v` (ASCII case ignored).
-    fn parse(v: &str) -> Result<Codec, String> {
-        Self::ALL
-            .into_iter()
-            .find(|(_, name)| name.eq_ignore_ascii_case(v.trim()))
-            .map(|(c, _)| c)
-            .ok_or_else(|| format!("expected none, gzip, snappy, lz4 or zstd, got '{v}'"))
-    }
+/// The codec `--compression` names (ASCII case ignored).
+fn codec(v: &str) -> Result<Compression, String> {
+    Compression::from_name(v)
+        .ok_or_else(|| format!("expected none, gzip, snappy, lz4 or zstd, got '{v}'"))
 }
 
 /// `produce`'s settings, checked.
@@ -71,7 +47,7 @@ pub(crate) struct ProduceSettings {
     pub headers: Vec<(String, String)>,
     /// Every record to this partition; `None`: by key, or sticky without one.
     pub partition: Option<i32>,
-    pub compression: Codec,
+    pub compression: Compression,
     /// Uncompressed bytes per batch.
     pub batch_bytes: usize,
     /// How long a batch waits for more records.
@@ -112,8 +88,8 @@ pub(crate) fn resolve(env: &dyn Env, f: &ProduceFlags) -> Result<ProduceSettings
     })?;
     let compression = parsed(
         flag(&f.compression, "--compression"),
-        Codec::None,
-        Codec::parse,
+        Compression::None,
+        codec,
     )?;
     let batch_bytes = parsed(
         flag(&f.batch_bytes, "--batch-bytes"),
@@ -215,7 +191,7 @@ mod tests {
                 key_delimiter: None,
                 headers: vec![],
                 partition: None,
-                compression: Codec::None,
+                compression: Compression::None,
                 batch_bytes: 512 << 10,
                 linger: Duration::from_millis(5),
                 max_record: 1 << 20,
@@ -248,7 +224,7 @@ mod tests {
             ]
         );
         assert_eq!(s.partition, Some(3));
-        assert_eq!(s.compression, Codec::Zstd);
+        assert_eq!(s.compression, Compression::Zstd);
         assert_eq!(
             (s.batch_bytes, s.linger, s.max_record),
             (1024, Duration::ZERO, 256)
@@ -265,9 +241,15 @@ mod tests {
 
     #[test]
     fn every_codec_by_name() {
-        for (codec, name) in Codec::ALL {
-            assert_eq!(Codec::parse(name), Ok(codec));
-            assert_eq!(Codec::parse(&name.to_ascii_uppercase()), Ok(codec));
+        for (c, name) in [
+            (Compression::None, "none"),
+            (Compression::Gzip, "gzip"),
+            (Compression::Snappy, "snappy"),
+            (Compression::Lz4, "lz4"),
+            (Compression::Zstd, "zstd"),
+        ] {
+            assert_eq!(codec(name), Ok(c));
+            assert_eq!(codec(&name.to_ascii_uppercase()), Ok(c));
         }
     }
 
